@@ -1,0 +1,1 @@
+"""Authentication (admin token, API keys) and tenancy checks."""

@@ -1,0 +1,114 @@
+"""FastAPI dependencies resolving the bearer token into a ``Principal``."""
+
+from __future__ import annotations
+
+import hmac
+import threading
+import time
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy import select
+
+from app.auth.principal import Principal, hash_token
+from app.context import AppContext, get_context
+from app.errors import Forbidden, Unauthenticated
+from app.models import ApiKey
+
+
+class KeyCache:
+    """Short-lived cache of key lookups so hot paths skip a query per request."""
+
+    def __init__(self, ttl_seconds: float) -> None:
+        self.ttl = ttl_seconds
+        self._entries: dict[str, tuple[float, Principal | None]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, token_hash: str) -> tuple[bool, Principal | None]:
+        with self._lock:
+            entry = self._entries.get(token_hash)
+        if entry is None or entry[0] < time.monotonic():
+            return False, None
+        return True, entry[1]
+
+    def put(self, token_hash: str, principal: Principal | None) -> None:
+        with self._lock:
+            if len(self._entries) > 10_000:
+                self._entries.clear()
+            self._entries[token_hash] = (time.monotonic() + self.ttl, principal)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+def _bearer(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthenticated("missing bearer token")
+    return token
+
+
+def resolve_principal(ctx: AppContext, token: str) -> Principal:
+    """The principal a token stands for, or 401."""
+    admin = ctx.admin_token
+    if admin and hmac.compare_digest(token.encode(), admin.encode()):
+        return Principal.admin()
+    digest = hash_token(token)
+    hit, cached = ctx.key_cache.get(digest)
+    if hit:
+        if cached is None:
+            raise Unauthenticated("unknown token")
+        return cached
+    with ctx.db.read() as session:
+        key = session.scalars(
+            select(ApiKey).where(ApiKey.token_hash == digest, ApiKey.revoked_at.is_(None))
+        ).first()
+    principal = None
+    if key is not None:
+        principal = Principal(
+            is_admin=False,
+            organization_id=key.organization_id,
+            scopes=frozenset(key.scopes),
+            project_ids=None if key.project_ids is None else frozenset(key.project_ids),
+            key_id=key.id,
+        )
+    ctx.key_cache.put(digest, principal)
+    if principal is None:
+        raise Unauthenticated("unknown token")
+    return principal
+
+
+def current_principal(
+    request: Request, ctx: Annotated[AppContext, Depends(get_context)]
+) -> Principal:
+    """Any authenticated caller."""
+    return resolve_principal(ctx, _bearer(request))
+
+
+PrincipalDep = Annotated[Principal, Depends(current_principal)]
+
+
+def require_admin(principal: PrincipalDep) -> Principal:
+    """Only the admin token."""
+    if not principal.is_admin:
+        raise Forbidden("admin token required")
+    return principal
+
+
+def _scoped(scope: str):  # type: ignore[no-untyped-def]
+    def dependency(principal: PrincipalDep) -> Principal:
+        if not principal.has_scope(scope):
+            raise Forbidden(f"scope '{scope}' required")
+        return principal
+
+    dependency.__name__ = f"require_{scope}"
+    return dependency
+
+
+AdminDep = Annotated[Principal, Depends(require_admin)]
+IngestDep = Annotated[Principal, Depends(_scoped("ingest"))]
+ReadDep = Annotated[Principal, Depends(_scoped("read"))]
+TriageDep = Annotated[Principal, Depends(_scoped("triage"))]

@@ -1,0 +1,145 @@
+"""The ``issue-platform`` command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from app.config import get_settings
+
+if TYPE_CHECKING:
+    from app.context import AppContext
+
+cli = typer.Typer(
+    help="Issue Platform: occurrences in, deduplicated issues out.", no_args_is_help=True
+)
+
+
+def _ensure_admin_token() -> None:
+    settings = get_settings()
+    if settings.admin_token:
+        return
+    path: Path = settings.admin_token_path
+    if path.is_file() and path.read_text().strip():
+        typer.echo(f"admin token: stored in {path.resolve()}", err=True)
+        return
+    from app.auth.principal import new_token
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    token = new_token("ipa_")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, stat.S_IRUSR | stat.S_IWUSR)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(token + "\n")
+    os.chmod(path, stat.S_IRUSR | stat.S_IWUSR)
+    typer.echo(f"admin token generated and stored in {path.resolve()} (mode 600)", err=True)
+
+
+def _migrate() -> None:
+    from app.migrations import upgrade
+
+    settings = get_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.resolved_database_url)
+    from app.db import Database, create_db_engine
+    from app.organizations.defaults import ensure_defaults
+
+    db = Database(create_db_engine(settings.resolved_database_url))
+    try:
+        ensure_defaults(db)
+    finally:
+        db.dispose()
+
+
+@cli.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+) -> None:
+    """Apply pending migrations, then serve the API (and run the periodic jobs)."""
+    import uvicorn
+
+    _migrate()
+    _ensure_admin_token()
+    typer.echo(f"serving on http://{host}:{port} (docs at /docs)", err=True)
+    uvicorn.run(
+        "app.asgi:app",
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+        access_log=False,
+        proxy_headers=False,
+    )
+
+
+@cli.command()
+def migrate() -> None:
+    """Apply pending database migrations."""
+    _migrate()
+    typer.echo("database at head", err=True)
+
+
+@cli.command()
+def openapi(
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to a file.")] = None,
+) -> None:
+    """Print the OpenAPI schema (the committed openapi.json is this output)."""
+    from app.openapi import openapi_json
+
+    text = openapi_json()
+    if output:
+        output.write_text(text)
+    else:
+        typer.echo(text, nl=False)
+
+
+def _context() -> AppContext:
+    from app.main import build_context
+
+    _migrate()
+    ctx = build_context(get_settings())
+    from app.issue_types.service import reload_registry
+
+    with ctx.db.read() as session:
+        reload_registry(session, ctx.registry)
+    return ctx
+
+
+@cli.command()
+def jobs() -> None:
+    """Run every periodic job once (auto-resolve, ongoing, forecasts, webhook delivery)."""
+    from app.jobs.runner import run_all_once
+
+    ctx = _context()
+    try:
+        typer.echo(json.dumps(run_all_once(ctx), default=str, indent=2))
+    finally:
+        ctx.db.dispose()
+
+
+@cli.command("auto-resolve")
+def auto_resolve() -> None:
+    """Run one auto-resolve pass."""
+    from app.jobs.runner import JOBS, _load_jobs
+
+    ctx = _context()
+    try:
+        _load_jobs()
+        job = next((j for j in JOBS if j.name == "auto_resolve"), None)
+        if job is None:
+            typer.echo("auto-resolve is not available in this build", err=True)
+            raise typer.Exit(1)
+        typer.echo(json.dumps(job.run(ctx), default=str))
+    finally:
+        ctx.db.dispose()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli()

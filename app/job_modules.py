@@ -1,0 +1,1 @@
+"""Modules whose import registers periodic jobs (see ``app.jobs.runner``)."""

@@ -1,0 +1,1 @@
+"""Periodic jobs: auto-resolve, ongoing transitions, forecasts, webhook delivery."""

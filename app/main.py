@@ -1,0 +1,123 @@
+"""Application factory: wires settings, database, registry, routers and error handling."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any
+
+from fastapi import FastAPI
+
+from app.auth.dependencies import KeyCache
+from app.config import Settings, get_settings
+from app.context import AppContext
+from app.db import Database, create_db_engine, utcnow
+from app.errors import install_error_handlers
+from app.issue_types.registry import Registry
+from app.issue_types.service import load_plugins, reload_registry
+from app.middleware import BodyLimitMiddleware
+from app.organizations.defaults import ensure_defaults
+from app.responses import JSONResponse
+from app.system.router import router as system_router
+from app.system.router import static_files
+
+log = logging.getLogger(__name__)
+
+API_DESCRIPTION = """
+Turns the findings of any detector into tracked, deduplicated issues.
+
+Send **occurrences** (`POST /occurrences`), find **issues** (`GET /issues`), triage them
+(`PATCH /issues/{id}`). Every endpoint except health, readiness, metrics and these docs needs
+`Authorization: Bearer <token>`: the admin token or an API key with the right scope.
+"""
+
+
+def read_admin_token(settings: Settings) -> str | None:
+    """The admin token: from the settings, else from the file ``serve`` generated."""
+    if settings.admin_token:
+        return settings.admin_token
+    path = settings.admin_token_path
+    if path.is_file():
+        token = path.read_text().strip()
+        return token or None
+    return None
+
+
+def build_context(settings: Settings, clock: Callable[[], datetime] | None = None) -> AppContext:
+    """Create the engine, registry and caches of one application."""
+    engine = create_db_engine(
+        settings.resolved_database_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+    )
+    load_plugins()
+    return AppContext(
+        settings=settings,
+        db=Database(engine),
+        registry=Registry(),
+        key_cache=KeyCache(ttl_seconds=settings.auth_cache_seconds),
+        admin_token=read_admin_token(settings),
+        clock=clock or utcnow,
+    )
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    clock: Callable[[], datetime] | None = None,
+    start_workers: bool = False,
+) -> FastAPI:
+    """Build the FastAPI application (``start_workers`` runs periodic jobs in the process)."""
+    settings = settings or get_settings()
+    ctx = build_context(settings, clock)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        ensure_defaults(ctx.db)
+        with ctx.db.read() as session:
+            reload_registry(session, ctx.registry)
+        stoppers: list[Callable[[], Any]] = []
+        if start_workers:
+            from app.jobs.runner import start_background_jobs
+
+            stoppers.append(await start_background_jobs(ctx))
+        try:
+            yield
+        finally:
+            for stop in stoppers:
+                result = stop()
+                if hasattr(result, "__await__"):
+                    await result
+            ctx.db.dispose()
+
+    app = FastAPI(
+        title="Issue Platform",
+        version="0.1.0",
+        description=API_DESCRIPTION,
+        docs_url=None,
+        redoc_url=None,
+        default_response_class=JSONResponse,
+        lifespan=lifespan,
+    )
+    app.state.ctx = ctx
+    install_error_handlers(app)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_body=settings.max_body_bytes,
+        max_batch_body=settings.max_batch_body_bytes,
+    )
+    app.mount("/docs-static", static_files, name="docs-static")
+    app.include_router(system_router)
+    for router in _domain_routers():
+        app.include_router(router)
+    return app
+
+
+def _domain_routers() -> list[Any]:
+    """Routers of the domain packages, in the order they appear in the docs."""
+    from app.routers import ROUTERS
+
+    return list(ROUTERS)

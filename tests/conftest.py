@@ -1,0 +1,131 @@
+"""Shared fixtures: a fresh database per test (SQLite file, or PostgreSQL via TEST_DATABASE_URL)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
+
+from app.config import Settings
+from app.db import Base
+from app.migrations import upgrade
+
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
+ADMIN_TOKEN = "test-admin-token"  # noqa: S105
+ON_POSTGRES = bool(TEST_DATABASE_URL)
+
+
+class FakeClock:
+    """An injectable clock that tests move by hand."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.now = start or datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **kwargs: float) -> datetime:
+        self.now += timedelta(**kwargs)
+        return self.now
+
+
+def _reset_postgres(url: str) -> None:
+    engine = create_engine(url, poolclass=NullPool)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def template_db(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A migrated database: a template SQLite file, or the PostgreSQL test database."""
+    if TEST_DATABASE_URL:
+        _reset_postgres(TEST_DATABASE_URL)
+        upgrade(TEST_DATABASE_URL)
+        return TEST_DATABASE_URL
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    url = f"sqlite:///{path}"
+    upgrade(url)
+    return str(path)
+
+
+def _truncate_postgres(url: str) -> None:
+    tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
+    engine = create_engine(url, poolclass=NullPool)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture
+def db_url(template_db: str, tmp_path: Path) -> str:
+    """A fresh, migrated, empty database for one test."""
+    if TEST_DATABASE_URL:
+        _truncate_postgres(TEST_DATABASE_URL)
+        return TEST_DATABASE_URL
+    target = tmp_path / "test.db"
+    shutil.copyfile(template_db, target)
+    return f"sqlite:///{target}"
+
+
+@pytest.fixture
+def settings(db_url: str, tmp_path: Path) -> Settings:
+    """Settings of the app under test."""
+    return Settings(
+        database_url=db_url,
+        data_dir=tmp_path / "data",
+        admin_token=ADMIN_TOKEN,
+        auth_cache_seconds=0,
+        registry_refresh_seconds=0,
+    )
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """The app's clock."""
+    return FakeClock()
+
+
+@pytest.fixture
+def app(settings: Settings, clock: FakeClock) -> FastAPI:
+    """The application under test."""
+    from app.main import create_app
+
+    return create_app(settings, clock=clock)
+
+
+@pytest.fixture
+def client(app: FastAPI) -> Iterator[TestClient]:
+    """An unauthenticated client (lifespan started)."""
+    with TestClient(app, raise_server_exceptions=False) as c:
+        yield c
+
+
+@pytest.fixture
+def admin(client: TestClient) -> TestClient:
+    """The client with the admin token (same app and database as ``client``)."""
+    client.headers["Authorization"] = f"Bearer {ADMIN_TOKEN}"
+    return client
+
+
+def auth(token: str) -> dict[str, str]:
+    """Authorization header for a token."""
+    return {"Authorization": f"Bearer {token}"}
+
+
+def assert_error(response: Any, status: int, code: str) -> dict[str, Any]:
+    """Check an error answer's status and code; return its error object."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["error"]["code"] == code, body
+    return body["error"]  # type: ignore[no-any-return]
