@@ -1,0 +1,1 @@
+"""Issues (groups): the stream, reading one issue, its occurrences, activity and forecast."""

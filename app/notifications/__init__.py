@@ -1,0 +1,1 @@
+"""Webhooks: outbox written with each change, delivered at least once by a worker."""

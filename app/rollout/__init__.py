@@ -1,0 +1,1 @@
+"""Rollout flags of unreleased issue types: ingest, post-process and visibility."""
