@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from datetime import timedelta
 from importlib.metadata import entry_points
 
@@ -10,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.issue_types import builtins  # noqa: F401  (defining the classes registers them)
+from app.context import AppContext
 from app.issue_types.registry import (
     Category,
     CreationQuota,
@@ -74,3 +76,17 @@ def reload_registry(session: Session, registry: Registry) -> None:
         Category(r.id, r.slug, r.description, False) for r in session.scalars(select(CategoryRow))
     ]
     registry.set_api_entries(types, cats)
+
+
+def refresh_if_stale(ctx: AppContext, session: Session) -> None:
+    """Reload API-registered types when older than ``registry_refresh_seconds``.
+
+    This is how a type registered on one process reaches every other process on the database.
+    """
+    now = time.monotonic()
+    last = ctx.extras.get("registry_loaded_at")
+    ttl = ctx.settings.registry_refresh_seconds
+    if isinstance(last, float) and ttl > 0 and now - last < ttl:
+        return
+    reload_registry(session, ctx.registry)
+    ctx.extras["registry_loaded_at"] = now

@@ -1,0 +1,1 @@
+"""Issue lifecycle: transitions, escalation forecasts and the time-driven jobs."""
