@@ -10,8 +10,8 @@ from importlib.metadata import entry_points
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.issue_types import builtins  # noqa: F401  (defining the classes registers them)
 from app.context import AppContext
+from app.issue_types import builtins  # noqa: F401  (defining the classes registers them)
 from app.issue_types.registry import (
     Category,
     CreationQuota,
