@@ -72,7 +72,9 @@ class FakeConsumer:
         self.on_revoke: Callable[..., None] | None = None
         self.on_consume: Callable[[], None] | None = None
 
-    def subscribe(self, topics: list[str], on_revoke: Callable[..., None]) -> None:
+    def subscribe(
+        self, topics: list[str], on_assign: Callable[..., None], on_revoke: Callable[..., None]
+    ) -> None:
         self.on_revoke = on_revoke
 
     def consume(self, num_messages: int, timeout: float) -> list[FakeMessage]:

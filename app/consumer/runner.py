@@ -148,6 +148,7 @@ class IngestConsumer:
         self._producer = dlq_producer
         self._pending: list[InboundMessage] = []
         self._revoked = False
+        self.assigned: frozenset[tuple[str, int]] = frozenset()
         self._dlq_failures: list[str] = []
         self.processed = 0
         self.dead_lettered = 0
@@ -155,7 +156,9 @@ class IngestConsumer:
 
     def run(self, stop: threading.Event) -> None:
         """Consume until ``stop`` is set; then finish the batch in hand, commit and leave."""
-        self._consumer.subscribe([self.config.topic], on_revoke=self._on_revoke)
+        self._consumer.subscribe(
+            [self.config.topic], on_assign=self._on_assign, on_revoke=self._on_revoke
+        )
         log.info(
             "consuming %s as group %s (dead letters to %s)",
             self.config.topic,
@@ -252,10 +255,15 @@ class IngestConsumer:
             self._consumer.pause(self._consumer.assignment())
         return fresh
 
+    def _on_assign(self, _consumer: Any, partitions: list[Any]) -> None:
+        self.assigned |= {(tp.topic, tp.partition) for tp in partitions}
+        log.info("assigned partitions %s", sorted(p for _, p in self.assigned))
+
     def _on_revoke(self, _consumer: Any, partitions: list[Any]) -> None:
         # A revoked partition now belongs to another member, which restarts from the committed
         # offset: drop what we hold of it, or it would be processed twice and committed wrongly.
         gone = {(tp.topic, tp.partition) for tp in partitions}
+        self.assigned -= gone
         if self._pending:
             log.info("partitions revoked while a batch waits: dropping their messages")
         self._pending = [m for m in self._pending if (m.topic, m.partition) not in gone]
