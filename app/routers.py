@@ -4,4 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-ROUTERS: list[APIRouter] = []
+from app.issues.router import router as issues_router
+from app.occurrences.router import router as occurrences_router
+
+ROUTERS: list[APIRouter] = [
+    occurrences_router,
+    issues_router,
+]
