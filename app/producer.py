@@ -377,8 +377,14 @@ class KafkaTransport:
             raise ProduceError(f"{len(failures)} message(s) failed: {failures[0]}")
 
     def close(self) -> None:
-        """Flush what is queued."""
-        self.flush()
+        """Flush what is queued and disconnect."""
+        try:
+            self.flush()
+        finally:
+            # Producer.close() exists only in recent confluent-kafka releases.
+            close = getattr(self._producer, "close", None)
+            if callable(close):
+                close()
 
 
 RETRY_STATUSES = frozenset({500, 502, 503, 504})

@@ -21,6 +21,7 @@ from app.producer import (
     produce_occurrence,
     set_default_transport,
 )
+from tests.conftest import ADMIN_TOKEN
 
 EVENT_ID = "a" * 32
 
@@ -224,3 +225,22 @@ def test_http_transport_gives_up_after_its_retries() -> None:
 
     with pytest.raises(ProduceError, match="refused"):
         produce_occurrence(occurrence=make_occurrence(), transport=_http(handler, retries=2))
+
+
+def test_http_transport_posts_to_the_real_ingest_endpoint(admin: Any) -> None:
+    transport = HttpTransport("http://testserver", ADMIN_TOKEN, client=admin)
+    event = {"event_id": EVENT_ID, "platform": "python", "timestamp": 1793617200.0}
+    occurrence = make_occurrence(type=1)  # "error": no noise threshold
+    first = produce_occurrence(occurrence=occurrence, event_data=event, transport=transport)
+    assert first is not None
+    assert first["outcome"] == "created"
+    again = make_occurrence(id=first["occurrence_id"], type=1)
+    second = produce_occurrence(occurrence=again, event_data=event, transport=transport)
+    assert second is not None
+    assert second["outcome"] == "duplicate"
+    with pytest.raises(ProduceError) as info:
+        produce_occurrence(
+            occurrence=make_occurrence(type=987654), event_data=event, transport=transport
+        )
+    assert info.value.status_code == 422
+    assert info.value.body["error"]["code"] == "unknown_issue_type"

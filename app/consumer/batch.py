@@ -97,12 +97,9 @@ def decode(value: bytes | None) -> dict[str, Any] | str:
 
 def default_ingest() -> IngestFn:
     """The real ingest use case (imported late so the consumer module loads on its own)."""
-    # TODO(kafka): import directly once app.occurrences.service is on main.
-    import importlib
+    from app.occurrences.ingest import ingest_messages
 
-    service = importlib.import_module("app.occurrences.service")
-    ingest: IngestFn = service.ingest_messages
-    return ingest
+    return ingest_messages
 
 
 def process_batch(

@@ -111,6 +111,13 @@ def dead_letter_headers(rejection: Rejection) -> list[tuple[str, bytes]]:
     return headers
 
 
+def close_producer(producer: Any) -> None:
+    """Close a confluent-kafka producer where the client version can (2.x added close())."""
+    close = getattr(producer, "close", None)
+    if callable(close):
+        close()
+
+
 def commit_offsets(messages: Iterable[InboundMessage]) -> dict[tuple[str, int], int]:
     """The offsets to commit: per partition, one past the last message handled."""
     offsets: dict[tuple[str, int], int] = {}
@@ -316,6 +323,7 @@ class IngestConsumer:
     def _close(self) -> None:
         try:
             self._producer.flush(self.config.dlq_timeout_seconds)
+            close_producer(self._producer)
         finally:
             # close() leaves the group at once, so the partitions move without waiting for the
             # session timeout.
