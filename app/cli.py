@@ -170,6 +170,10 @@ def consume(
         list[str] | None,
         typer.Option("-X", help="Extra librdkafka setting key=value (repeatable)."),
     ] = None,
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Serve Prometheus /metrics of this process on this port.")
+    ] = None,
+    metrics_host: Annotated[str, typer.Option(help="Interface for --metrics-port.")] = "127.0.0.1",
 ) -> None:
     """Consume the ingest topic into the database (SIGTERM/SIGINT: finish the batch, leave)."""
     import logging
@@ -189,6 +193,12 @@ def consume(
         kafka_options=_kafka_options(kafka_option or []),
     )
     ctx = _context()
+    if metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        from app.metrics import REGISTRY
+
+        start_http_server(metrics_port, addr=metrics_host, registry=REGISTRY)
     stop = threading.Event()
 
     def _request_stop(signum: int, _frame: object) -> None:

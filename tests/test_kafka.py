@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -396,11 +397,15 @@ def test_consume_command_stops_cleanly_on_sigterm(
         "ISSUE_PLATFORM_DATA_DIR": str(settings.data_dir),
     }
     command = [sys.executable, "-m", "app", "consume", "--bootstrap-servers", broker]
+    metrics_port = _free_port()
     command += ["--topic", topic, "--group", "cli", "-X", "session.timeout.ms=6000"]
+    command += ["--metrics-port", str(metrics_port)]
     process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
     try:
         wait_for(lambda: times_seen(admin) == {"eta": 1}, what="CLI consumer ingested")
         wait_for(lambda: committed(broker, topic, "cli") == 1, what="CLI consumer committed")
+        metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/").text
+        assert 'issue_platform_consumer_messages_total{result="processed"} 1.0' in metrics
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=20)
     finally:
