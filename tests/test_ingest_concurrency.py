@@ -89,6 +89,7 @@ def test_same_id_sent_twice_at_the_same_instant_counts_once(settings: Settings) 
             ctx: AppContext,
             payload: dict[str, object] = payload,
             barrier: threading.Barrier = barrier,
+            answers: list[str] = answers,
         ) -> None:
             barrier.wait()
             [result] = ingest_occurrences(ctx, [payload], principal=Principal.admin())
