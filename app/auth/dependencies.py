@@ -8,7 +8,6 @@ import time
 from typing import Annotated
 
 from fastapi import Depends, Request
-from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 
 from app.auth.principal import Principal, hash_token
