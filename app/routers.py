@@ -4,4 +4,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-ROUTERS: list[APIRouter] = []
+from app.notifications.router import router as notifications_router
+
+ROUTERS: list[APIRouter] = [notifications_router]
