@@ -353,6 +353,7 @@ def test_delivery_fails_for_good_only_after_a_day_of_retries(
     assert row.state == "failed"
     assert clock.now - start >= timedelta(hours=24)
     assert clock.now - start < timedelta(hours=25)
+    assert row.attempts == 33
     assert len(receiver.requests) == row.attempts
     assert log_of(admin, hook)["data"][0]["state"] == "failed"
     clock.advance(days=2)
