@@ -23,6 +23,7 @@ from app.models import Group, Organization, Project, RolloutFlag, WebhookDeliver
 from app.notifications.delivery import deliver_due
 from app.notifications.outbox import enqueue, post_process_enabled
 from app.notifications.signing import verify
+from tests.builders import occurrence
 from tests.conftest import FakeClock, assert_error
 
 SECRET = "whsec-test"  # noqa: S105
@@ -651,3 +652,68 @@ def test_delivery_log_is_newest_first_and_paged(
     assert_error(r, 422, "invalid_payload")
     r = admin.get(f"/admin/webhooks/{hook}/deliveries", params={"limit": 101})
     assert_error(r, 422, "invalid_payload")
+
+
+# --- end to end through ingest ---------------------------------------------------------------
+
+
+def post_occurrence(admin: TestClient, **overrides: Any) -> dict[str, Any]:
+    """POST one occurrence; returns the 202 answer."""
+    r = admin.post("/occurrences", json=occurrence(**overrides))
+    assert r.status_code == 202, r.text
+    return r.json()  # type: ignore[no-any-return]
+
+
+def resolve_by_hand(ctx: AppContext, issue_id: int) -> None:
+    """Resolve an issue directly in the database (no notification)."""
+    with ctx.db.write() as session:
+        group = session.get(Group, issue_id)
+        assert group is not None
+        group.status, group.substatus = 1, None
+        session.commit()
+
+
+def test_ingested_issue_notifies_created_and_regressed(
+    ctx: AppContext, admin: TestClient, receiver: Receiver
+) -> None:
+    register(admin, receiver.url)
+    created = post_occurrence(admin)
+    assert created["outcome"] == "created"
+    deliver_due(ctx)
+    [request] = receiver.requests
+    body = request.json()
+    assert body["event"] == "issue.created"
+    assert verify(SECRET, request.body, request.headers["x-issue-platform-signature"])
+    shown = admin.get(f"/issues/{created['issue_id']}")
+    assert shown.status_code == 200
+    assert body["issue"] == shown.json()
+    assert body["issue"]["latest_occurrence"]["id"] == created["occurrence_id"]
+
+    assert post_occurrence(admin)["outcome"] == "grouped"
+    resolve_by_hand(ctx, created["issue_id"])
+    assert post_occurrence(admin)["outcome"] == "regressed"
+    deliver_due(ctx)
+    assert [r.json()["event"] for r in receiver.requests] == ["issue.created", "issue.regressed"]
+    regressed = receiver.requests[1].json()["issue"]
+    assert regressed["substatus"] == "regressed"
+    assert regressed["times_seen"] == 3  # the issue as the regression left it
+
+
+def test_ingested_issue_of_type_without_post_process_never_notifies_created(
+    ctx: AppContext, admin: TestClient, receiver: Receiver
+) -> None:
+    register(admin, receiver.url)
+    with ctx.db.write() as session:
+        session.add(RolloutFlag(type_id=UNRELEASED_TYPE, kind="ingest", stage="ga"))
+        session.commit()
+    created = post_occurrence(admin, type=UNRELEASED_TYPE, fingerprint=["io"])
+    assert created["outcome"] == "created"
+    assert deliveries(ctx) == []
+
+    set_post_process(ctx, "ga")
+    assert post_occurrence(admin, type=UNRELEASED_TYPE, fingerprint=["io"])["outcome"] == "grouped"
+    resolve_by_hand(ctx, created["issue_id"])
+    regressed = post_occurrence(admin, type=UNRELEASED_TYPE, fingerprint=["io"])
+    assert regressed["outcome"] == "regressed"
+    deliver_due(ctx)
+    assert [r.json()["event"] for r in receiver.requests] == ["issue.regressed"]

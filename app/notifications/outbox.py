@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 import orjson
+from sqlalchemy import event as sa_event
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 from app.context import AppContext
+from app.issue_types.registry import Registry
 from app.issues.serialize import issue_payload
 from app.models import Group, Organization, Project, Webhook, WebhookDelivery
 from app.rollout.rules import FlagKind
@@ -23,6 +26,9 @@ EVENTS = (
     "issue.ignored",
     "issue.unresolved",
 )
+
+# Deliveries queued in a session whose bodies are rendered again just before it commits.
+_QUEUED = "notifications.queued"
 
 
 def post_process_enabled(
@@ -54,7 +60,8 @@ def enqueue(session: Session, ctx: AppContext, group: Group, event: str, *, now:
 
     Returns the number of deliveries queued. Respects the type's post-process flag, and an
     issue created while that flag was off never sends ``issue.created``. Only flushes: the
-    rows commit (or roll back) with the caller's change.
+    rows commit (or roll back) with the caller's change, and their ``issue`` is rendered again
+    just before that commit so it shows the issue as committed (latest occurrence included).
     """
     if event not in EVENTS:
         raise ValueError(f"unknown notification event {event!r}")
@@ -74,20 +81,48 @@ def enqueue(session: Session, ctx: AppContext, group: Group, event: str, *, now:
     if group.id is None:
         session.flush()
     issue = issue_payload(session, group, ctx.registry)
+    rows = []
     for webhook in webhooks:
         delivery_id = uuid.uuid4().hex
-        session.add(
-            WebhookDelivery(
-                id=delivery_id,
-                webhook_id=webhook.id,
-                group_id=group.id,
-                event=event,
-                body=delivery_body(delivery_id, event, now, issue),
-                state="pending",
-                attempts=0,
-                next_attempt_at=now,
-                created_at=now,
-            )
+        row = WebhookDelivery(
+            id=delivery_id,
+            webhook_id=webhook.id,
+            group_id=group.id,
+            event=event,
+            body=delivery_body(delivery_id, event, now, issue),
+            state="pending",
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
         )
+        session.add(row)
+        rows.append(row)
+    session.info.setdefault(_QUEUED, []).append((group, rows, ctx.registry))
     session.flush()
-    return len(webhooks)
+    return len(rows)
+
+
+@sa_event.listens_for(Session, "before_commit")
+def _render_final_bodies(session: Session) -> None:
+    """Show each issue as the transaction leaves it, whatever the caller changed after enqueue."""
+    queued: list[tuple[Group, list[WebhookDelivery], Registry]] = session.info.pop(_QUEUED, [])
+    if not queued:
+        return
+    session.flush()
+    rendered: dict[int, Any] = {}
+    for group, rows, registry in queued:
+        live = [r for r in rows if r in session]
+        if not live or group not in session:
+            continue  # rolled back with a savepoint
+        if id(group) not in rendered:
+            rendered[id(group)] = issue_payload(session, group, registry)
+        for row in live:
+            row.body = delivery_body(row.id, row.event, row.created_at, rendered[id(group)])
+    session.flush()
+
+
+@sa_event.listens_for(Session, "after_transaction_end")
+def _forget_queued(session: Session, transaction: SessionTransaction) -> None:
+    """A rolled-back or closed transaction leaves nothing to render."""
+    if transaction.parent is None:
+        session.info.pop(_QUEUED, None)
