@@ -24,6 +24,9 @@ class Settings(BaseSettings):
     max_batch_body_bytes: int = Field(
         8 * 1024 * 1024, ge=1024, description="Body limit for /occurrences/batch and /ingest."
     )
+    ingest_group_max_items: int = Field(
+        1000, ge=1, description="Most occurrences the ingest writer puts in one transaction."
+    )
     max_batch_items: int = Field(1000, ge=1, description="Most items in one batch request.")
     max_fingerprint_elements: int = Field(100, ge=1, description="Most fingerprint elements.")
     max_fingerprint_length: int = Field(2048, ge=1, description="Longest fingerprint element.")

@@ -12,7 +12,6 @@ from sqlalchemy import JSON, DateTime, Dialect, Engine, MetaData, create_engine,
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
-from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator
 
 NAMING_CONVENTION = {
@@ -81,7 +80,9 @@ def create_db_engine(
             url,
             json_serializer=_json_dumps,
             connect_args={"check_same_thread": False, "timeout": busy_timeout_ms / 1000},
-            poolclass=NullPool if ":memory:" not in url else None,
+            # Keep connections open: closing the last WAL connection checkpoints the file.
+            pool_size=pool_size,
+            max_overflow=max_overflow,
         )
 
         @event.listens_for(engine, "connect")
