@@ -46,6 +46,13 @@ class Settings(BaseSettings):
     )
     run_jobs: bool = Field(True, description="Run periodic jobs inside `serve`.")
     webhook_timeout_seconds: float = Field(5.0, gt=0, description="Webhook HTTP timeout.")
+    webhook_poll_seconds: float = Field(
+        1.0, gt=0, description="How often `serve` looks for webhook deliveries that are due."
+    )
+    webhook_allow_private_networks: bool = Field(
+        False,
+        description="Allow webhook URLs on localhost or literal private/loopback/link-local IPs.",
+    )
     auth_cache_seconds: float = Field(
         2.0, ge=0, description="How long a process caches an API key lookup."
     )
