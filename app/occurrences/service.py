@@ -324,23 +324,20 @@ def _load_known(
     for project_id, project_hashes in by_project.items():
         hash_list = sorted(project_hashes)
         for start in range(0, len(hash_list), 500):
+            # One statement reads the hashes and locks their issues, in id order.
             rows = batch.session.execute(
-                select(GroupHash.hash, GroupHash.group_id).where(
+                select(GroupHash.hash, Group)
+                .join(Group, Group.id == GroupHash.group_id)
+                .where(
                     GroupHash.project_id == project_id,
                     GroupHash.hash.in_(hash_list[start : start + 500]),
                 )
+                .order_by(Group.id)
+                .with_for_update(of=Group)
             )
-            for h, group_id in rows:
-                batch.known[(project_id, h)] = group_id
-    group_ids = sorted(set(batch.known.values()))
-    for start in range(0, len(group_ids), 500):
-        for group in batch.session.scalars(
-            select(Group)
-            .where(Group.id.in_(group_ids[start : start + 500]))
-            .order_by(Group.id)
-            .with_for_update()
-        ):
-            batch.groups[group.id] = group
+            for h, group in rows:
+                batch.known[(project_id, h)] = group.id
+                batch.groups[group.id] = group
 
 
 def _load_events(batch: _Batch, referencing: list[ValidOccurrence]) -> None:
