@@ -4,4 +4,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-ROUTERS: list[APIRouter] = []
+from app.organizations.router import router as organizations_router
+
+ROUTERS: list[APIRouter] = [organizations_router]
