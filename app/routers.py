@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from app.issue_types.router import router as issue_types_router
 from app.organizations.router import router as organizations_router
+from app.rollout.router import router as rollout_router
 
-ROUTERS: list[APIRouter] = [organizations_router]
+ROUTERS: list[APIRouter] = [organizations_router, issue_types_router, rollout_router]
