@@ -359,8 +359,8 @@ def plugin_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
     sys.modules.pop("demo_issue_plugin", None)
 
 
-@pytest.mark.usefixtures("plugin_path")
-def test_plugin_type_from_entry_point_is_listed(admin: TestClient) -> None:
+def test_plugin_type_from_entry_point_is_listed(admin: TestClient, plugin_path: Path) -> None:
+    # The app is already running: the plugin is installed after it started, then loaded.
     assert "demo" in load_plugins()
     listed = {t["slug"]: t for t in admin.get("/admin/issue-types").json()}
     plugin = listed["demo_plugin_slow_regex"]
