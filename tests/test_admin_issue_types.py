@@ -109,7 +109,7 @@ def test_unreleased_type_lists_its_three_flag_names(admin: TestClient) -> None:
     got = admin.get("/admin/issue-types/profile_json_decode_main_thread").json()
     assert got["flags"] == [
         "organizations:profile-json-decode-main-thread-ingest",
-        "organizations:profile-json-decode-main-thread-post-process",
+        "organizations:profile-json-decode-main-thread-post-process-group",
         "organizations:profile-json-decode-main-thread-visible",
     ]
 
@@ -158,7 +158,7 @@ def test_registered_type_has_spec_defaults(admin: TestClient) -> None:
         "read_only": False,
         "flags": [
             "organizations:custom-slow-thing-ingest",
-            "organizations:custom-slow-thing-post-process",
+            "organizations:custom-slow-thing-post-process-group",
             "organizations:custom-slow-thing-visible",
         ],
     }

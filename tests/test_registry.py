@@ -237,7 +237,7 @@ def test_category_lookup_by_id_slug_or_numeric_string(registry: Registry) -> Non
     ("slug", "kind", "name"),
     [
         ("profile_file_io_main_thread", FlagKind.INGEST, "organizations:profile-file-io-main-thread-ingest"),  # noqa: E501
-        ("uptime_domain_failure", FlagKind.POST_PROCESS, "organizations:uptime-domain-failure-post-process"),  # noqa: E501
+        ("uptime_domain_failure", FlagKind.POST_PROCESS, "organizations:uptime-domain-failure-post-process-group"),  # noqa: E501
         ("metric_issue", FlagKind.VISIBLE, "organizations:metric-issue-visible"),
     ],
 )  # fmt: skip

@@ -15,7 +15,7 @@ from tests.conftest import assert_error
 
 TYPE = "profile_json_decode_main_thread"
 INGEST = "organizations:profile-json-decode-main-thread-ingest"
-POST_PROCESS = "organizations:profile-json-decode-main-thread-post-process"
+POST_PROCESS = "organizations:profile-json-decode-main-thread-post-process-group"
 VISIBLE = "organizations:profile-json-decode-main-thread-visible"
 
 
@@ -127,7 +127,7 @@ def test_api_registered_unreleased_type_gets_flags(admin: TestClient) -> None:
     names = {f["name"] for f in admin.get("/admin/flags").json() if f["type"] == "new_detector"}
     assert names == {
         "organizations:new-detector-ingest",
-        "organizations:new-detector-post-process",
+        "organizations:new-detector-post-process-group",
         "organizations:new-detector-visible",
     }
     response = admin.put("/admin/issue-types/new_detector/flags/visible", json={"stage": "ga"})

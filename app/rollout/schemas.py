@@ -28,7 +28,7 @@ class FlagOut(BaseModel):
     """One rollout flag of an unreleased issue type."""
 
     name: str = Field(
-        description="`organizations:<slug with - for _>-<ingest|post-process|visible>`."
+        description="`organizations:<slug with - for _>-<ingest|post-process-group|visible>`."
     )
     type: str = Field(description="Issue type slug.")
     type_id: int = Field(description="Issue type id.")
