@@ -2,9 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
+from fastapi import Path
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+MAX_ID = 2**63 - 1
+"""Largest id of organizations and projects (64-bit columns on every backend)."""
+
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+"""An id given in a body: positive and within the 64-bit range the columns can hold."""
+
+MAX_INT32 = 2**31 - 1
+"""Largest id of tables with 32-bit keys (API keys, webhooks, issue types, categories)."""
+
+IdPath = Annotated[int, Path(le=MAX_ID, description="The id.")]
+"""An id in the URL path; out of range → 422 instead of a database error."""
+
+Int32IdPath = Annotated[int, Path(le=MAX_INT32, description="The id.")]
+"""The id of a table with 32-bit keys in the URL path."""
 
 
 class StrictIn(BaseModel):

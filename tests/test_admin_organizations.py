@@ -198,3 +198,33 @@ def test_unknown_project_is_not_found(admin: TestClient) -> None:
 def test_admin_routes_need_the_admin_token(client: TestClient, method: str, path: str) -> None:
     assert_error(client.request(method, path), 401, "unauthenticated")
     assert_error(client.request(method, path, headers=auth("nope")), 401, "unauthenticated")
+
+
+BIG = 2**70
+MAX_ID = 2**63 - 1
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("GET", f"/admin/organizations/{BIG}", None),
+        ("PATCH", f"/admin/organizations/{BIG}", {"name": "X"}),
+        ("GET", f"/admin/projects/{BIG}", None),
+        ("GET", f"/admin/projects?organization_id={BIG}", None),
+        ("POST", "/admin/organizations", {"id": BIG, "slug": "x", "name": "X"}),
+        ("POST", "/admin/projects", {"id": BIG, "organization_id": 1, "slug": "x", "name": "X"}),
+        ("POST", "/admin/projects", {"organization_id": BIG, "slug": "x", "name": "X"}),
+    ],
+)
+def test_ids_beyond_64_bits_are_invalid_payload(
+    admin: TestClient, method: str, path: str, body: dict[str, Any] | None
+) -> None:
+    assert_error(admin.request(method, path, json=body), 422, "invalid_payload")
+
+
+def test_after_the_largest_id_the_smallest_free_id_is_used(admin: TestClient) -> None:
+    assert create_org(admin, id=MAX_ID)["id"] == MAX_ID
+    assert create_org(admin, slug="second")["id"] == 2
+    assert create_org(admin, slug="third")["id"] == 3
+    assert create_project(admin, id=MAX_ID)["id"] == MAX_ID
+    assert create_project(admin, slug="next")["id"] == 2

@@ -137,6 +137,8 @@ def test_revoked_key_answers_401(admin: TestClient) -> None:
 
 def test_revoking_unknown_key_is_not_found(admin: TestClient) -> None:
     assert_error(admin.delete("/admin/keys/12345"), 404, "api_key_not_found")
+    assert_error(admin.delete(f"/admin/keys/{2**31 - 1}"), 404, "api_key_not_found")
+    assert_error(admin.delete(f"/admin/keys/{2**31}"), 422, "invalid_payload")
 
 
 @pytest.mark.usefixtures("probe")
@@ -182,3 +184,18 @@ def test_api_key_of_an_organization_cannot_use_admin_routes(
 def test_key_routes_need_a_token(client: TestClient) -> None:
     assert_error(client.get("/admin/organizations/1/keys"), 401, "unauthenticated")
     assert_error(client.delete("/admin/keys/1"), 401, "unauthenticated")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", "/admin/organizations/2/keys", {"name": "k", "scopes": ["read"], "project_ids": [2**70]}),  # noqa: E501
+        ("GET", f"/admin/organizations/{2**70}/keys", None),
+        ("DELETE", f"/admin/keys/{2**70}", None),
+    ],
+)  # fmt: skip
+def test_ids_beyond_64_bits_are_invalid_payload(
+    admin: TestClient, method: str, path: str, body: dict[str, Any] | None
+) -> None:
+    setup_org(admin)
+    assert_error(admin.request(method, path, json=body), 422, "invalid_payload")

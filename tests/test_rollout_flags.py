@@ -182,3 +182,9 @@ def test_features_of_unknown_organization_are_not_found(admin: TestClient) -> No
 )
 def test_flag_routes_need_the_admin_token(client: TestClient, method: str, path: str) -> None:
     assert_error(client.request(method, path), 401, "unauthenticated")
+
+
+def test_ids_beyond_64_bits_are_invalid_payload(admin: TestClient) -> None:
+    assert_error(put_flag(admin, "ingest", "la", [2**70]), 422, "invalid_payload")
+    response = admin.get(f"/admin/organizations/{2**70}/features")
+    assert_error(response, 422, "invalid_payload")

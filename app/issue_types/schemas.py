@@ -6,10 +6,9 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, Field
 
-from app.schemas import PatchIn, StrictIn
+from app.schemas import MAX_INT32, PatchIn, StrictIn
 
 SLUG_PATTERN = r"^[a-z0-9_-]{1,64}$"
-MAX_INT32 = 2**31 - 1
 PriorityRef = Literal["low", "medium", "high", 25, 50, 75]
 
 

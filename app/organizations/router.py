@@ -21,6 +21,7 @@ from app.organizations.schemas import (
     ProjectOut,
     ProjectPatch,
 )
+from app.schemas import MAX_ID, IdPath, Int32IdPath
 
 router = APIRouter(prefix="/admin", tags=["admin: organizations"])
 
@@ -57,7 +58,7 @@ def create_organization(ctx: CtxDep, _: AdminDep, body: OrganizationIn) -> Organ
     response_model=OrganizationOut,
     responses=error_responses(*AUTH, 404),
 )
-def get_organization(ctx: CtxDep, _: AdminDep, organization_id: int) -> OrganizationOut:
+def get_organization(ctx: CtxDep, _: AdminDep, organization_id: IdPath) -> OrganizationOut:
     """One organization; unknown → 404 `organization_not_found`."""
     return service.get_organization(ctx=ctx, organization_id=organization_id)
 
@@ -69,7 +70,7 @@ def get_organization(ctx: CtxDep, _: AdminDep, organization_id: int) -> Organiza
     responses=error_responses(*AUTH, 404, 409, 422),
 )
 def update_organization(
-    ctx: CtxDep, _: AdminDep, organization_id: int, body: OrganizationPatch
+    ctx: CtxDep, _: AdminDep, organization_id: IdPath, body: OrganizationPatch
 ) -> OrganizationOut:
     """Change slug, name or early-adopter mark; a different `id` → 422 `immutable_field`."""
     return service.update_organization(
@@ -87,7 +88,7 @@ def list_projects(
     ctx: CtxDep,
     _: AdminDep,
     organization_id: Annotated[
-        int | None, Query(description="Only the projects of this organization.")
+        int | None, Query(ge=1, le=MAX_ID, description="Only the projects of this organization.")
     ] = None,
 ) -> list[ProjectOut]:
     """Every project, by id."""
@@ -112,7 +113,7 @@ def create_project(ctx: CtxDep, _: AdminDep, body: ProjectIn) -> ProjectOut:
     response_model=ProjectOut,
     responses=error_responses(*AUTH, 404),
 )
-def get_project(ctx: CtxDep, _: AdminDep, project_id: int) -> ProjectOut:
+def get_project(ctx: CtxDep, _: AdminDep, project_id: IdPath) -> ProjectOut:
     """One project; unknown → 404 `project_not_found`."""
     return service.get_project(ctx=ctx, project_id=project_id)
 
@@ -123,7 +124,7 @@ def get_project(ctx: CtxDep, _: AdminDep, project_id: int) -> ProjectOut:
     response_model=ProjectOut,
     responses=error_responses(*AUTH, 404, 409, 422),
 )
-def update_project(ctx: CtxDep, _: AdminDep, project_id: int, body: ProjectPatch) -> ProjectOut:
+def update_project(ctx: CtxDep, _: AdminDep, project_id: IdPath, body: ProjectPatch) -> ProjectOut:
     """Change slug, name or auto-resolve age; `id`/`organization_id` → 422 `immutable_field`."""
     return service.update_project(ctx=ctx, project_id=project_id, changes=body.changes())
 
@@ -135,7 +136,9 @@ def update_project(ctx: CtxDep, _: AdminDep, project_id: int, body: ProjectPatch
     response_model=ApiKeyCreated,
     responses=error_responses(*AUTH, 404, 422),
 )
-def create_api_key(ctx: CtxDep, _: AdminDep, organization_id: int, body: ApiKeyIn) -> ApiKeyCreated:
+def create_api_key(
+    ctx: CtxDep, _: AdminDep, organization_id: IdPath, body: ApiKeyIn
+) -> ApiKeyCreated:
     """Create a key with scopes and optional project limits; the token is shown only here."""
     return service.create_api_key(ctx=ctx, organization_id=organization_id, data=body)
 
@@ -146,7 +149,7 @@ def create_api_key(ctx: CtxDep, _: AdminDep, organization_id: int, body: ApiKeyI
     response_model=list[ApiKeyOut],
     responses=error_responses(*AUTH, 404),
 )
-def list_api_keys(ctx: CtxDep, _: AdminDep, organization_id: int) -> list[ApiKeyOut]:
+def list_api_keys(ctx: CtxDep, _: AdminDep, organization_id: IdPath) -> list[ApiKeyOut]:
     """An organization's keys (revoked ones included), without tokens."""
     return service.list_api_keys(ctx=ctx, organization_id=organization_id)
 
@@ -158,7 +161,7 @@ def list_api_keys(ctx: CtxDep, _: AdminDep, organization_id: int) -> list[ApiKey
     response_class=Response,
     responses=error_responses(*AUTH, 404),
 )
-def revoke_api_key(ctx: CtxDep, _: AdminDep, key_id: int) -> Response:
+def revoke_api_key(ctx: CtxDep, _: AdminDep, key_id: Int32IdPath) -> Response:
     """Revoke a key; it answers 401 `unauthenticated` from then on."""
     service.revoke_api_key(ctx=ctx, key_id=key_id)
     return Response(status_code=204)

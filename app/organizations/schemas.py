@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from app.schemas import PatchIn, StrictIn
+from app.schemas import MAX_ID, Id, PatchIn, StrictIn
 
 SLUG_PATTERN = r"^[a-z0-9_-]{1,64}$"
 ScopeName = Literal["ingest", "read", "triage"]
@@ -16,7 +16,9 @@ ScopeName = Literal["ingest", "read", "triage"]
 class OrganizationIn(StrictIn):
     """A new organization."""
 
-    id: int | None = Field(None, ge=1, description="Id to use; omitted: the next free id.")
+    id: int | None = Field(
+        None, ge=1, le=MAX_ID, description="Id to use; omitted: the next free id."
+    )
     slug: str = Field(pattern=SLUG_PATTERN, description="Unique slug, `[a-z0-9_-]{1,64}`.")
     name: str = Field(min_length=1, max_length=200, description="Display name.")
     early_adopter: bool = Field(False, description="Gets flags in the `ea` stage.")
@@ -25,7 +27,9 @@ class OrganizationIn(StrictIn):
 class OrganizationPatch(PatchIn):
     """Changes to an organization (omitted fields stay as they are)."""
 
-    id: int | None = Field(None, ge=1, description="Immutable: only the current id is accepted.")
+    id: int | None = Field(
+        None, ge=1, le=MAX_ID, description="Immutable: only the current id is accepted."
+    )
     slug: str | None = Field(None, pattern=SLUG_PATTERN, description="New unique slug.")
     name: str | None = Field(None, min_length=1, max_length=200, description="New display name.")
     early_adopter: bool | None = Field(None, description="Gets flags in the `ea` stage.")
@@ -47,9 +51,12 @@ class ProjectIn(StrictIn):
     """A new project."""
 
     id: int | None = Field(
-        None, ge=1, description="Id to use (e.g. the detectors' project id); omitted: next free."
+        None,
+        ge=1,
+        le=MAX_ID,
+        description="Id to use (e.g. the detectors' project id); omitted: next free.",
     )
-    organization_id: int = Field(ge=1, description="The owning organization.")
+    organization_id: int = Field(ge=1, le=MAX_ID, description="The owning organization.")
     slug: str = Field(
         pattern=SLUG_PATTERN, description="Slug, unique in the organization; prefixes short ids."
     )
@@ -62,9 +69,11 @@ class ProjectIn(StrictIn):
 class ProjectPatch(PatchIn):
     """Changes to a project (omitted fields stay as they are)."""
 
-    id: int | None = Field(None, ge=1, description="Immutable: only the current id is accepted.")
+    id: int | None = Field(
+        None, ge=1, le=MAX_ID, description="Immutable: only the current id is accepted."
+    )
     organization_id: int | None = Field(
-        None, ge=1, description="Immutable: only the current organization is accepted."
+        None, ge=1, le=MAX_ID, description="Immutable: only the current organization is accepted."
     )
     slug: str | None = Field(None, pattern=SLUG_PATTERN, description="New slug, unique in the org.")
     name: str | None = Field(None, min_length=1, max_length=200, description="New display name.")
@@ -93,7 +102,7 @@ class ApiKeyIn(StrictIn):
     scopes: list[ScopeName] = Field(
         min_length=1, description="What the key may do: `ingest`, `read`, `triage`."
     )
-    project_ids: list[int] | None = Field(
+    project_ids: list[Id] | None = Field(
         None,
         min_length=1,
         description="Projects of the organization the key may use; null = all of them.",

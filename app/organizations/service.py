@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy.orm import Session, aliased
 
 from app.auth.principal import hash_token, new_token
 from app.context import AppContext
@@ -22,6 +22,7 @@ from app.organizations.schemas import (
     ProjectIn,
     ProjectOut,
 )
+from app.schemas import MAX_ID
 
 # Allocating max(id) + 1 can collide with a concurrent create; such a loser simply tries again.
 _ID_ATTEMPTS = 5
@@ -29,16 +30,33 @@ _ID_ATTEMPTS = 5
 T = TypeVar("T")
 
 
-def _next_id(session: Session, column: InstrumentedAttribute[int]) -> int:
-    """The next free id after the largest one in use (sequences are not used: ids may be given)."""
-    return int(session.scalar(select(func.max(column))) or 0) + 1
+def _next_id(session: Session, model: type[Organization] | type[Project]) -> int:
+    """The next free id after the largest one in use (sequences are not used: ids may be given).
+
+    Once the largest possible id is taken, the smallest free id is used instead.
+    """
+    largest = int(session.scalar(select(func.max(model.id))) or 0)
+    if largest < MAX_ID:
+        return largest + 1
+    if session.get(model, 1) is None:
+        return 1
+    successor = aliased(model)
+    gap = session.scalar(
+        select(func.min(model.id + 1)).where(
+            model.id < MAX_ID,
+            ~select(successor.id).where(successor.id == model.id + 1).exists(),
+        )
+    )
+    if gap is None:
+        raise Conflict("every id is taken", code="id_space_exhausted")
+    return int(gap)
 
 
 def _insert_with_id(
     ctx: AppContext,
     *,
     explicit_id: int | None,
-    id_column: InstrumentedAttribute[int],
+    model: type[Organization] | type[Project],
     build: Callable[[Session], Organization | Project],
     conflict: Callable[[], Conflict],
     out: Callable[[Any], T],
@@ -47,7 +65,7 @@ def _insert_with_id(
     for attempt in range(_ID_ATTEMPTS):
         with ctx.db.write() as session:
             row = build(session)
-            row.id = explicit_id if explicit_id is not None else _next_id(session, id_column)
+            row.id = explicit_id if explicit_id is not None else _next_id(session, model)
             session.add(row)
             try:
                 session.commit()
@@ -120,7 +138,7 @@ def create_organization(*, ctx: AppContext, data: OrganizationIn) -> Organizatio
     return _insert_with_id(
         ctx,
         explicit_id=data.id,
-        id_column=Organization.id,
+        model=Organization,
         build=build,
         conflict=lambda: _organization_exists("organization id or slug already exists"),
         out=OrganizationOut.model_validate,
@@ -208,7 +226,7 @@ def create_project(*, ctx: AppContext, data: ProjectIn) -> ProjectOut:
     return _insert_with_id(
         ctx,
         explicit_id=data.id,
-        id_column=Project.id,
+        model=Project,
         build=build,
         conflict=lambda: _project_exists("project id or slug already exists"),
         out=ProjectOut.model_validate,

@@ -12,6 +12,7 @@ from app.errors import error_responses
 from app.rollout import service
 from app.rollout.rules import FlagKind
 from app.rollout.schemas import FlagIn, FlagOut
+from app.schemas import IdPath
 
 router = APIRouter(prefix="/admin", tags=["admin: rollout flags"])
 
@@ -47,6 +48,6 @@ def set_flag(ctx: CtxDep, _: AdminDep, slug: str, kind: FlagKind, body: FlagIn) 
     response_model=list[str],
     responses=error_responses(*AUTH, 404),
 )
-def organization_features(ctx: CtxDep, _: AdminDep, organization_id: int) -> list[str]:
+def organization_features(ctx: CtxDep, _: AdminDep, organization_id: IdPath) -> list[str]:
     """The names of the rollout flags that are on for this organization."""
     return service.organization_features(ctx=ctx, organization_id=organization_id)

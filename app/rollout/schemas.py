@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field, field_validator
 
 from app.rollout.rules import FlagKind, Stage
-from app.schemas import StrictIn
+from app.schemas import Id, StrictIn
 
 
 class FlagIn(StrictIn):
@@ -14,7 +14,7 @@ class FlagIn(StrictIn):
     stage: Stage = Field(
         description="`off`; `la`: listed organizations; `ea`: listed and early adopters; `ga`."
     )
-    organizations: list[int] = Field(
+    organizations: list[Id] = Field(
         default_factory=list, description="Organization ids the `la` and `ea` stages turn on for."
     )
 
