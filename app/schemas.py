@@ -28,6 +28,14 @@ class StrictIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    @field_validator("*", mode="after")
+    @classmethod
+    def _refuse_nul(cls, value: Any) -> Any:
+        # PostgreSQL text cannot hold NUL; refusing it here keeps both databases alike.
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError("must not contain NUL characters")
+        return value
+
 
 class PatchIn(StrictIn):
     """A partial update: only the fields sent change; ``null`` only where ``nullable`` allows."""

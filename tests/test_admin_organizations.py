@@ -64,6 +64,7 @@ def test_duplicate_organization_id_or_slug_conflicts(
         {"slug": "ok", "name": ""},
         {"slug": "ok", "name": "X", "id": 0},
         {"slug": "ok", "name": "X", "colour": "red"},
+        {"slug": "ok", "name": "nul\u0000byte"},
     ],
 )
 def test_malformed_organization_is_invalid_payload(admin: TestClient, body: dict[str, Any]) -> None:
