@@ -4,12 +4,18 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from app.issue_types.router import router as issue_types_router
 from app.issues.router import router as issues_router
 from app.notifications.router import router as notifications_router
 from app.occurrences.router import router as occurrences_router
+from app.organizations.router import router as organizations_router
+from app.rollout.router import router as rollout_router
 
 ROUTERS: list[APIRouter] = [
     occurrences_router,
     issues_router,
+    organizations_router,
+    issue_types_router,
+    rollout_router,
     notifications_router,
 ]
