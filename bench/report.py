@@ -36,7 +36,8 @@ class Target:
     def line(self) -> str:
         op = ">=" if self.higher_is_better else "<="
         shown = "n/a" if self.value is None else f"{self.value:.2f}{self.unit}"
-        return f"{'PASS' if self.passed else 'FAIL'}  {self.name}: {shown} (target {op} {self.limit:g}{self.unit})"
+        verdict = "PASS" if self.passed else "FAIL"
+        return f"{verdict}  {self.name}: {shown} (target {op} {self.limit:g}{self.unit})"
 
 
 @dataclass
@@ -81,15 +82,39 @@ class Result:
         sqlite1 = self.service.get(("SQLite", 1))
         pg1 = self.service.get(("PostgreSQL", 1))
         rss = [self.growth[k].rss_mb for k in ("small", "big") if k in self.growth]
+        rss_growth = (rss[1] / rss[0] - 1) * 100 if len(rss) == 2 and rss[0] and rss[1] else None
+        big = self.growth.get("big")
+        worst_get = max((r.p99 or 0) for r in self.stream) if self.stream else None
         return [
-            Target("single POST SQLite 1 worker / HTTP ceiling", sqlite1[0].ratio if sqlite1 else None, 0.6, True),
-            Target("batch SQLite 1 worker / storage limit (100 per txn)", sqlite1[1].ratio if sqlite1 else None, 0.7, True),
-            Target("batch PostgreSQL 1 worker / storage limit", pg1[1].ratio if pg1 else None, 0.6, True),
-            Target("p99 single POST at half the max rate (fixed-rate asyncio client)", self.fixed.p99_ms if self.fixed else None, 10, False, " ms"),
-            Target("ingest at large store / at 10k stored", self.growth["big"].ratio if "big" in self.growth else None, 0.8, True),
-            Target("peak RSS growth per worker, large store vs 10k", (rss[1] / rss[0] - 1) * 100 if len(rss) == 2 and rss[0] and rss[1] else None, 10, False, " %"),
-            Target("GET /issues?type p99 (worst of the stream rows)", max((r.p99 or 0) for r in self.stream) if self.stream else None, 20, False, " ms"),
-        ]  # fmt: skip
+            Target(
+                "single POST SQLite 1 worker / HTTP ceiling",
+                sqlite1[0].ratio if sqlite1 else None,
+                0.6,
+                True,
+            ),
+            Target(
+                "batch SQLite 1 worker / storage limit (100 per txn)",
+                sqlite1[1].ratio if sqlite1 else None,
+                0.7,
+                True,
+            ),
+            Target(
+                "batch PostgreSQL 1 worker / storage limit",
+                pg1[1].ratio if pg1 else None,
+                0.6,
+                True,
+            ),
+            Target(
+                "p99 single POST at half the max rate (fixed-rate asyncio client)",
+                self.fixed.p99_ms if self.fixed else None,
+                10,
+                False,
+                " ms",
+            ),
+            Target("ingest at large store / at 10k stored", big.ratio if big else None, 0.8, True),
+            Target("peak RSS growth per worker, large store vs 10k", rss_growth, 10, False, " %"),
+            Target("GET /issues?type p99 (worst stream row)", worst_get, 20, False, " ms"),
+        ]
 
     def all_pass(self) -> bool:
         """Whether every target passes."""

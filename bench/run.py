@@ -1,4 +1,4 @@
-"""``python -m bench.run [--quick] [--profile]``: measure, print a table, write docs/benchmarks.*."""
+"""``python -m bench.run [--quick] [--profile]``: measure, print a table, write the docs."""
 
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ class Size:
     get_seconds: float
 
 
-QUICK = Size("quick", 2, 3, (100_000, 10_000), (10_000, 1_000), 2_000, 20_000, 5, 2)
+QUICK = Size("quick", 2, 3, (100_000, 10_000), (10_000, 1_000), 2_000, 10_000, 4, 1)
 FULL = Size("full", 8, 5, (1_000_000, 100_000), (10_000, 1_000), 5_000, 50_000, 15, 5)
 
 
@@ -136,18 +136,10 @@ def _post_runs(server: Server, size: Size, *, batch: int, reps: int | None = Non
             pool=POOL,
             work=WORK,
         )
-        if run.errors or run.accepted != run.items_sent - _unsent(run, batch):
-            log(
-                f"    note: {run.errors} errors, {run.items_sent} items sent, {run.accepted} accepted"
-            )
+        if run.errors or run.accepted != run.answers * (batch or 1):
+            log(f"    note: {run.errors} errors, {run.answers} answers, {run.accepted} accepted")
         runs.append(run)
     return runs
-
-
-def _unsent(run: PostRun, batch: int) -> int:
-    """Items of requests wrk prepared but never sent (at most one per thread)."""
-    per_request = batch or 1
-    return run.items_sent - run.answers * per_request
 
 
 def _verify(label: str, before: tuple[int, int], after: tuple[int, int], accepted: int) -> None:
@@ -190,11 +182,18 @@ def storage_limits(size: Size) -> dict[str, Row]:
     log("2. Storage limit (raw sqlite3 / psycopg into the migrated schema)")
     rows: dict[str, Row] = {}
     path = WORK / "storage.db"
+
+    def sqlite_single(items: list[storage.Item]) -> float:
+        return storage.sqlite_rate(path, items, 1)
+
+    def sqlite_batch(items: list[storage.Item]) -> float:
+        return storage.sqlite_rate(path, items, BATCH)
+
     plans: list[tuple[str, str, Callable[[list[storage.Item]], float], int]] = [
-        ("sqlite1", "SQLite raw, 1 txn per occurrence", lambda it: storage.sqlite_rate(path, it, 1), size.storage_single),
-        ("sqlite100", "SQLite raw, 1 txn per 100", lambda it: storage.sqlite_rate(path, it, BATCH), size.storage_batch),
+        ("sqlite1", "SQLite raw, 1 txn per occurrence", sqlite_single, size.storage_single),
+        ("sqlite100", "SQLite raw, 1 txn per 100", sqlite_batch, size.storage_batch),
         ("pg100", "PostgreSQL raw, pipelined executemany per 100", _pg_storage, size.storage_batch),
-    ]  # fmt: skip
+    ]
     for key, label, measure, n in plans:
         rates = [measure(storage.items(n, POOL, seed)) for seed in range(1, size.reps + 1)]
         rows[key] = Row(scenario=label, rate=median(rates), runs=rates)
@@ -234,9 +233,7 @@ def service(size: Size, *, engine: str, workers: int) -> tuple[list[Row], Server
                 port=server.port, token=ADMIN, rate=target, seconds=size.rate_seconds
             )
             accepted += fixed.accepted
-            log(
-                f"    fixed rate {target:.0f}/s: p50 {fixed.p50_ms:.1f} ms, p99 {fixed.p99_ms:.1f} ms"
-            )
+            log(f"    fixed rate {target:.0f}/s: p50 {fixed.p50_ms:.1f}, p99 {fixed.p99_ms:.1f} ms")
         batches = _post_runs(server, size, batch=BATCH)
         accepted += sum(r.accepted for r in batches)
         rows.append(
@@ -306,7 +303,8 @@ def _stream(server: Server, size: Size, key_token: str, occ: int, issues: int) -
     plans = [
         ("GET /issues?type=error, admin", "/issues?type=error", ADMIN),
         ("GET /issues?type=error, org API key", "/issues?type=error", key_token),
-        ("GET /issues?type=error page 2 (cursor), admin", f"/issues?type=error&cursor={cursor}", ADMIN),
+        ("GET /issues?type=error page 2 (cursor), admin", f"/issues?type=error&cursor={cursor}",
+         ADMIN),
         ("GET /issues?type=replay_click_rage, admin", "/issues?type=replay_click_rage", ADMIN),
     ]  # fmt: skip
     rows = []
@@ -345,7 +343,8 @@ def main() -> None:
         return
     began = time.monotonic()
     log(
-        f"== bench: {size.name} size; service and PostgreSQL on core {SERVER_CPUS}, load on core {LOADGEN_CPUS}"
+        f"== bench: {size.name} size; service and PostgreSQL on core {SERVER_CPUS}, "
+        f"load on core {LOADGEN_CPUS}"
     )
     if size is QUICK:
         log(f"== QUICK SIZE: {size.fill[0]:,} occurrences / {size.fill[1]:,} issues, not 1M / 100k")

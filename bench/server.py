@@ -104,9 +104,9 @@ def _wait_ready(server: Server, path: str, timeout: float = 90.0) -> None:
         if server.proc.poll() is not None:
             raise RuntimeError(f"server exited early, see {server.log}:\n{server.log.read_text()}")
         try:
-            if httpx.get(server.base + path, timeout=1.0).status_code < 500:
-                if server.workers == 1 or len(server.worker_pids()) >= server.workers:
-                    return
+            answered = httpx.get(server.base + path, timeout=1.0).status_code < 500
+            if answered and (server.workers == 1 or len(server.worker_pids()) >= server.workers):
+                return
         except httpx.HTTPError:
             pass
         time.sleep(0.2)
@@ -187,7 +187,7 @@ def _postgres_pids() -> list[int]:
 
 
 def pin_postgres(cpus: set[int]) -> dict[int, set[int]] | None:
-    """Pin every PostgreSQL process to ``cpus``; returns the old affinities (None if not allowed)."""
+    """Pin every PostgreSQL process to ``cpus``; the old affinities, or None if not allowed."""
     old: dict[int, set[int]] = {}
     try:
         for pid in _postgres_pids():

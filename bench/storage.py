@@ -145,7 +145,7 @@ def sqlite_rate(path: Path, todo: list[Item], batch: int) -> float:
             short_id += 1
             row = _group_row(firsts[h], short_id, n, SQLITE_TIME)
             ids[h] = conn.execute(group_sql, row).fetchone()[0]
-        conn.executemany(HASH_INSERT.format(p="?"), [(h, g) for h, g in ids.items()])
+        conn.executemany(HASH_INSERT.format(p="?"), list(ids.items()))
         conn.executemany(
             OCC_INSERT.format(p="?"), [_occ_row(i, ids[i.hash], SQLITE_TIME) for i in chunk]
         )
