@@ -1,0 +1,375 @@
+"""``python -m bench.run [--quick] [--profile]``: measure, print a table, write the docs."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sqlite3
+import statistics
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+
+from app.auth.principal import hash_token
+from bench import fill, report, storage
+from bench.loadgen import GetRun, PostRun, ensure_wrk, fixed_rate, wrk_get, wrk_post
+from bench.payload import occurrence
+from bench.server import (
+    LOADGEN_CPUS,
+    SERVER_CPUS,
+    Server,
+    create_pg_database,
+    drop_pg_database,
+    pin_postgres,
+    restore_postgres,
+    start_ceiling,
+    start_service,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK = fill.RESULTS / "work"
+POOL = 1000
+SINGLE_CONNECTIONS = 64
+BATCH_CONNECTIONS = 8
+BATCH = 100
+ADMIN = "bench-admin-" + uuid.uuid4().hex
+
+
+@dataclass(frozen=True)
+class Size:
+    """How long and how big one run of the bench is."""
+
+    name: str
+    seconds: float
+    reps: int
+    fill: tuple[int, int]  # occurrences, issues of the stream / growth database
+    small: tuple[int, int]
+    storage_single: int
+    storage_batch: int
+    rate_seconds: float
+    get_seconds: float
+
+
+QUICK = Size("quick", 2, 3, (100_000, 10_000), (10_000, 1_000), 2_000, 10_000, 4, 1)
+FULL = Size("full", 8, 5, (1_000_000, 100_000), (10_000, 1_000), 5_000, 50_000, 15, 5)
+
+
+@dataclass
+class Row:
+    """One line of the result table."""
+
+    scenario: str
+    rate: float | None = None
+    p50: float | None = None
+    p99: float | None = None
+    reference: str = ""
+    reference_rate: float | None = None
+    rss_mb: float | None = None
+    runs: list[float] = field(default_factory=list)
+
+    @property
+    def ratio(self) -> float | None:
+        if self.rate is None or not self.reference_rate:
+            return None
+        return self.rate / self.reference_rate
+
+
+def log(message: str) -> None:
+    """Progress on stdout."""
+    print(message, flush=True)
+
+
+def median(values: list[float]) -> float:
+    """Median of a non-empty list."""
+    return float(statistics.median(values))
+
+
+def _counts(url: str | None, data_dir: Path) -> tuple[int, int]:
+    """Stored occurrences and sum(times_seen) of a service database."""
+    queries = (
+        "SELECT count(*) FROM occurrences",
+        "SELECT coalesce(sum(times_seen), 0) FROM groups",
+    )
+    if url is None:
+        with sqlite3.connect(data_dir / "issue_platform.db") as conn:
+            return tuple(int(conn.execute(q).fetchone()[0]) for q in queries)  # type: ignore[return-value]
+    dsn = url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(dsn) as conn:
+        return tuple(int(conn.execute(q).fetchone()[0]) for q in queries)  # type: ignore[return-value,index]
+
+
+def _warm_up(server: Server) -> int:
+    """Create the issue of every pool fingerprint once (batches), so runs measure grouping."""
+    accepted = 0
+    with httpx.Client(base_url=server.base, timeout=120) as client:
+        for start in range(0, POOL, BATCH):
+            items = [occurrence(fingerprint=f"bench-fp-{i}") for i in range(start, start + BATCH)]
+            answer = client.post(
+                "/occurrences/batch",
+                json={"occurrences": items},
+                headers={"Authorization": f"Bearer {ADMIN}"},
+            )
+            answer.raise_for_status()
+            accepted += sum(
+                r.get("outcome") in ("created", "grouped") for r in answer.json()["results"]
+            )
+    return accepted
+
+
+def _post_runs(server: Server, size: Size, *, batch: int, reps: int | None = None) -> list[PostRun]:
+    connections = BATCH_CONNECTIONS if batch else SINGLE_CONNECTIONS
+    runs = []
+    for _ in range(reps or size.reps):
+        run = wrk_post(
+            base=server.base,
+            token=ADMIN,
+            connections=connections,
+            seconds=size.seconds,
+            batch=batch,
+            pool=POOL,
+            work=WORK,
+        )
+        if run.errors or run.accepted != run.answers * (batch or 1):
+            log(f"    note: {run.errors} errors, {run.answers} answers, {run.accepted} accepted")
+        runs.append(run)
+    return runs
+
+
+def _verify(label: str, before: tuple[int, int], after: tuple[int, int], accepted: int) -> None:
+    stored, seen = after[0] - before[0], after[1] - before[1]
+    if not stored == seen == accepted:
+        raise SystemExit(
+            f"FAILED CHECK [{label}]: {stored} occurrences stored, times_seen grew by {seen}, "
+            f"but {accepted} were answered as accepted"
+        )
+    log(f"    check ok: {stored} stored == {seen} times_seen == {accepted} accepted")
+
+
+def _row(scenario: str, runs: list[PostRun], rss: list[int]) -> Row:
+    return Row(
+        scenario=scenario,
+        rate=median([r.rate for r in runs]),
+        p50=median([r.p50_ms for r in runs]),
+        p99=median([r.p99_ms for r in runs]),
+        rss_mb=max(rss) / 2**20 if rss else None,
+        runs=[r.rate for r in runs],
+    )
+
+
+def ceiling(size: Size) -> Row:
+    """Scenario 1: the HTTP ceiling."""
+    log("1. HTTP ceiling (bench/ceiling_app.py, 1 worker)")
+    server = start_ceiling(WORK)
+    try:
+        runs = _post_runs(server, size, batch=0)
+        rss = server.peak_rss()
+    finally:
+        server.stop()
+    row = _row("HTTP ceiling: POST, Pydantic parse, 202", runs, rss)
+    log(f"    {row.rate:.0f} req/s")
+    return row
+
+
+def storage_limits(size: Size) -> dict[str, Row]:
+    """Scenario 2: raw driver writes into the project's schema."""
+    log("2. Storage limit (raw sqlite3 / psycopg into the migrated schema)")
+    rows: dict[str, Row] = {}
+    path = WORK / "storage.db"
+
+    def sqlite_single(items: list[storage.Item]) -> float:
+        return storage.sqlite_rate(path, items, 1)
+
+    def sqlite_batch(items: list[storage.Item]) -> float:
+        return storage.sqlite_rate(path, items, BATCH)
+
+    plans: list[tuple[str, str, Callable[[list[storage.Item]], float], int]] = [
+        ("sqlite1", "SQLite raw, 1 txn per occurrence", sqlite_single, size.storage_single),
+        ("sqlite100", "SQLite raw, 1 txn per 100", sqlite_batch, size.storage_batch),
+        ("pg100", "PostgreSQL raw, pipelined executemany per 100", _pg_storage, size.storage_batch),
+    ]
+    for key, label, measure, n in plans:
+        rates = [measure(storage.items(n, POOL, seed)) for seed in range(1, size.reps + 1)]
+        rows[key] = Row(scenario=label, rate=median(rates), runs=rates)
+        log(f"    {label}: {median(rates):.0f} occ/s ({n} occurrences per run)")
+    path.unlink(missing_ok=True)
+    return rows
+
+
+def _pg_storage(items: list[storage.Item]) -> float:
+    name, url = create_pg_database("storage")
+    try:
+        return storage.postgres_rate(url, items, BATCH)
+    finally:
+        drop_pg_database(name)
+
+
+def service(size: Size, *, engine: str, workers: int) -> tuple[list[Row], Server | None, Any]:
+    """Scenario 3: the real server, single POSTs then batches, verified against the database."""
+    label = f"{engine}, {workers} worker{'s' if workers > 1 else ''}"
+    log(f"3. Service on {label}")
+    data_dir = WORK / f"svc-{engine}-{workers}"
+    shutil.rmtree(data_dir, ignore_errors=True)
+    pg_name, url = create_pg_database("svc") if engine == "PostgreSQL" else (None, None)
+    rows: list[Row] = []
+    server = start_service(data_dir=data_dir, database_url=url, workers=workers, admin_token=ADMIN)
+    try:
+        before = _counts(url, data_dir)
+        accepted = _warm_up(server)
+        singles = _post_runs(server, size, batch=0)
+        accepted += sum(r.accepted for r in singles)
+        rows.append(_row(f"POST /occurrences, {label}, 64 conns", singles, server.peak_rss()))
+        log(f"    single: {rows[-1].rate:.0f} occ/s, p99 {rows[-1].p99:.1f} ms")
+        fixed = None
+        if engine == "SQLite" and workers == 1:
+            target = 0.5 * (rows[-1].rate or 0)
+            fixed = fixed_rate(
+                port=server.port, token=ADMIN, rate=target, seconds=size.rate_seconds
+            )
+            accepted += fixed.accepted
+            log(f"    fixed rate {target:.0f}/s: p50 {fixed.p50_ms:.1f}, p99 {fixed.p99_ms:.1f} ms")
+        batches = _post_runs(server, size, batch=BATCH)
+        accepted += sum(r.accepted for r in batches)
+        rows.append(
+            _row(f"POST /occurrences/batch x100, {label}, 8 conns", batches, server.peak_rss())
+        )
+        log(f"    batch: {rows[-1].rate:.0f} occ/s, p99 {rows[-1].p99:.1f} ms")
+        _verify(label, before, _counts(url, data_dir), accepted)
+    finally:
+        server.stop()
+        if pg_name:
+            drop_pg_database(pg_name)
+    return rows, server, fixed
+
+
+def _add_key(db: Path) -> str:
+    """An API key of organization 1 with the read scope, stored directly."""
+    token = "bench-key-" + uuid.uuid4().hex
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "INSERT INTO api_keys (organization_id, name, token_hash, scopes, project_ids, "
+            "created_at) VALUES (1, 'bench', ?, '[\"read\"]', NULL, '2026-11-02 12:00:00.000000')",
+            (hash_token(token),),
+        )
+    return token
+
+
+def stream_and_growth(size: Size) -> tuple[list[Row], dict[str, Row]]:
+    """Scenarios 4 and 5: GET /issues latency on the big database, then ingest at two sizes."""
+    big = fill.cached(*size.fill)
+    small = fill.cached(*size.small)
+    get_rows: list[Row] = []
+    growth: dict[str, Row] = {}
+    for key, source in (("small", small), ("big", big)):
+        occ, issues = size.small if key == "small" else size.fill
+        log(f"5. Ingest with {occ:,} occurrences / {issues:,} issues stored (SQLite, 1 worker)")
+        data_dir = WORK / f"growth-{key}"
+        shutil.rmtree(data_dir, ignore_errors=True)
+        fill.copy_to(source, data_dir)
+        key_token = _add_key(data_dir / "issue_platform.db")
+        server = start_service(data_dir=data_dir, database_url=None, workers=1, admin_token=ADMIN)
+        try:
+            if key == "big":
+                get_rows = _stream(server, size, key_token, occ, issues)
+            before = _counts(None, data_dir)
+            accepted = _warm_up(server)
+            runs = _post_runs(server, size, batch=BATCH)
+            accepted += sum(r.accepted for r in runs)
+            growth[key] = _row(
+                f"batch ingest at {occ:,} stored, SQLite, 1 worker", runs, server.peak_rss()
+            )
+            log(f"    {growth[key].rate:.0f} occ/s, peak RSS {growth[key].rss_mb:.0f} MB")
+            _verify(f"growth {key}", before, _counts(None, data_dir), accepted)
+        finally:
+            server.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
+    return get_rows, growth
+
+
+def _stream(server: Server, size: Size, key_token: str, occ: int, issues: int) -> list[Row]:
+    log(f"4. GET /issues on {occ:,} occurrences / {issues:,} issues (SQLite, 1 worker, 1 conn)")
+    first = httpx.get(
+        server.base + "/issues?type=error",
+        headers={"Authorization": f"Bearer {ADMIN}"},
+        timeout=30,
+    ).json()
+    cursor = first["next_cursor"]
+    plans = [
+        ("GET /issues?type=error, admin", "/issues?type=error", ADMIN),
+        ("GET /issues?type=error, org API key", "/issues?type=error", key_token),
+        ("GET /issues?type=error page 2 (cursor), admin", f"/issues?type=error&cursor={cursor}",
+         ADMIN),
+        ("GET /issues?type=replay_click_rage, admin", "/issues?type=replay_click_rage", ADMIN),
+    ]  # fmt: skip
+    rows = []
+    for label, path, token in plans:
+        runs: list[GetRun] = []
+        for _ in range(size.reps):
+            run = wrk_get(base=server.base, path=path, token=token, seconds=size.get_seconds)
+            if run.errors:
+                raise SystemExit(f"FAILED CHECK [{label}]: {run.errors} errors")
+            runs.append(run)
+        row = Row(
+            scenario=label,
+            rate=median([r.requests / r.seconds for r in runs]),
+            p50=median([r.p50_ms for r in runs]),
+            p99=median([r.p99_ms for r in runs]),
+        )
+        rows.append(row)
+        log(f"    {label}: p50 {row.p50:.1f} ms, p99 {row.p99:.1f} ms")
+    return rows
+
+
+def main() -> None:
+    """Run every scenario once, print the table, write docs/benchmarks.md and .png."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="about 3 minutes, smaller database")
+    parser.add_argument("--profile", action="store_true", help="only profile single POSTs")
+    args = parser.parse_args()
+    size = QUICK if args.quick else FULL
+    ensure_wrk()
+    WORK.mkdir(parents=True, exist_ok=True)
+    os.sched_setaffinity(0, {int(LOADGEN_CPUS)})
+    if args.profile:
+        from bench.profile import profile_single_post
+
+        profile_single_post(WORK, ADMIN, POOL)
+        return
+    began = time.monotonic()
+    log(
+        f"== bench: {size.name} size; service and PostgreSQL on core {SERVER_CPUS}, "
+        f"load on core {LOADGEN_CPUS}"
+    )
+    if size is QUICK:
+        log(f"== QUICK SIZE: {size.fill[0]:,} occurrences / {size.fill[1]:,} issues, not 1M / 100k")
+    old_pg = pin_postgres({int(SERVER_CPUS)})
+    try:
+        result = report.Result(
+            size=size.name, fill=size.fill, small=size.small, pg_pinned=old_pg is not None
+        )
+        result.ceiling = ceiling(size)
+        result.storage = storage_limits(size)
+        for engine in ("SQLite", "PostgreSQL"):
+            for workers in (1, 2):
+                rows, _, fixed = service(size, engine=engine, workers=workers)
+                result.service[(engine, workers)] = rows
+                if fixed is not None:
+                    result.fixed = fixed
+        result.stream, result.growth = stream_and_growth(size)
+    finally:
+        if old_pg is not None:
+            restore_postgres(old_pg)
+    result.seconds = time.monotonic() - began
+    report.publish(result, ROOT / "docs")
+    if not result.all_pass():
+        log("== some targets FAIL (see above); the measurements themselves are valid")
+
+
+if __name__ == "__main__":
+    main()
