@@ -1,1 +1,3 @@
 """Modules whose import registers periodic jobs (see ``app.jobs.runner``)."""
+
+from app.lifecycle import jobs as lifecycle_jobs  # noqa: F401

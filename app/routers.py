@@ -4,4 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-ROUTERS: list[APIRouter] = []
+from app.status_changes.router import router as status_changes_router
+from app.triage.router import router as triage_router
+
+ROUTERS: list[APIRouter] = [status_changes_router, triage_router]
