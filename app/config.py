@@ -24,6 +24,15 @@ class Settings(BaseSettings):
     max_batch_body_bytes: int = Field(
         8 * 1024 * 1024, ge=1024, description="Body limit for /occurrences/batch and /ingest."
     )
+    max_batch_items: int = Field(1000, ge=1, description="Most items in one batch request.")
+    max_fingerprint_elements: int = Field(100, ge=1, description="Most fingerprint elements.")
+    max_fingerprint_length: int = Field(2048, ge=1, description="Longest fingerprint element.")
+    max_title_length: int = Field(
+        8192, ge=1, description="Longest issue_title, subtitle, culprit or resource_id."
+    )
+    max_nesting_depth: int = Field(
+        32, ge=1, description="Deepest nesting of evidence_data and event objects."
+    )
     db_pool_size: int = Field(10, ge=1, description="Connection pool size (PostgreSQL).")
     db_max_overflow: int = Field(20, ge=0, description="Extra connections beyond the pool.")
     sqlite_busy_timeout_ms: int = Field(

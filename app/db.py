@@ -124,12 +124,11 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[Session]:
-        """A session for reading; rolled back and closed at the end."""
+        """A session for reading; closed at the end (loaded rows stay readable)."""
         session = self.read_sessions()
         try:
             yield session
         finally:
-            session.rollback()
             session.close()
 
     @contextmanager

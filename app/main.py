@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 
 from app.auth.dependencies import KeyCache
 from app.config import Settings, get_settings
@@ -18,6 +19,7 @@ from app.errors import install_error_handlers
 from app.issue_types.registry import Registry
 from app.issue_types.service import load_plugins, reload_registry
 from app.middleware import BodyLimitMiddleware
+from app.openapi_models import add_component_schemas
 from app.organizations.defaults import ensure_defaults
 from app.responses import JSONResponse
 from app.system.router import router as system_router
@@ -113,6 +115,20 @@ def create_app(
     app.include_router(system_router)
     for router in _domain_routers():
         app.include_router(router)
+
+    def custom_openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = add_component_schemas(
+                get_openapi(
+                    title=app.title,
+                    version=app.version,
+                    description=app.description,
+                    routes=app.routes,
+                )
+            )
+        return app.openapi_schema
+
+    app.openapi = custom_openapi  # type: ignore[method-assign]
     return app
 
 

@@ -1,0 +1,1 @@
+"""Occurrences: validation, grouping into issues, noise windows and the ingest use case."""

@@ -1,0 +1,43 @@
+"""Noise windows (pure): when pending occurrences become an issue."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+
+@dataclass(frozen=True)
+class Window:
+    """A fixed window opened by the first pending occurrence's detection time."""
+
+    count: int
+    started_at: datetime
+    ends_at: datetime
+
+
+@dataclass(frozen=True)
+class Admission:
+    """The window after one more occurrence, and whether it reached the threshold."""
+
+    window: Window
+    restarted: bool
+    reached: bool
+
+
+def admit(
+    window: Window | None, detection_time: datetime, *, ignore_limit: int, expiry: timedelta
+) -> Admission:
+    """Count one occurrence into the window (a new one at or past the end restarts at 1).
+
+    An occurrence earlier than the window's start still counts in it: the window is fixed.
+    """
+    if window is None or detection_time >= window.ends_at:
+        new = Window(1, detection_time, detection_time + expiry)
+        return Admission(new, window is not None, new.count >= ignore_limit)
+    new = Window(window.count + 1, window.started_at, window.ends_at)
+    return Admission(new, False, new.count >= ignore_limit)
+
+
+def quota_exceeded(created_in_window: int, limit: int) -> bool:
+    """Whether a creation quota with ``limit`` is used up."""
+    return created_in_window >= limit

@@ -1,0 +1,161 @@
+"""HTTP endpoints for sending and reading occurrences."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.concurrency import run_in_threadpool
+
+from app.auth.dependencies import IngestDep, ReadDep
+from app.context import AppContext, get_context
+from app.errors import InvalidPayload, error_responses
+from app.occurrences import service
+from app.occurrences.ingest import ingest_messages
+from app.occurrences.schemas import (
+    BatchIn,
+    BatchOut,
+    OccurrenceAccepted,
+    OccurrenceIn,
+    OccurrenceOut,
+    PendingPage,
+)
+from app.openapi_models import body_schema
+from app.responses import JSONResponse
+
+router = APIRouter(tags=["occurrences"])
+CtxDep = Annotated[AppContext, Depends(get_context)]
+
+
+async def _json_body(request: Request) -> Any:
+    raw = await request.body()
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidPayload(f"body is not valid JSON: {exc}", details={"field": None}) from None
+
+
+def _answer(status_code: int, body: dict[str, Any]) -> JSONResponse:
+    return JSONResponse(body, status_code=status_code)
+
+
+@router.post(
+    "/occurrences",
+    status_code=202,
+    summary="Send one occurrence",
+    response_model=OccurrenceAccepted,
+    responses=error_responses(401, 403, 404, 413, 422, 503),
+    openapi_extra=body_schema(OccurrenceIn),
+)
+async def post_occurrence(request: Request, ctx: CtxDep, principal: IngestDep) -> JSONResponse:
+    """Group one occurrence into an issue; answered after the commit with its outcome."""
+    payload = await _json_body(request)
+    [result] = await run_in_threadpool(
+        service.ingest_occurrences, ctx, [payload], principal=principal
+    )
+    return _answer(result.status_code, result.body)
+
+
+@router.post(
+    "/occurrences/batch",
+    status_code=200,
+    summary="Send up to 1,000 occurrences",
+    response_model=BatchOut,
+    responses=error_responses(401, 403, 413, 422, 503),
+    openapi_extra=body_schema(BatchIn),
+)
+async def post_batch(request: Request, ctx: CtxDep, principal: IngestDep) -> JSONResponse:
+    """Each item is judged on its own; one result per item, in order, after one commit."""
+    payload = await _json_body(request)
+    if not isinstance(payload, dict) or not isinstance(payload.get("occurrences"), list):
+        raise InvalidPayload(
+            'body must be {"occurrences": [...]}', details={"field": "occurrences"}
+        )
+    items = payload["occurrences"]
+    if len(items) > ctx.settings.max_batch_items:
+        raise InvalidPayload(
+            f"at most {ctx.settings.max_batch_items} occurrences per batch",
+            code="batch_too_large",
+            details={"field": "occurrences", "limit": ctx.settings.max_batch_items},
+        )
+    results = await run_in_threadpool(service.ingest_occurrences, ctx, items, principal=principal)
+    return _answer(200, {"results": [_batch_item(r.status_code, r.body) for r in results]})
+
+
+def _batch_item(status_code: int, body: dict[str, Any]) -> dict[str, Any]:
+    if status_code < 400:
+        return body
+    err = body["error"]
+    return {
+        "status": status_code,
+        "code": err["code"],
+        "message": err["message"],
+        "details": err["details"],
+    }
+
+
+@router.post(
+    "/ingest",
+    summary="Send topic-shaped messages",
+    responses={
+        200: {"description": "An array was sent (or one status change): one result per message."},
+        202: {"model": OccurrenceAccepted, "description": "One occurrence message was accepted."},
+        **error_responses(401, 403, 404, 413, 422, 503),
+    },
+    openapi_extra=body_schema(OccurrenceIn, array_too=True),
+)
+async def post_ingest(request: Request, ctx: CtxDep, principal: IngestDep) -> JSONResponse:
+    """Messages as on the `ingest-occurrences` topic (`payload_type` occurrence|status_change)."""
+    payload = await _json_body(request)
+    if isinstance(payload, list):
+        if len(payload) > ctx.settings.max_batch_items:
+            raise InvalidPayload(
+                f"at most {ctx.settings.max_batch_items} messages per request",
+                code="batch_too_large",
+                details={"limit": ctx.settings.max_batch_items},
+            )
+        results = await run_in_threadpool(ingest_messages, ctx, payload, principal=principal)
+        items = []
+        for r in results:
+            item = _batch_item(r.status_code, r.body)
+            item["payload_type"] = r.payload_type
+            items.append(item)
+        return _answer(200, {"results": items})
+    [result] = await run_in_threadpool(ingest_messages, ctx, [payload], principal=principal)
+    return _answer(result.status_code, result.body)
+
+
+@router.get(
+    "/occurrences/{occurrence_id}",
+    summary="Read a stored occurrence",
+    response_model=OccurrenceOut,
+    responses=error_responses(401, 403, 404, 422),
+)
+def get_occurrence(
+    occurrence_id: str,
+    ctx: CtxDep,
+    principal: ReadDep,
+    project_id: Annotated[int, Query(description="Project of the occurrence.")],
+) -> OccurrenceOut:
+    """An accepted occurrence as stored (normalised ids, resolved priority, its event)."""
+    return service.get_occurrence(
+        ctx, principal=principal, project_id=project_id, occurrence_id=occurrence_id
+    )
+
+
+@router.get(
+    "/pending",
+    summary="Fingerprints waiting below a noise threshold",
+    response_model=PendingPage,
+    responses=error_responses(401, 403, 422),
+)
+def list_pending(
+    ctx: CtxDep,
+    principal: ReadDep,
+    project: Annotated[list[int] | None, Query(description="Limit to these projects.")] = None,
+    type: Annotated[list[str] | None, Query(description="Limit to these type slugs.")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="Most windows to list.")] = 100,
+) -> PendingPage:
+    """Open noise windows with their count, threshold and end."""
+    return service.list_pending(ctx, principal=principal, projects=project, types=type, limit=limit)

@@ -1,0 +1,884 @@
+"""The ingest use case: many validated occurrences grouped into issues in one transaction.
+
+Batch-first (ADR 0003): a single ``POST /occurrences`` is a batch of one; ``/occurrences/batch``,
+``/ingest`` and the Kafka consumer hand over many. Every query is made once per batch (projects,
+known hashes, existing occurrences, issue rows) and the writes are flushed together; the answer is
+built only after the commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from sqlalchemy import func, insert, select, text, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session
+
+from app.auth.principal import Principal
+from app.context import AppContext
+from app.errors import InvalidPayload, NotFound
+from app.issue_types.registry import PRIORITY_NAMES, IssueType
+from app.issue_types.service import refresh_if_stale
+from app.issues.activity import add_activity
+from app.issues.status import GroupStatus, GroupSubStatus
+from app.lifecycle.hooks import on_ignored_occurrences
+from app.metrics import INGEST_BATCH_SIZE, OCCURRENCES
+from app.models import (
+    Event,
+    Group,
+    GroupHash,
+    HourlyCount,
+    Occurrence,
+    Organization,
+    PendingWindow,
+    Project,
+)
+from app.notifications.outbox import enqueue
+from app.occurrences.grouping import decide, fingerprint_hashes
+from app.occurrences.noise import Window, admit, quota_exceeded
+from app.occurrences.schemas import OccurrenceOut, PendingOut, PendingPage, StoredEvidence
+from app.occurrences.validation import (
+    Limits,
+    PayloadError,
+    ValidOccurrence,
+    normalize_uuid,
+    truncate_culprit,
+    validate_occurrence,
+)
+from app.organizations.access import project_for, visible_project_ids
+from app.rollout.rules import FlagKind
+from app.rollout.service import is_enabled
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+MAX_ATTEMPTS = 5
+LOCK_BUCKETS = 1 << 16
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """The answer to one message: HTTP status, body, and the message's payload type."""
+
+    status_code: int
+    body: dict[str, Any]
+    payload_type: str = "occurrence"
+
+
+def error_result(status: int, code: str, message: str, details: Any = None) -> IngestResult:
+    """A rejected message."""
+    return IngestResult(status, {"error": {"code": code, "message": message, "details": details}})
+
+
+def _accepted(
+    occ: ValidOccurrence,
+    outcome: str,
+    *,
+    issue_id: int | None = None,
+    reason: str | None = None,
+    noise: dict[str, Any] | None = None,
+) -> IngestResult:
+    return IngestResult(
+        202,
+        {
+            "occurrence_id": occ.id,
+            "project_id": occ.project_id,
+            "outcome": outcome,
+            "reason": reason,
+            "issue_id": issue_id,
+            "noise": noise,
+            "ignored_fields": list(occ.ignored_fields),
+        },
+    )
+
+
+def epoch_hour(moment: datetime) -> int:
+    """Hours since the Unix epoch of a UTC moment."""
+    return int(moment.timestamp() // 3600)
+
+
+def _lock_key(project_id: int, value: str) -> int:
+    digest = hashlib.blake2b(f"{project_id}:{value}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % LOCK_BUCKETS
+
+
+def _retrying(ctx: AppContext, fn: Callable[[], T]) -> T:
+    """Run a write use case again when a concurrent writer made it lose a race.
+
+    A unique-key race (two processes creating the same issue, the same occurrence id at the same
+    instant) or a PostgreSQL deadlock aborts the transaction; the retry sees the winner's rows.
+    """
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        try:
+            return fn()
+        except IntegrityError:
+            if attempt == MAX_ATTEMPTS:
+                raise
+            log.info("ingest race lost (attempt %d), retrying", attempt)
+        except OperationalError as exc:
+            code = getattr(exc.orig, "sqlstate", None)
+            if code not in ("40P01", "40001") or attempt == MAX_ATTEMPTS:
+                raise
+            log.info("ingest deadlock (attempt %d), retrying", attempt)
+    raise AssertionError("unreachable")
+
+
+def limits_of(ctx: AppContext) -> Limits:
+    """The payload limits in force."""
+    s = ctx.settings
+    return Limits(
+        max_fingerprint_elements=s.max_fingerprint_elements,
+        max_fingerprint_length=s.max_fingerprint_length,
+        max_title_length=s.max_title_length,
+        max_depth=s.max_nesting_depth,
+    )
+
+
+def ingest_occurrences(
+    ctx: AppContext, raws: Sequence[Any], *, principal: Principal
+) -> list[IngestResult]:
+    """Validate and ingest many occurrences; one result per item, in order."""
+    limits = limits_of(ctx)
+    results: list[IngestResult | None] = [None] * len(raws)
+    valid: list[tuple[int, ValidOccurrence]] = []
+    for i, raw in enumerate(raws):
+        try:
+            valid.append((i, validate_occurrence(raw, limits)))
+        except PayloadError as exc:
+            results[i] = error_result(422, exc.code, exc.message, exc.details())
+    if valid:
+        processed = _retrying(ctx, lambda: _ingest_valid(ctx, valid, principal))
+        for i, result in processed.items():
+            results[i] = result
+    out = [r for r in results if r is not None]
+    assert len(out) == len(raws)
+    for raw, r in zip(raws, out, strict=True):
+        if r.status_code >= 400:
+            OCCURRENCES.labels(outcome="rejected", type="-").inc()
+        else:
+            # Accepted items carry a registered type, so the label set stays bounded.
+            OCCURRENCES.labels(outcome=r.body["outcome"], type=str(raw.get("type"))).inc()
+    return out
+
+
+@dataclass
+class _Batch:
+    """State of one ingest transaction."""
+
+    session: Session
+    ctx: AppContext
+    now: datetime
+    projects: dict[int, Project]
+    orgs: dict[int, Organization]
+    known: dict[tuple[int, str], int] = field(default_factory=dict)
+    groups: dict[int, Group] = field(default_factory=dict)
+    new_rows: list[dict[str, Any]] = field(default_factory=list)
+    stored_ids: dict[tuple[int, str], int | None] = field(default_factory=dict)
+    hour_increments: dict[tuple[int, int], int] = field(default_factory=lambda: defaultdict(int))
+    ignored_touched: dict[int, list[datetime]] = field(default_factory=lambda: defaultdict(list))
+    events: dict[tuple[int, str], dict[str, Any]] = field(default_factory=dict)
+    created_in_batch: dict[tuple[int, int], int] = field(default_factory=lambda: defaultdict(int))
+
+
+def _ingest_valid(
+    ctx: AppContext, valid: list[tuple[int, ValidOccurrence]], principal: Principal
+) -> dict[int, IngestResult]:
+    """One transaction: everything an ingest batch changes, committed before answering."""
+    results: dict[int, IngestResult] = {}
+    INGEST_BATCH_SIZE.observe(len(valid))
+    with ctx.db.write() as session:
+        now = ctx.now()
+        refresh_if_stale(ctx, session)
+        project_ids = {v.project_id for _, v in valid}
+        projects = {
+            p.id: p for p in session.scalars(select(Project).where(Project.id.in_(project_ids)))
+        }
+        org_ids = {p.organization_id for p in projects.values()}
+        orgs = {
+            o.id: o
+            for o in session.scalars(select(Organization).where(Organization.id.in_(org_ids)))
+        }
+        batch = _Batch(session=session, ctx=ctx, now=now, projects=projects, orgs=orgs)
+
+        # Checks that need the database but change nothing.
+        candidates: list[tuple[int, ValidOccurrence, IssueType, list[str]]] = []
+        for i, occ in valid:
+            project = projects.get(occ.project_id)
+            if project is None:
+                results[i] = error_result(
+                    404, "project_not_found", f"project {occ.project_id} not found", None
+                )
+                continue
+            if not principal.may_access(project.organization_id, project.id):
+                results[i] = error_result(
+                    403, "forbidden", f"this key may not use project {occ.project_id}", None
+                )
+                continue
+            issue_type = ctx.registry.get(occ.type_id)
+            if issue_type is None:
+                results[i] = error_result(
+                    422,
+                    "unknown_issue_type",
+                    f"issue type {occ.type_id} is not registered",
+                    {"field": "type"},
+                )
+                continue
+            candidates.append((i, occ, issue_type, fingerprint_hashes(occ.fingerprint)))
+        if not candidates:
+            session.rollback()
+            return results
+
+        if session.get_bind().dialect.name == "postgresql":
+            # Serialize writers touching the same fingerprint or occurrence id; taken in one
+            # sorted statement so two batches never wait on each other in a cycle.
+            # Only the primary hash: a retry of the same payload shares it, and any other race
+            # (same id, other fingerprint) ends in a unique-key error that _retrying replays.
+            keys = sorted(
+                {_lock_key(occ.project_id, hashes[0]) for _, occ, _, hashes in candidates}
+            )
+            session.execute(
+                text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k"),
+                {"keys": keys},
+            )
+
+        existing = _existing_occurrences(
+            session, [(o.project_id, o.id) for _, o, _, _ in candidates]
+        )
+        _load_known(batch, candidates)
+        _load_events(batch, [o for _, o, _, _ in candidates if o.event is None])
+
+        for i, occ, issue_type, hashes in candidates:
+            key = (occ.project_id, occ.id)
+            if key in existing:
+                results[i] = _accepted(occ, "duplicate", issue_id=existing[key])
+                continue
+            if key in batch.stored_ids:
+                results[i] = _accepted(occ, "duplicate", issue_id=batch.stored_ids[key])
+                continue
+            project = projects[occ.project_id]
+            org = orgs[project.organization_id]
+            if not is_enabled(ctx, session, issue_type, FlagKind.INGEST, org.id, org.early_adopter):
+                results[i] = _accepted(occ, "dropped", reason="ingest_disabled")
+                continue
+            if occ.event is None and (occ.project_id, occ.event_id) not in batch.events:
+                results[i] = error_result(
+                    422,
+                    "event_not_found",
+                    f"event {occ.event_id} was not stored for project {occ.project_id}",
+                    {"field": "event_id"},
+                )
+                continue
+            results[i] = _process(batch, occ, issue_type, hashes, project, org)
+
+        _flush_writes(batch)
+        session.commit()
+    return results
+
+
+def _existing_occurrences(
+    session: Session, keys: list[tuple[int, str]]
+) -> dict[tuple[int, str], int | None]:
+    found: dict[tuple[int, str], int | None] = {}
+    for chunk_start in range(0, len(keys), 500):
+        chunk = keys[chunk_start : chunk_start + 500]
+        rows = session.execute(
+            select(Occurrence.project_id, Occurrence.id, Occurrence.group_id).where(
+                tuple_(Occurrence.project_id, Occurrence.id).in_(chunk)
+            )
+        )
+        for project_id, occ_id, group_id in rows:
+            found[(project_id, occ_id)] = group_id
+    return found
+
+
+def _load_known(
+    batch: _Batch, candidates: list[tuple[int, ValidOccurrence, IssueType, list[str]]]
+) -> None:
+    """Known hashes of the batch's projects, and their issue rows locked in id order."""
+    by_project: dict[int, set[str]] = defaultdict(set)
+    for _, occ, _, hashes in candidates:
+        by_project[occ.project_id].update(hashes)
+    for project_id, project_hashes in by_project.items():
+        hash_list = sorted(project_hashes)
+        for start in range(0, len(hash_list), 500):
+            rows = batch.session.execute(
+                select(GroupHash.hash, GroupHash.group_id).where(
+                    GroupHash.project_id == project_id,
+                    GroupHash.hash.in_(hash_list[start : start + 500]),
+                )
+            )
+            for h, group_id in rows:
+                batch.known[(project_id, h)] = group_id
+    group_ids = sorted(set(batch.known.values()))
+    for start in range(0, len(group_ids), 500):
+        for group in batch.session.scalars(
+            select(Group)
+            .where(Group.id.in_(group_ids[start : start + 500]))
+            .order_by(Group.id)
+            .with_for_update()
+        ):
+            batch.groups[group.id] = group
+
+
+def _load_events(batch: _Batch, referencing: list[ValidOccurrence]) -> None:
+    keys = sorted({(o.project_id, o.event_id) for o in referencing})
+    for start in range(0, len(keys), 500):
+        rows = batch.session.execute(
+            select(Event.project_id, Event.event_id).where(
+                tuple_(Event.project_id, Event.event_id).in_(keys[start : start + 500])
+            )
+        )
+        for project_id, event_id in rows:
+            batch.events[(project_id, event_id)] = {}
+
+
+def _process(
+    batch: _Batch,
+    occ: ValidOccurrence,
+    issue_type: IssueType,
+    hashes: list[str],
+    project: Project,
+    org: Organization,
+) -> IngestResult:
+    """Group one occurrence: join, regress, wait below the noise threshold, or open an issue."""
+    known = {
+        h: batch.known[(occ.project_id, h)] for h in hashes if (occ.project_id, h) in batch.known
+    }
+    decision = decide(hashes, known)
+    if decision.group_id is not None:
+        group = batch.groups[decision.group_id]
+        if group.type_id != occ.type_id:
+            return _accepted(occ, "dropped", reason="type_mismatch", issue_id=None)
+        outcome = _join(batch, group, [occ], project)
+        _store(batch, occ, group.id)
+        return _accepted(occ, outcome, issue_id=group.id)
+
+    primary = decision.primary_hash
+    pending: list[Occurrence] = []
+    noise_answer: dict[str, Any] | None = None
+    if issue_type.noise_config is not None and issue_type.noise_config.ignore_limit > 1:
+        window_row = batch.session.get(
+            PendingWindow, (occ.project_id, primary), with_for_update=True
+        )
+        if window_row is not None and window_row.type_id != occ.type_id:
+            return _accepted(occ, "dropped", reason="type_mismatch")
+        window = (
+            Window(window_row.count, window_row.window_started_at, window_row.window_ends_at)
+            if window_row is not None
+            else None
+        )
+        cfg = issue_type.noise_config
+        admission = admit(
+            window,
+            occ.detection_time,
+            ignore_limit=cfg.ignore_limit,
+            expiry=timedelta(seconds=cfg.expiry_seconds),
+        )
+        if not admission.reached:
+            if admission.restarted:
+                _discard_pending(batch, occ.project_id, primary)
+            _save_window(batch, window_row, occ, primary, admission.window, cfg.ignore_limit)
+            _store(batch, occ, None, pending_hash=primary)
+            return _accepted(
+                occ,
+                "pending",
+                noise={
+                    "count": admission.window.count,
+                    "threshold": cfg.ignore_limit,
+                    "window_ends_at": admission.window.ends_at,
+                },
+            )
+        if _quota_used_up(batch, occ, issue_type):
+            return _accepted(occ, "rate_limited", reason="creation_quota")
+        if admission.restarted:
+            _discard_pending(batch, occ.project_id, primary)
+        else:
+            pending = _pending_of(batch, occ.project_id, primary)
+        if window_row is not None:
+            batch.session.delete(window_row)
+        noise_answer = None
+    elif _quota_used_up(batch, occ, issue_type):
+        return _accepted(occ, "rate_limited", reason="creation_quota")
+
+    group = _create(batch, occ, issue_type, project, org, primary, decision.link_hashes)
+    if pending:
+        _adopt_pending(batch, group, pending)
+    _store(batch, occ, group.id)
+    return _accepted(occ, "created", issue_id=group.id, noise=noise_answer)
+
+
+def _quota_used_up(batch: _Batch, occ: ValidOccurrence, issue_type: IssueType) -> bool:
+    quota = issue_type.creation_quota
+    if quota is None:
+        return False
+    since = batch.now - timedelta(seconds=quota.window_seconds)
+    # Issues created earlier in this batch are already flushed, so the count includes them.
+    batch.session.flush()
+    count = batch.session.scalar(
+        select(func.count())
+        .select_from(Group)
+        .where(
+            Group.project_id == occ.project_id,
+            Group.type_id == occ.type_id,
+            Group.created_at > since,
+        )
+    )
+    return quota_exceeded(int(count or 0), quota.limit)
+
+
+def _save_window(
+    batch: _Batch,
+    row: PendingWindow | None,
+    occ: ValidOccurrence,
+    primary: str,
+    window: Window,
+    threshold: int,
+) -> None:
+    if row is None:
+        row = PendingWindow(project_id=occ.project_id, hash=primary, type_id=occ.type_id)
+        batch.session.add(row)
+    row.fingerprint = occ.fingerprint[0]
+    row.count = window.count
+    row.threshold = threshold
+    row.window_started_at = window.started_at
+    row.window_ends_at = window.ends_at
+    batch.session.flush()
+
+
+def _discard_pending(batch: _Batch, project_id: int, primary: str) -> None:
+    """Occurrences of an expired window stay stored (ids stay duplicates) but no longer count."""
+    batch.session.flush()
+    batch.session.execute(
+        update(Occurrence)
+        .where(Occurrence.project_id == project_id, Occurrence.pending_hash == primary)
+        .values(pending_hash=None)
+    )
+    for row in batch.new_rows:
+        if row["project_id"] == project_id and row["pending_hash"] == primary:
+            row["pending_hash"] = None
+
+
+def _pending_of(batch: _Batch, project_id: int, primary: str) -> list[Occurrence]:
+    """The window's pending occurrences (stored earlier, or earlier in this batch)."""
+    batch.session.flush()
+    rows = list(
+        batch.session.scalars(
+            select(Occurrence).where(
+                Occurrence.project_id == project_id, Occurrence.pending_hash == primary
+            )
+        )
+    )
+    for row in batch.new_rows:
+        if row["project_id"] == project_id and row["pending_hash"] == primary:
+            rows.append(Occurrence(**row))
+    return rows
+
+
+def _adopt_pending(batch: _Batch, group: Group, pending: list[Occurrence]) -> None:
+    """Pending occurrences of the window join the issue that their threshold created."""
+    batch.session.execute(
+        update(Occurrence)
+        .where(Occurrence.project_id == group.project_id, Occurrence.pending_hash == group.hash)
+        .values(group_id=group.id, pending_hash=None)
+    )
+    for row in batch.new_rows:
+        if row["project_id"] == group.project_id and row["pending_hash"] == group.hash:
+            row["group_id"] = group.id
+            row["pending_hash"] = None
+            batch.stored_ids[(row["project_id"], row["id"])] = group.id
+    for occ in pending:
+        group.times_seen += 1
+        _apply_times(group, occ.detection_time)
+        if occ.detection_time >= group.latest_detection_time:
+            _apply_latest(
+                group,
+                occ.id,
+                occ.issue_title,
+                occ.subtitle,
+                occ.culprit,
+                occ.level,
+                occ.detection_time,
+            )
+        batch.hour_increments[(group.id, epoch_hour(occ.detection_time))] += 1
+
+
+def _create(
+    batch: _Batch,
+    occ: ValidOccurrence,
+    issue_type: IssueType,
+    project: Project,
+    org: Organization,
+    primary: str,
+    link_hashes: Sequence[str],
+) -> Group:
+    session = batch.session
+    short_id = (
+        session.execute(
+            update(Project)
+            .where(Project.id == project.id)
+            .values(next_short_id=Project.next_short_id + 1)
+            .returning(Project.next_short_id)
+        ).scalar_one()
+        - 1
+    )
+    priority = occ.priority if occ.priority is not None else issue_type.default_priority
+    notify = is_enabled(
+        batch.ctx, session, issue_type, FlagKind.POST_PROCESS, org.id, org.early_adopter
+    )
+    group = Group(
+        project_id=occ.project_id,
+        type_id=occ.type_id,
+        hash=primary,
+        short_id=short_id,
+        title=occ.issue_title,
+        subtitle=occ.subtitle,
+        culprit=truncate_culprit(occ.culprit),
+        level=occ.level,
+        status=GroupStatus.UNRESOLVED,
+        substatus=GroupSubStatus.NEW,
+        substatus_changed_at=batch.now,
+        priority=priority,
+        initial_priority=priority,
+        priority_locked=False,
+        first_seen=occ.detection_time,
+        last_seen=occ.detection_time,
+        times_seen=1,
+        latest_occurrence_id=occ.id,
+        latest_detection_time=occ.detection_time,
+        assignee=occ.assignee,
+        notify_created=notify,
+        version=1,
+        created_at=batch.now,
+        updated_at=batch.now,
+    )
+    session.add(group)
+    session.flush()
+    session.add(GroupHash(project_id=occ.project_id, hash=primary, group_id=group.id))
+    for h in link_hashes:
+        session.add(GroupHash(project_id=occ.project_id, hash=h, group_id=group.id))
+        batch.known[(occ.project_id, h)] = group.id
+    batch.known[(occ.project_id, primary)] = group.id
+    batch.groups[group.id] = group
+    session.flush()
+    batch.hour_increments[(group.id, epoch_hour(occ.detection_time))] += 1
+    enqueue(session, batch.ctx, group, "issue.created", now=batch.now)
+    return group
+
+
+def _apply_times(group: Group, detection_time: datetime) -> None:
+    if detection_time > group.last_seen:
+        group.last_seen = detection_time
+    if detection_time < group.first_seen:
+        group.first_seen = detection_time
+
+
+def _apply_latest(
+    group: Group,
+    occ_id: str,
+    title: str,
+    subtitle: str,
+    culprit: str,
+    level: str,
+    detection_time: datetime,
+) -> None:
+    group.title = title
+    group.subtitle = subtitle
+    group.culprit = truncate_culprit(culprit)
+    group.level = level
+    group.latest_occurrence_id = occ_id
+    group.latest_detection_time = detection_time
+
+
+def _counts_as_resolved(batch: _Batch, group: Group, project: Project) -> bool:
+    if group.status == GroupStatus.RESOLVED:
+        return True
+    if group.status != GroupStatus.UNRESOLVED or project.resolve_age_hours <= 0:
+        return False
+    issue_type = batch.ctx.registry.get(group.type_id)
+    if issue_type is None or not issue_type.enable_auto_resolve:
+        return False
+    return group.last_seen < batch.now - timedelta(hours=project.resolve_age_hours)
+
+
+def _join(batch: _Batch, group: Group, occs: list[ValidOccurrence], project: Project) -> str:
+    """Count occurrences into an existing issue; returns ``grouped`` or ``regressed``."""
+    outcome = "grouped"
+    for occ in occs:
+        if _counts_as_resolved(batch, group, project):
+            group.status = GroupStatus.UNRESOLVED
+            group.substatus = GroupSubStatus.REGRESSED
+            group.substatus_changed_at = batch.now
+            group.resolved_at = None
+            group.ignore_until = None
+            add_activity(
+                batch.session,
+                group,
+                "set_regression",
+                now=batch.now,
+                data={"occurrence_id": occ.id},
+            )
+            batch.session.flush()
+            enqueue(batch.session, batch.ctx, group, "issue.regressed", now=batch.now)
+            outcome = "regressed"
+        group.times_seen += 1
+        _apply_times(group, occ.detection_time)
+        if occ.detection_time >= group.latest_detection_time:
+            _apply_latest(
+                group,
+                occ.id,
+                occ.issue_title,
+                occ.subtitle,
+                occ.culprit,
+                occ.level,
+                occ.detection_time,
+            )
+        if occ.priority is not None and not group.priority_locked:
+            group.priority = occ.priority
+        group.updated_at = batch.now
+        batch.hour_increments[(group.id, epoch_hour(occ.detection_time))] += 1
+        if group.status == GroupStatus.IGNORED:
+            batch.ignored_touched[group.id].append(occ.detection_time)
+    return outcome
+
+
+def _store(
+    batch: _Batch, occ: ValidOccurrence, group_id: int | None, *, pending_hash: str | None = None
+) -> None:
+    """Queue the occurrence row (and its event) for the batch insert."""
+    batch.new_rows.append(
+        {
+            "project_id": occ.project_id,
+            "id": occ.id,
+            "group_id": group_id,
+            "pending_hash": pending_hash,
+            "type_id": occ.type_id,
+            "event_id": occ.event_id,
+            "fingerprint": list(occ.fingerprint),
+            "issue_title": occ.issue_title,
+            "subtitle": occ.subtitle,
+            "culprit": occ.culprit,
+            "resource_id": occ.resource_id,
+            "evidence_data": occ.evidence_data,
+            "evidence_display": occ.evidence_display,
+            "detection_time": occ.detection_time,
+            "level": occ.level,
+            "priority": occ.priority
+            if occ.priority is not None
+            else _type_default(batch, occ.type_id),
+            "assignee": occ.assignee,
+            "received_at": batch.now,
+        }
+    )
+    batch.stored_ids[(occ.project_id, occ.id)] = group_id
+    if occ.event is not None and (occ.project_id, occ.event_id) not in batch.events:
+        data = dict(occ.event)
+        data.setdefault("received", batch.now.isoformat())
+        batch.events[(occ.project_id, occ.event_id)] = data
+
+
+def _type_default(batch: _Batch, type_id: int) -> int:
+    issue_type = batch.ctx.registry.get(type_id)
+    return issue_type.default_priority if issue_type else 50
+
+
+def _dialect_insert(session: Session, table: Any) -> Any:
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+def _flush_writes(batch: _Batch) -> None:
+    """Write the batch's rows with set-based statements, then apply ignored-issue rules."""
+    session = batch.session
+    session.flush()
+    new_events = [
+        {"project_id": p, "event_id": e, "data": data, "received_at": batch.now}
+        for (p, e), data in batch.events.items()
+        if data
+    ]
+    if new_events:
+        session.execute(
+            _dialect_insert(session, Event).on_conflict_do_nothing(
+                index_elements=["project_id", "event_id"]
+            ),
+            new_events,
+        )
+    if batch.new_rows:
+        session.execute(insert(Occurrence), batch.new_rows)
+    if batch.hour_increments:
+        stmt = _dialect_insert(session, HourlyCount)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["group_id", "hour"],
+            set_={"count": HourlyCount.count + stmt.excluded.count},
+        )
+        session.execute(
+            stmt,
+            [
+                {"group_id": g, "hour": h, "count": n}
+                for (g, h), n in sorted(batch.hour_increments.items())
+            ],
+        )
+    session.flush()
+    for group_id, times in batch.ignored_touched.items():
+        group = batch.groups[group_id]
+        if group.status != GroupStatus.IGNORED:
+            continue
+        hours = sorted({epoch_hour(t) for t in times})
+        counts = dict(
+            session.execute(
+                select(HourlyCount.hour, HourlyCount.count).where(
+                    HourlyCount.group_id == group_id, HourlyCount.hour.in_(hours)
+                )
+            ).all()
+        )
+        on_ignored_occurrences(
+            session,
+            batch.ctx,
+            group,
+            hour_counts={h: int(counts.get(h, 0)) for h in hours},
+            detection_times=times,
+            now=batch.now,
+        )
+    session.flush()
+
+
+def _stored_occurrence_out(ctx: AppContext, occ: Occurrence, event: Event | None) -> OccurrenceOut:
+    issue_type = ctx.registry.get(occ.type_id)
+    return OccurrenceOut(
+        id=occ.id,
+        project_id=occ.project_id,
+        issue_id=occ.group_id,
+        pending=occ.pending_hash is not None,
+        type_id=occ.type_id,
+        type=issue_type.slug if issue_type else None,
+        event_id=occ.event_id,
+        fingerprint=list(occ.fingerprint),
+        issue_title=occ.issue_title,
+        subtitle=occ.subtitle,
+        culprit=occ.culprit,
+        resource_id=occ.resource_id,
+        evidence_data=occ.evidence_data or {},
+        evidence_display=[StoredEvidence(**e) for e in occ.evidence_display or []],
+        detection_time=occ.detection_time,
+        received_at=occ.received_at,
+        level=occ.level,
+        priority=PRIORITY_NAMES.get(occ.priority, str(occ.priority)),
+        assignee=occ.assignee,
+        event=event.data if event is not None else None,
+    )
+
+
+def get_occurrence(
+    ctx: AppContext, *, principal: Principal, project_id: int, occurrence_id: str
+) -> OccurrenceOut:
+    """A stored occurrence of a project the caller may read (other tenants' → 404)."""
+    try:
+        occ_id = normalize_uuid(occurrence_id, "occurrence_id")
+    except PayloadError:
+        raise NotFound("occurrence not found", code="occurrence_not_found") from None
+    with ctx.db.read() as session:
+        project = session.get(Project, project_id)
+        if project is None or not principal.may_access(project.organization_id, project.id):
+            raise NotFound("occurrence not found", code="occurrence_not_found")
+        occ = session.get(Occurrence, (project_id, occ_id))
+        if occ is None:
+            raise NotFound("occurrence not found", code="occurrence_not_found")
+        event = session.get(Event, (project_id, occ.event_id))
+        return _stored_occurrence_out(ctx, occ, event)
+
+
+def occurrences_page(
+    ctx: AppContext,
+    session: Session,
+    *,
+    group: Group,
+    limit: int,
+    cursor: tuple[datetime, str] | None,
+) -> tuple[list[OccurrenceOut], tuple[datetime, str] | None]:
+    """A page of an issue's occurrences, newest first (keyset on detection time and id)."""
+    stmt = select(Occurrence).where(Occurrence.group_id == group.id)
+    if cursor is not None:
+        at, occ_id = cursor
+        stmt = stmt.where(
+            (Occurrence.detection_time < at)
+            | ((Occurrence.detection_time == at) & (Occurrence.id < occ_id))
+        )
+    rows = list(
+        session.scalars(
+            stmt.order_by(Occurrence.detection_time.desc(), Occurrence.id.desc()).limit(limit + 1)
+        )
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    events = {
+        e.event_id: e
+        for e in session.scalars(
+            select(Event).where(
+                Event.project_id == group.project_id,
+                Event.event_id.in_({r.event_id for r in rows}),
+            )
+        )
+    }
+    out = [_stored_occurrence_out(ctx, r, events.get(r.event_id)) for r in rows]
+    next_cursor = (rows[-1].detection_time, rows[-1].id) if more and rows else None
+    return out, next_cursor
+
+
+def list_pending(
+    ctx: AppContext,
+    *,
+    principal: Principal,
+    projects: list[int] | None,
+    types: list[str] | None,
+    limit: int,
+) -> PendingPage:
+    """Open noise windows the caller may see."""
+    with ctx.db.read() as session:
+        refresh_if_stale(ctx, session)
+        stmt = select(PendingWindow)
+        allowed = visible_project_ids(session, principal)
+        if projects:
+            for project_id in projects:
+                project_for(session, principal, project_id)
+            stmt = stmt.where(PendingWindow.project_id.in_(projects))
+        elif allowed is not None:
+            stmt = stmt.where(PendingWindow.project_id.in_(allowed))
+        if types:
+            type_ids = []
+            for slug in types:
+                issue_type = ctx.registry.by_slug(slug)
+                if issue_type is None:
+                    raise InvalidPayload(
+                        f"unknown issue type {slug!r}",
+                        code="unknown_issue_type",
+                        details={"field": "type"},
+                    )
+                type_ids.append(issue_type.type_id)
+            stmt = stmt.where(PendingWindow.type_id.in_(type_ids))
+        rows = session.scalars(
+            stmt.order_by(PendingWindow.window_started_at.desc()).limit(limit)
+        ).all()
+        data = []
+        for row in rows:
+            issue_type = ctx.registry.get(row.type_id)
+            data.append(
+                PendingOut(
+                    project_id=row.project_id,
+                    type_id=row.type_id,
+                    type=issue_type.slug if issue_type else None,
+                    fingerprint=row.fingerprint,
+                    hash=row.hash,
+                    count=row.count,
+                    threshold=row.threshold,
+                    window_started_at=row.window_started_at,
+                    window_ends_at=row.window_ends_at,
+                )
+            )
+        return PendingPage(data=data)

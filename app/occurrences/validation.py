@@ -1,0 +1,354 @@
+"""Validation and normalisation of occurrence payloads (pure: no framework, no database).
+
+Hand-written rather than a Pydantic model so that each item of a batch is judged on its own, the
+error names the offending field, and the rules of SPEC §5 read top to bottom in one place.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from app.issue_types.registry import parse_priority
+from app.issues.status import LEVELS
+
+UUID_RE = re.compile(
+    r"^(?:[0-9a-fA-F]{32}|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$"
+)
+ASSIGNEE_RE = re.compile(r"^(?:user|team):[A-Za-z0-9_.@-]{1,64}$")
+CULPRIT_MAX = 200
+
+# Keys of an event that are stored; everything else is answered as ``ignored_fields``.
+KEPT_EVENT_KEYS = (
+    "event_id",
+    "project_id",
+    "environment",
+    "release",
+    "dist",
+    "platform",
+    "timestamp",
+    "received",
+    "tags",
+    "contexts",
+    "extra",
+    "user",
+    "request",
+    "sdk",
+    "server_name",
+    "transaction",
+    "trace_id",
+    "breadcrumbs",
+    "stacktrace",
+    "modules",
+    "debug_meta",
+)
+_KEPT = frozenset(KEPT_EVENT_KEYS) | {"level", "title"}
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Size limits applied while validating (configurable through the settings)."""
+
+    max_fingerprint_elements: int = 100
+    max_fingerprint_length: int = 2048
+    max_title_length: int = 8192
+    max_depth: int = 32
+
+
+class PayloadError(ValueError):
+    """A broken rule: stable ``code``, the offending ``field`` and a message."""
+
+    def __init__(self, code: str, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.field = field
+
+    def details(self) -> dict[str, Any] | None:
+        """The ``details`` of the error body."""
+        return {"field": self.field} if self.field else None
+
+
+@dataclass(frozen=True)
+class ValidOccurrence:
+    """An occurrence that passed every payload rule; database checks come later."""
+
+    id: str
+    project_id: int
+    fingerprint: tuple[str, ...]
+    issue_title: str
+    subtitle: str
+    culprit: str
+    resource_id: str | None
+    evidence_data: dict[str, Any]
+    evidence_display: list[dict[str, Any]]
+    type_id: int
+    detection_time: datetime
+    level: str
+    priority: int | None
+    assignee: str | None
+    event_id: str
+    event: dict[str, Any] | None
+    ignored_fields: list[str] = field(default_factory=list)
+
+
+def _invalid(field_name: str, message: str) -> PayloadError:
+    return PayloadError("invalid_payload", f"{field_name}: {message}", field_name)
+
+
+def normalize_uuid(value: Any, field_name: str) -> str:
+    """A UUID (dashed or 32 hex) as 32 lowercase hex."""
+    if not isinstance(value, str) or not UUID_RE.match(value):
+        raise _invalid(field_name, "must be a UUID (dashed or 32 hex characters)")
+    return uuid.UUID(value).hex
+
+
+def _int(value: Any, field_name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _invalid(field_name, "must be an integer")
+    return value
+
+
+def _str(value: Any, field_name: str, limit: int | None = None) -> str:
+    if not isinstance(value, str):
+        raise _invalid(field_name, "must be a string")
+    if limit is not None and len(value) > limit:
+        raise _invalid(field_name, f"must be at most {limit} characters")
+    return value
+
+
+def parse_time(value: Any, field_name: str) -> datetime:
+    """Epoch seconds or ISO-8601 as an aware UTC datetime (no zone means UTC)."""
+    if isinstance(value, bool):
+        raise _invalid(field_name, "must be epoch seconds or an ISO-8601 time")
+    if isinstance(value, int | float):
+        if not math.isfinite(value) or not (0 <= value < 253402300800):
+            raise _invalid(field_name, "is out of range")
+        return datetime.fromtimestamp(value, UTC)
+    if isinstance(value, str) and value.strip():
+        text = value.strip()
+        try:
+            number = float(text)
+        except ValueError:
+            pass
+        else:
+            return parse_time(number, field_name)
+        try:
+            parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+        except ValueError:
+            raise _invalid(field_name, "must be epoch seconds or an ISO-8601 time") from None
+        if parsed.tzinfo is None:
+            return parsed.replace(tzinfo=UTC)
+        return parsed.astimezone(UTC)
+    raise _invalid(field_name, "must be epoch seconds or an ISO-8601 time")
+
+
+def _depth(value: Any, limit: int, level: int = 0) -> int:
+    if level > limit:
+        return level
+    if isinstance(value, dict):
+        return max((_depth(v, limit, level + 1) for v in value.values()), default=level + 1)
+    if isinstance(value, list):
+        return max((_depth(v, limit, level + 1) for v in value), default=level + 1)
+    return level
+
+
+def _check_depth(value: Any, field_name: str, limits: Limits) -> None:
+    if _depth(value, limits.max_depth) > limits.max_depth:
+        raise _invalid(field_name, f"is nested deeper than {limits.max_depth} levels")
+
+
+def truncate_culprit(culprit: str) -> str:
+    """What an issue keeps of a culprit: at most 200 characters (197 and ``...``)."""
+    if len(culprit) <= CULPRIT_MAX:
+        return culprit
+    return culprit[: CULPRIT_MAX - 3] + "..."
+
+
+def _level(value: Any) -> str:
+    if value is None or value == "":
+        return "info"
+    if not isinstance(value, str) or value.lower() not in LEVELS:
+        raise _invalid("level", f"must be one of {', '.join(LEVELS)}")
+    return value.lower()
+
+
+def _priority(raw: dict[str, Any]) -> int | None:
+    for key in ("priority", "initial_issue_priority"):
+        value = raw.get(key)
+        if value is not None:
+            try:
+                return parse_priority(value)
+            except ValueError:
+                raise _invalid(key, "must be 25, 50, 75, low, medium or high") from None
+    return None
+
+
+def _evidence_display(value: Any) -> list[dict[str, Any]]:
+    if not isinstance(value, list):
+        raise _invalid("evidence_display", "must be a list")
+    out = []
+    for i, item in enumerate(value):
+        name = f"evidence_display.{i}"
+        if not isinstance(item, dict):
+            raise _invalid(name, "must be an object with name, value and important")
+        entry_name = _str(item.get("name"), f"{name}.name")
+        entry_value = item.get("value")
+        if not isinstance(entry_value, str):
+            raise _invalid(f"{name}.value", "must be a string")
+        important = item.get("important", False)
+        if not isinstance(important, bool):
+            raise _invalid(f"{name}.important", "must be a boolean")
+        out.append({"name": entry_name, "value": entry_value, "important": important})
+    return out
+
+
+def _tags(value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(v, str) and v is not None:
+                raise _invalid(f"event.tags.{k}", "must be a string")
+        return value
+    if isinstance(value, list):
+        for i, pair in enumerate(value):
+            if (
+                not isinstance(pair, list | tuple)
+                or len(pair) != 2
+                or not all(isinstance(p, str) for p in pair)
+            ):
+                raise _invalid(f"event.tags.{i}", "must be a [key, value] pair of strings")
+        return value
+    raise _invalid("event.tags", "must be an object of strings or a list of pairs")
+
+
+def _event(raw_event: Any, limits: Limits) -> tuple[dict[str, Any], list[str]]:
+    if not isinstance(raw_event, dict):
+        raise _invalid("event", "must be an object")
+    if "event_id" not in raw_event:
+        raise _invalid("event.event_id", "is required")
+    event_id = normalize_uuid(raw_event.get("event_id"), "event.event_id")
+    if "project_id" not in raw_event:
+        raise _invalid("event.project_id", "is required")
+    project_id = _int(raw_event.get("project_id"), "event.project_id")
+    if "platform" not in raw_event:
+        raise _invalid("event.platform", "is required")
+    _str(raw_event.get("platform"), "event.platform")
+    if "timestamp" not in raw_event:
+        raise _invalid("event.timestamp", "is required")
+    ts = raw_event.get("timestamp")
+    if isinstance(ts, bool) or not isinstance(ts, int | float | str):
+        raise _invalid("event.timestamp", "must be a number or a string")
+    _check_depth(raw_event, "event", limits)
+    kept = {k: raw_event[k] for k in KEPT_EVENT_KEYS if k in raw_event}
+    kept["event_id"] = event_id
+    kept["project_id"] = project_id
+    if "tags" in raw_event:
+        kept["tags"] = _tags(raw_event.get("tags"))
+    ignored = [k for k in raw_event if k not in _KEPT]
+    return kept, ignored
+
+
+def validate_occurrence(raw: Any, limits: Limits = Limits()) -> ValidOccurrence:  # noqa: B008
+    """Check one occurrence payload (SPEC §5); raise ``PayloadError`` at the first broken rule."""
+    if not isinstance(raw, dict):
+        raise PayloadError("invalid_payload", "occurrence must be a JSON object", None)
+    for required in (
+        "id",
+        "project_id",
+        "fingerprint",
+        "issue_title",
+        "subtitle",
+        "evidence_display",
+        "type",
+        "detection_time",
+    ):
+        if required not in raw:
+            raise _invalid(required, "is required")
+    occ_id = normalize_uuid(raw["id"], "id")
+    project_id = _int(raw["project_id"], "project_id")
+    fingerprint = raw["fingerprint"]
+    if not isinstance(fingerprint, list) or not fingerprint:
+        raise _invalid("fingerprint", "must be a non-empty list of non-empty strings")
+    if len(fingerprint) > limits.max_fingerprint_elements:
+        raise _invalid(
+            "fingerprint", f"must have at most {limits.max_fingerprint_elements} elements"
+        )
+    for i, element in enumerate(fingerprint):
+        if not isinstance(element, str) or not element:
+            raise _invalid(f"fingerprint.{i}", "must be a non-empty string")
+        if len(element) > limits.max_fingerprint_length:
+            raise _invalid(
+                f"fingerprint.{i}", f"must be at most {limits.max_fingerprint_length} characters"
+            )
+    title = _str(raw["issue_title"], "issue_title", limits.max_title_length)
+    subtitle = _str(raw["subtitle"], "subtitle", limits.max_title_length)
+    culprit = raw.get("culprit")
+    culprit = "" if culprit is None else _str(culprit, "culprit", limits.max_title_length)
+    resource_id = raw.get("resource_id")
+    if resource_id is not None:
+        resource_id = _str(resource_id, "resource_id", limits.max_title_length)
+    evidence_data = raw.get("evidence_data")
+    if evidence_data is None:
+        evidence_data = {}
+    if not isinstance(evidence_data, dict):
+        raise _invalid("evidence_data", "must be an object")
+    _check_depth(evidence_data, "evidence_data", limits)
+    evidence_display = _evidence_display(raw["evidence_display"])
+    type_id = _int(raw["type"], "type")
+    detection_time = parse_time(raw["detection_time"], "detection_time")
+    level = _level(raw.get("level"))
+    priority = _priority(raw)
+    assignee = raw.get("assignee")
+    if not (isinstance(assignee, str) and ASSIGNEE_RE.match(assignee)):
+        assignee = None
+    raw_event = raw.get("event")
+    top_event_id = raw.get("event_id")
+    if raw_event is None and top_event_id is None:
+        raise _invalid("event", "either event or event_id is required")
+    if top_event_id is not None:
+        top_event_id = normalize_uuid(top_event_id, "event_id")
+    event: dict[str, Any] | None = None
+    ignored: list[str] = []
+    if raw_event is not None:
+        event, ignored = _event(raw_event, limits)
+        if event["project_id"] != project_id:
+            raise PayloadError(
+                "event_project_mismatch",
+                "event.project_id must equal project_id",
+                "event.project_id",
+            )
+        if top_event_id is not None and top_event_id != event["event_id"]:
+            raise PayloadError(
+                "event_id_mismatch", "event_id must equal event.event_id", "event_id"
+            )
+        event["level"] = level
+        event["title"] = title
+        event_id = event["event_id"]
+    else:
+        assert top_event_id is not None
+        event_id = top_event_id
+    return ValidOccurrence(
+        id=occ_id,
+        project_id=project_id,
+        fingerprint=tuple(fingerprint),
+        issue_title=title,
+        subtitle=subtitle,
+        culprit=culprit,
+        resource_id=resource_id,
+        evidence_data=evidence_data,
+        evidence_display=evidence_display,
+        type_id=type_id,
+        detection_time=detection_time,
+        level=level,
+        priority=priority,
+        assignee=assignee,
+        event_id=event_id,
+        event=event,
+        ignored_fields=ignored,
+    )

@@ -1,0 +1,350 @@
+"""Ingest over HTTP: every outcome and error code of SPEC §5 and the grouping rules of §6."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from app.models import Project
+from tests.builders import occurrence
+from tests.conftest import assert_error
+
+
+def post(admin: TestClient, payload: dict[str, Any]) -> dict[str, Any]:
+    response = admin.post("/occurrences", json=payload)
+    assert response.status_code == 202, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+def issue(admin: TestClient, issue_id: int) -> dict[str, Any]:
+    response = admin.get(f"/issues/{issue_id}")
+    assert response.status_code == 200, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+def test_first_occurrence_creates_new_unresolved_issue(admin: TestClient) -> None:
+    payload = occurrence(priority="high")
+    answer = post(admin, payload)
+    assert answer["outcome"] == "created"
+    assert answer["occurrence_id"] == payload["id"]
+    body = issue(admin, answer["issue_id"])
+    assert body["status"] == "unresolved" and body["substatus"] == "new"
+    assert body["times_seen"] == 1 and body["priority"] == "high"
+    assert body["type"] == "error" and body["category"] == "error" and body["category_id"] == 1
+    assert body["short_id"] == "DEFAULT-1"
+    latest = body["latest_occurrence"]
+    assert latest["id"] == payload["id"]
+    assert latest["important_evidence"] == {
+        "name": "Duration",
+        "value": "1234 ms",
+        "important": True,
+    }
+
+
+def test_second_occurrence_joins_existing_issue(admin: TestClient) -> None:
+    first = post(admin, occurrence())
+    second = post(admin, occurrence())
+    assert second["outcome"] == "grouped"
+    assert second["issue_id"] == first["issue_id"]
+    assert issue(admin, first["issue_id"])["times_seen"] == 2
+
+
+def test_priority_defaults_to_the_type(admin: TestClient) -> None:
+    answer = post(admin, occurrence(type=4001))
+    assert issue(admin, answer["issue_id"])["priority"] == "high"
+
+
+def test_out_of_order_occurrences_move_first_and_last_seen(admin: TestClient) -> None:
+    t = datetime(2026, 11, 2, 10, tzinfo=UTC)
+    first = post(admin, occurrence(detection_time=t.isoformat(), issue_title="middle"))
+    post(admin, occurrence(detection_time=(t - timedelta(hours=5)).isoformat(), issue_title="old"))
+    post(
+        admin,
+        occurrence(
+            detection_time=(t + timedelta(hours=1)).isoformat(), issue_title="newest", level="fatal"
+        ),
+    )
+    post(
+        admin, occurrence(detection_time=(t - timedelta(hours=1)).isoformat(), issue_title="older")
+    )
+    body = issue(admin, first["issue_id"])
+    assert body["times_seen"] == 4
+    assert body["first_seen"] == "2026-11-02T05:00:00Z"
+    assert body["last_seen"] == "2026-11-02T11:00:00Z"
+    assert body["title"] == "newest" and body["level"] == "fatal"
+
+
+def test_duplicate_id_is_answered_without_counting(admin: TestClient) -> None:
+    payload = occurrence()
+    first = post(admin, payload)
+    again = post(admin, dict(payload, id=str(uuid.UUID(payload["id"]))))
+    assert again["outcome"] == "duplicate" and again["issue_id"] == first["issue_id"]
+    assert issue(admin, first["issue_id"])["times_seen"] == 1
+
+
+def test_duplicate_inside_one_batch_counts_once(admin: TestClient) -> None:
+    payload = occurrence()
+    results = admin.post("/occurrences/batch", json={"occurrences": [payload, payload]}).json()[
+        "results"
+    ]
+    assert [r["outcome"] for r in results] == ["created", "duplicate"]
+    assert issue(admin, results[0]["issue_id"])["times_seen"] == 1
+
+
+def test_first_known_fingerprint_element_decides_and_free_ones_are_linked(
+    admin: TestClient,
+) -> None:
+    a = post(admin, occurrence(fingerprint=["a", "b"]))
+    via_b = post(admin, occurrence(fingerprint=["b"]))
+    assert via_b["issue_id"] == a["issue_id"]
+    c = post(admin, occurrence(fingerprint=["c", "a"]))
+    assert c["outcome"] == "grouped" and c["issue_id"] == a["issue_id"]
+    # "c" was not linked by joining; it opens its own issue.
+    assert post(admin, occurrence(fingerprint=["c"]))["outcome"] == "created"
+
+
+def test_element_owned_by_another_issue_is_not_stolen(admin: TestClient) -> None:
+    first = post(admin, occurrence(fingerprint=["x"]))
+    second = post(admin, occurrence(fingerprint=["y"]))
+    joined = post(admin, occurrence(fingerprint=["y", "x"]))
+    assert joined["issue_id"] == second["issue_id"] != first["issue_id"]
+
+
+def test_issues_are_per_project(admin: TestClient) -> None:
+    admin.app.state.ctx  # noqa: B018
+    with admin.app.state.ctx.db.write() as session:  # type: ignore[attr-defined]
+        session.add(Project(id=2, organization_id=1, slug="other", name="Other"))
+        session.commit()
+    one = post(admin, occurrence(fingerprint=["same"]))
+    two = post(admin, occurrence(fingerprint=["same"], project_id=2))
+    assert two["outcome"] == "created" and two["issue_id"] != one["issue_id"]
+
+
+def test_other_type_under_same_hash_is_dropped(admin: TestClient) -> None:
+    post(admin, occurrence(fingerprint=["shared"]))
+    answer = post(admin, occurrence(fingerprint=["shared"], type=4001))
+    assert answer["outcome"] == "dropped" and answer["reason"] == "type_mismatch"
+    again = post(admin, occurrence(id=answer["occurrence_id"], fingerprint=["fresh"], type=4001))
+    assert again["outcome"] == "created"  # a dropped id was not stored
+
+
+def test_unknown_project_is_404(admin: TestClient) -> None:
+    assert_error(
+        admin.post("/occurrences", json=occurrence(project_id=99)), 404, "project_not_found"
+    )
+
+
+def test_unregistered_type_is_422(admin: TestClient) -> None:
+    assert_error(
+        admin.post("/occurrences", json=occurrence(type=424242)), 422, "unknown_issue_type"
+    )
+
+
+def test_event_mismatches_have_their_codes(admin: TestClient) -> None:
+    payload = occurrence()
+    payload["event"]["project_id"] = 5
+    assert_error(admin.post("/occurrences", json=payload), 422, "event_project_mismatch")
+    payload = occurrence(event_id=uuid.uuid4().hex)
+    payload["event_id"] = uuid.uuid4().hex
+    assert_error(admin.post("/occurrences", json=payload), 422, "event_id_mismatch")
+
+
+def test_event_id_alone_must_name_a_stored_event(admin: TestClient) -> None:
+    payload = occurrence()
+    del payload["event"]
+    payload["event_id"] = uuid.uuid4().hex
+    assert_error(admin.post("/occurrences", json=payload), 422, "event_not_found")
+    first = occurrence()
+    post(admin, first)
+    payload["event_id"] = first["event"]["event_id"]
+    assert post(admin, payload)["outcome"] == "grouped"
+
+
+def test_invalid_payload_names_the_field(admin: TestClient) -> None:
+    error = assert_error(
+        admin.post("/occurrences", json=occurrence(fingerprint=[])), 422, "invalid_payload"
+    )
+    assert error["details"]["field"] == "fingerprint"
+    assert_error(
+        admin.post(
+            "/occurrences", content=b"{not json", headers={"content-type": "application/json"}
+        ),
+        422,
+        "invalid_payload",
+    )
+
+
+def test_ignored_event_fields_are_listed_and_not_stored(admin: TestClient) -> None:
+    payload = occurrence()
+    payload["event"]["attachments"] = [{"name": "a.txt"}]
+    answer = post(admin, payload)
+    assert answer["ignored_fields"] == ["attachments"]
+    stored = admin.get(f"/occurrences/{payload['id']}", params={"project_id": 1}).json()
+    assert "attachments" not in stored["event"]
+    assert stored["event"]["level"] == "warning" and stored["event"]["title"] == "Slow thing"
+
+
+def test_stored_occurrence_is_returned_normalised(admin: TestClient) -> None:
+    raw_id = str(uuid.uuid4())
+    post(admin, occurrence(id=raw_id, initial_issue_priority=75, culprit="c" * 250))
+    body = admin.get(f"/occurrences/{raw_id}", params={"project_id": 1}).json()
+    assert body["id"] == uuid.UUID(raw_id).hex
+    assert body["priority"] == "high"
+    assert body["culprit"] == "c" * 250
+    assert body["detection_time"] == "2026-11-02T11:00:00Z"
+    issue_body = issue(admin, body["issue_id"])
+    assert len(issue_body["culprit"]) == 200 and issue_body["culprit"].endswith("...")
+    assert_error(
+        admin.get(f"/occurrences/{uuid.uuid4().hex}", params={"project_id": 1}),
+        404,
+        "occurrence_not_found",
+    )
+
+
+def test_batch_answers_each_item_in_order(admin: TestClient) -> None:
+    items = [
+        occurrence(fingerprint=["b1"]),
+        {"id": "x"},
+        occurrence(fingerprint=["b1"]),
+        occurrence(project_id=77),
+    ]
+    results = admin.post("/occurrences/batch", json={"occurrences": items}).json()["results"]
+    assert results[0]["outcome"] == "created"
+    assert results[1]["status"] == 422 and results[1]["code"] == "invalid_payload"
+    assert results[2]["outcome"] == "grouped"
+    assert results[3]["status"] == 404 and results[3]["code"] == "project_not_found"
+
+
+def test_batch_over_1000_items_is_rejected(admin: TestClient) -> None:
+    items = [{"id": i} for i in range(1001)]
+    assert_error(
+        admin.post("/occurrences/batch", json={"occurrences": items}), 422, "batch_too_large"
+    )
+
+
+def test_ingest_endpoint_takes_one_message_or_an_array(admin: TestClient) -> None:
+    one = admin.post("/ingest", json=dict(occurrence(), payload_type="occurrence"))
+    assert one.status_code == 202 and one.json()["outcome"] == "created"
+    many = admin.post("/ingest", json=[occurrence(), {"payload_type": "bogus"}])
+    assert many.status_code == 200
+    results = many.json()["results"]
+    assert results[0]["outcome"] == "grouped" and results[0]["payload_type"] == "occurrence"
+    assert results[1]["status"] == 422
+
+
+def test_noise_threshold_keeps_occurrences_pending_then_opens_issue(admin: TestClient) -> None:
+    # performance_n_plus_one_db_queries: ignore_limit 3 within 24 hours.
+    t = datetime(2026, 11, 2, 10, tzinfo=UTC)
+    first = post(admin, occurrence(type=1006, fingerprint=["n+1"], detection_time=t.isoformat()))
+    assert first["outcome"] == "pending" and first["issue_id"] is None
+    assert first["noise"] == {"count": 1, "threshold": 3, "window_ends_at": "2026-11-03T10:00:00Z"}
+    pending = admin.get("/pending").json()["data"]
+    assert pending[0]["count"] == 1 and pending[0]["fingerprint"] == "n+1"
+    assert pending[0]["type"] == "performance_n_plus_one_db_queries"
+    second = post(
+        admin,
+        occurrence(
+            type=1006, fingerprint=["n+1"], detection_time=(t - timedelta(hours=2)).isoformat()
+        ),
+    )
+    assert second["noise"]["count"] == 2
+    third = post(
+        admin,
+        occurrence(
+            type=1006, fingerprint=["n+1"], detection_time=(t + timedelta(hours=1)).isoformat()
+        ),
+    )
+    assert third["outcome"] == "created"
+    body = issue(admin, third["issue_id"])
+    assert body["times_seen"] == 3
+    assert body["first_seen"] == "2026-11-02T08:00:00Z"
+    assert admin.get("/pending").json()["data"] == []
+    occs = admin.get(f"/issues/{third['issue_id']}/occurrences").json()["data"]
+    assert len(occs) == 3
+    assert (
+        post(admin, dict(occurrence(type=1006), id=first["occurrence_id"]))["outcome"]
+        == "duplicate"
+    )
+
+
+def test_noise_window_restarts_after_expiry(admin: TestClient) -> None:
+    t = datetime(2026, 11, 2, 10, tzinfo=UTC)
+    post(admin, occurrence(type=1006, fingerprint=["w"], detection_time=t.isoformat()))
+    post(
+        admin,
+        occurrence(
+            type=1006, fingerprint=["w"], detection_time=(t + timedelta(hours=1)).isoformat()
+        ),
+    )
+    late = post(
+        admin,
+        occurrence(
+            type=1006, fingerprint=["w"], detection_time=(t + timedelta(hours=24)).isoformat()
+        ),
+    )
+    assert late["outcome"] == "pending" and late["noise"]["count"] == 1
+    post(
+        admin,
+        occurrence(
+            type=1006, fingerprint=["w"], detection_time=(t + timedelta(hours=25)).isoformat()
+        ),
+    )
+    created = post(
+        admin,
+        occurrence(
+            type=1006, fingerprint=["w"], detection_time=(t + timedelta(hours=26)).isoformat()
+        ),
+    )
+    assert created["outcome"] == "created"
+    assert issue(admin, created["issue_id"])["times_seen"] == 3
+
+
+def test_resolved_issue_regresses_on_new_occurrence(admin: TestClient) -> None:
+    from app.models import Group
+
+    first = post(admin, occurrence())
+    with admin.app.state.ctx.db.write() as session:  # type: ignore[attr-defined]
+        group = session.get(Group, first["issue_id"])
+        group.status, group.substatus = 1, None
+        session.commit()
+    answer = post(admin, occurrence())
+    assert answer["outcome"] == "regressed"
+    body = issue(admin, first["issue_id"])
+    assert body["status"] == "unresolved" and body["substatus"] == "regressed"
+    assert post(admin, occurrence())["outcome"] == "grouped"
+
+
+def test_creation_quota_rate_limits_new_issues(admin: TestClient) -> None:
+    from app.models import IssueTypeRow
+
+    with admin.app.state.ctx.db.write() as session:  # type: ignore[attr-defined]
+        session.add(
+            IssueTypeRow(
+                type_id=9100,
+                slug="quota_test",
+                description="q",
+                category_id=1,
+                released=True,
+                creation_quota_limit=2,
+                creation_quota_window_seconds=3600,
+            )
+        )
+        session.commit()
+    outcomes = [
+        post(admin, occurrence(type=9100, fingerprint=[f"q{i}"]))["outcome"] for i in range(3)
+    ]
+    assert outcomes == ["created", "created", "rate_limited"]
+    limited = occurrence(type=9100, fingerprint=["q2"])
+    assert post(admin, limited)["outcome"] == "rate_limited"
+    assert post(admin, occurrence(type=9100, fingerprint=["q0"]))["outcome"] == "grouped"
+
+
+def test_projects_short_ids_count_per_project(admin: TestClient) -> None:
+    ids = [post(admin, occurrence(fingerprint=[f"s{i}"]))["issue_id"] for i in range(3)]
+    assert [issue(admin, i)["short_id"] for i in ids] == ["DEFAULT-1", "DEFAULT-2", "DEFAULT-3"]
+    with admin.app.state.ctx.db.read() as session:  # type: ignore[attr-defined]
+        assert session.scalar(select(Project.next_short_id).where(Project.id == 1)) == 4

@@ -1,0 +1,107 @@
+"""Concurrent writers: one issue per fingerprint, exact counts, duplicates counted once.
+
+Two application contexts (two engines, as two processes would have) write to the same database
+from many threads at once, on SQLite and, with TEST_DATABASE_URL, on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections import Counter
+
+from sqlalchemy import func, select
+
+from app.auth.principal import Principal
+from app.config import Settings
+from app.context import AppContext
+from app.issue_types.service import reload_registry
+from app.main import build_context
+from app.models import Group, Occurrence
+from app.occurrences.service import ingest_occurrences
+from app.organizations.defaults import ensure_defaults
+from tests.builders import occurrence
+
+THREADS = 8
+PER_THREAD = 15
+
+
+def _contexts(settings: Settings, n: int) -> list[AppContext]:
+    contexts = [build_context(settings) for _ in range(n)]
+    ensure_defaults(contexts[0].db)
+    for ctx in contexts:
+        with ctx.db.read() as session:
+            reload_registry(session, ctx.registry)
+    return contexts
+
+
+def test_racing_writers_create_one_issue_and_count_exactly(settings: Settings) -> None:
+    contexts = _contexts(settings, 2)
+    shared_ids = [uuid.uuid4().hex for _ in range(10)]
+    outcomes: Counter[str] = Counter()
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(THREADS)
+
+    def worker(n: int) -> None:
+        ctx = contexts[n % 2]
+        try:
+            barrier.wait()
+            for i in range(PER_THREAD):
+                batch = [occurrence(fingerprint=["race", f"extra-{n}"])]
+                batch.append(
+                    occurrence(id=shared_ids[(n + i) % len(shared_ids)], fingerprint=["race"])
+                )
+                results = ingest_occurrences(ctx, batch, principal=Principal.admin())
+                with lock:
+                    outcomes.update(r.body.get("outcome", "error") for r in results)
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(THREADS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    with contexts[0].db.read() as session:
+        groups = session.scalars(select(Group)).all()
+        stored = session.scalar(select(func.count()).select_from(Occurrence))
+    assert len(groups) == 1
+    unique = THREADS * PER_THREAD + len(shared_ids)
+    assert stored == unique
+    assert groups[0].times_seen == unique
+    assert outcomes["created"] == 1
+    assert outcomes["created"] + outcomes["grouped"] == unique
+    assert outcomes["duplicate"] == THREADS * PER_THREAD - len(shared_ids)
+    for ctx in contexts:
+        ctx.db.dispose()
+
+
+def test_same_id_sent_twice_at_the_same_instant_counts_once(settings: Settings) -> None:
+    contexts = _contexts(settings, 2)
+    for round_no in range(10):
+        payload = occurrence(fingerprint=[f"twin-{round_no}"])
+        barrier = threading.Barrier(2)
+        answers: list[str] = []
+
+        def send(
+            ctx: AppContext,
+            payload: dict[str, object] = payload,
+            barrier: threading.Barrier = barrier,
+            answers: list[str] = answers,
+        ) -> None:
+            barrier.wait()
+            [result] = ingest_occurrences(ctx, [payload], principal=Principal.admin())
+            answers.append(result.body["outcome"])
+
+        threads = [threading.Thread(target=send, args=(c,)) for c in contexts]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(answers) == ["created", "duplicate"]
+    with contexts[0].db.read() as session:
+        assert session.scalar(select(func.sum(Group.times_seen))) == 10
+    for ctx in contexts:
+        ctx.db.dispose()

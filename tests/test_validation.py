@@ -1,0 +1,152 @@
+"""Pure payload rules of SPEC §5."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+
+from app.occurrences.validation import PayloadError, truncate_culprit, validate_occurrence
+from tests.builders import occurrence
+
+
+def _code(payload: dict[str, object]) -> tuple[str, str | None]:
+    with pytest.raises(PayloadError) as info:
+        validate_occurrence(payload)
+    return info.value.code, info.value.field
+
+
+def test_dashed_uuid_is_stored_as_32_lowercase_hex() -> None:
+    raw = str(uuid.uuid4()).upper()
+    assert validate_occurrence(occurrence(id=raw)).id == uuid.UUID(raw).hex
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        "id",
+        "project_id",
+        "fingerprint",
+        "issue_title",
+        "subtitle",
+        "evidence_display",
+        "type",
+        "detection_time",
+    ],
+)
+def test_missing_required_field_names_it(field: str) -> None:
+    payload = occurrence()
+    del payload[field]
+    assert _code(payload) == ("invalid_payload", field)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"id": "not-a-uuid"}, "id"),
+        ({"project_id": "1"}, "project_id"),
+        ({"fingerprint": []}, "fingerprint"),
+        ({"fingerprint": ["ok", ""]}, "fingerprint.1"),
+        ({"fingerprint": "abc"}, "fingerprint"),
+        ({"type": True}, "type"),
+        ({"detection_time": "yesterday"}, "detection_time"),
+        ({"level": "loud"}, "level"),
+        ({"priority": "urgent"}, "priority"),
+        (
+            {"evidence_display": [{"name": "a", "value": 1, "important": True}]},
+            "evidence_display.0.value",
+        ),
+        ({"evidence_data": []}, "evidence_data"),
+    ],
+)
+def test_broken_field_rules_are_invalid_payload(overrides: dict[str, object], field: str) -> None:
+    assert _code(occurrence(**overrides)) == ("invalid_payload", field)
+
+
+@pytest.mark.parametrize("level", [None, ""])
+def test_missing_level_means_info(level: object) -> None:
+    payload = occurrence(level=level)
+    assert validate_occurrence(payload).level == "info"
+    del payload["level"]
+    assert validate_occurrence(payload).level == "info"
+
+
+def test_priority_wins_over_initial_issue_priority() -> None:
+    valid = validate_occurrence(occurrence(priority="high", initial_issue_priority=25))
+    assert valid.priority == 75
+    assert validate_occurrence(occurrence(initial_issue_priority="low")).priority == 25
+    assert validate_occurrence(occurrence()).priority is None
+
+
+def test_detection_time_accepts_epoch_and_zoneless_iso_as_utc() -> None:
+    expected = datetime(2026, 11, 2, 11, 0, tzinfo=UTC)
+    assert (
+        validate_occurrence(occurrence(detection_time=expected.timestamp())).detection_time
+        == expected
+    )
+    assert (
+        validate_occurrence(occurrence(detection_time="2026-11-02T11:00:00")).detection_time
+        == expected
+    )
+    offset = validate_occurrence(occurrence(detection_time="2026-11-02T12:00:00+01:00"))
+    assert offset.detection_time == expected
+
+
+def test_assignee_other_than_user_or_team_becomes_null() -> None:
+    assert validate_occurrence(occurrence(assignee="user:42")).assignee == "user:42"
+    assert validate_occurrence(occurrence(assignee="team:core")).assignee == "team:core"
+    assert validate_occurrence(occurrence(assignee="bob")).assignee is None
+
+
+def test_culprit_is_cut_to_200_characters_with_ellipsis() -> None:
+    assert truncate_culprit("x" * 200) == "x" * 200
+    cut = truncate_culprit("x" * 300)
+    assert len(cut) == 200 and cut.endswith("...")
+
+
+def test_event_required_fields_are_checked_before_consistency() -> None:
+    payload = occurrence()
+    payload["event"] = {"event_id": uuid.uuid4().hex, "project_id": 2, "timestamp": 1}
+    assert _code(payload) == ("invalid_payload", "event.platform")
+
+
+def test_event_project_must_match() -> None:
+    payload = occurrence()
+    payload["event"]["project_id"] = 2
+    assert _code(payload) == ("event_project_mismatch", "event.project_id")
+
+
+def test_top_level_event_id_must_match_event() -> None:
+    payload = occurrence()
+    payload["event_id"] = uuid.uuid4().hex
+    assert _code(payload) == ("event_id_mismatch", "event_id")
+
+
+def test_event_id_is_taken_from_event_when_omitted() -> None:
+    payload = occurrence()
+    valid = validate_occurrence(payload)
+    assert valid.event_id == payload["event"]["event_id"]
+
+
+def test_unkept_event_keys_are_listed_as_ignored() -> None:
+    payload = occurrence()
+    payload["event"].update({"attachments": [1], "spans": [], "release": "1.0"})
+    valid = validate_occurrence(payload)
+    assert valid.ignored_fields == ["attachments", "spans"]
+    assert valid.event is not None and valid.event["release"] == "1.0"
+    assert valid.event["level"] == "warning" and valid.event["title"] == "Slow thing"
+
+
+def test_event_or_event_id_is_required() -> None:
+    payload = occurrence()
+    del payload["event"]
+    assert _code(payload) == ("invalid_payload", "event")
+
+
+def test_event_tags_accept_pairs_and_reject_other_shapes() -> None:
+    payload = occurrence()
+    payload["event"]["tags"] = [["env", "prod"]]
+    assert validate_occurrence(payload).event is not None
+    payload["event"]["tags"] = "env=prod"
+    assert _code(payload) == ("invalid_payload", "event.tags")
