@@ -246,3 +246,31 @@ def test_ignoring_until_escalating_computes_a_forecast(admin: TestClient, app: F
     assert forecast["start_date"] == "2026-11-02"
     assert forecast["computed_at"] is not None
     assert forecast["ceilings"] == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        change("fp", "resolved", project_id=2**70),
+        change("fp", "resolved", detector_id="d" * 81),
+        change("fp", "resolved", id="x" * 65),
+        change("fp", "resolved", activity_data=[1, 2]),
+    ],
+)
+def test_out_of_range_fields_are_invalid_payload(
+    admin: TestClient, app: FastAPI, body: dict[str, Any]
+) -> None:
+    make_group(ctx_of(app), fingerprint="fp")
+    assert_error(admin.post("/status-changes", json=body), 422, "invalid_payload")
+
+
+def test_project_zero_is_not_found(admin: TestClient) -> None:
+    body = change("fp", "resolved", project_id=0)
+    assert_error(admin.post("/status-changes", json=body), 404, "project_not_found")
+
+
+def test_numeric_detector_id_is_the_actor(admin: TestClient, app: FastAPI) -> None:
+    make_group(ctx_of(app), fingerprint="fp")
+    body = change("fp", "resolved", detector_id=10**90)
+    activity = admin.post("/status-changes", json=body).json()["activity"]
+    assert activity["actor"] == f"detector:{10**90}"

@@ -233,3 +233,29 @@ def test_forecast_of_young_issue_is_ten_times_peak(admin: TestClient, app: FastA
     set_hourly_counts(ctx, group2.id, {now_hour - 2: 4, now_hour - 4: 1})
     admin.patch(f"/issues/{group2.id}", json={"status": 2, "substatus": 1})
     assert admin.get(f"/issues/{group2.id}/forecast").json()["ceilings"] == [40] * 14
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "params"),
+    [
+        ("PATCH", f"/issues/{2**70}", None),
+        ("GET", f"/issues/{2**70}/activity", None),
+        ("GET", "/issues/0/forecast", None),
+        ("GET", "/issues/abc/forecast", None),
+        ("GET", "/issues/1/activity", {"cursor": "9" * 25}),
+        ("GET", "/issues/1/activity", {"cursor": "9" * 19}),
+        ("GET", "/issues/1/activity", {"limit": 101}),
+    ],
+)
+def test_out_of_range_ids_are_invalid_payload(
+    admin: TestClient, app: FastAPI, method: str, path: str, params: dict[str, Any] | None
+) -> None:
+    make_group(ctx_of(app))
+    response = admin.request(method, path, params=params, json={"status": "resolved"})
+    assert_error(response, 422, "invalid_payload")
+
+
+def test_huge_ignore_count_is_invalid_payload(admin: TestClient, app: FastAPI) -> None:
+    group = make_group(ctx_of(app))
+    body = {"ignore_until": {"count": 10**13, "window_seconds": 60}}
+    assert_error(admin.patch(f"/issues/{group.id}", json=body), 422, "invalid_payload")

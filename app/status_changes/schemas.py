@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.issues.schemas import IssueOut
-from app.triage.schemas import ActivityOut
+from app.triage.schemas import MAX_ID, ActivityOut
 
 
 class StatusChangeIn(BaseModel):
@@ -19,7 +19,7 @@ class StatusChangeIn(BaseModel):
         min_length=1,
         description="The issue's fingerprint; its first element finds the issue.",
     )
-    project_id: int = Field(description="Project of the issue.")
+    project_id: int = Field(ge=-MAX_ID, le=MAX_ID, description="Project of the issue.")
     new_status: int | str | None = Field(
         description="`unresolved` (0), `resolved` (1) or `ignored` (2), by number or name."
     )
@@ -37,7 +37,9 @@ class StatusChangeIn(BaseModel):
     activity_data: dict[str, Any] | None = Field(
         None, description="Stored on the activity row the change records."
     )
-    detector_id: str | int | None = Field(None, description="Which detector sent the change.")
+    detector_id: Annotated[str, Field(max_length=80)] | int | None = Field(
+        None, description="Which detector sent the change (recorded as the activity's actor)."
+    )
 
 
 class StatusChangeOut(BaseModel):

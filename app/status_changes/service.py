@@ -115,7 +115,7 @@ def _change_status(
             "changed": False,
             "activity": None,
         }
-    actor = f"detector:{payload.detector_id}" if payload.detector_id is not None else None
+    actor = f"detector:{payload.detector_id}"[:100] if payload.detector_id is not None else None
     activity = apply_transition(
         session,
         ctx,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
 
 from app.auth.dependencies import ReadDep, TriageDep
 from app.context import AppContext, get_context
@@ -12,11 +12,12 @@ from app.errors import error_responses
 from app.issues.schemas import IssueOut
 from app.responses import JSONResponse
 from app.triage import service
-from app.triage.schemas import ActivityPage, ForecastOut, IssueUpdateIn
+from app.triage.schemas import MAX_ID, ActivityPage, ForecastOut, IssueUpdateIn
 
 router = APIRouter(tags=["issues"])
 
 ContextDep = Annotated[AppContext, Depends(get_context)]
+IssueId = Annotated[int, Path(ge=1, le=MAX_ID, description="The issue's id.")]
 
 
 @router.patch(
@@ -33,7 +34,7 @@ ContextDep = Annotated[AppContext, Depends(get_context)]
     "(412 `precondition_failed`).",
 )
 def patch_issue(
-    issue_id: int,
+    issue_id: IssueId,
     changes: IssueUpdateIn,
     principal: TriageDep,
     ctx: ContextDep,
@@ -56,12 +57,14 @@ def patch_issue(
     description="Status changes, regressions, escalations and priority changes, newest first.",
 )
 def get_activity(
-    issue_id: int,
+    issue_id: IssueId,
     request: Request,
     principal: ReadDep,
     ctx: ContextDep,
     limit: Annotated[int, Query(ge=1, le=100, description="Page size.")] = 25,
-    cursor: Annotated[str | None, Query(description="`next_cursor` of the last page.")] = None,
+    cursor: Annotated[
+        str | None, Query(max_length=19, description="`next_cursor` of the last page.")
+    ] = None,
 ) -> JSONResponse:
     """List an issue's activity."""
     page = service.list_activity(
@@ -82,6 +85,6 @@ def get_activity(
     description="The 14 daily ceilings computed when the issue was archived until escalating "
     "(refreshed daily); `ceilings` is empty when there is no forecast.",
 )
-def get_forecast(issue_id: int, principal: ReadDep, ctx: ContextDep) -> ForecastOut:
+def get_forecast(issue_id: IssueId, principal: ReadDep, ctx: ContextDep) -> ForecastOut:
     """Read an issue's forecast."""
     return service.get_forecast(ctx=ctx, principal=principal, issue_id=issue_id)

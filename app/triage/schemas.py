@@ -7,6 +7,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+MAX_ID = 2**63 - 1
+"""Largest id a database column holds; bigger numbers are refused as invalid payloads."""
+
 
 class ActivityOut(BaseModel):
     """One thing that happened to an issue."""
@@ -37,7 +40,10 @@ class IgnoreUntilIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     count: int | None = Field(
-        None, ge=1, description="More than this many occurrences within the window → escalating."
+        None,
+        ge=1,
+        le=10**12,
+        description="More than this many occurrences within the window → escalating.",
     )
     window_seconds: int | None = Field(
         None, ge=1, le=365 * 86400, description="Length of the counting window, in seconds."

@@ -29,7 +29,7 @@ from app.models import Activity, Forecast, Group, Organization, Project
 from app.rollout.rules import FlagKind
 from app.rollout.service import is_enabled
 from app.status_changes.service import activity_out, rejected
-from app.triage.schemas import ActivityPage, ForecastOut, IgnoreUntilIn, IssueUpdateIn
+from app.triage.schemas import MAX_ID, ActivityPage, ForecastOut, IgnoreUntilIn, IssueUpdateIn
 
 
 def issue_for(
@@ -198,7 +198,7 @@ def list_activity(
     *, ctx: AppContext, principal: Principal, issue_id: int, limit: int, cursor: str | None
 ) -> ActivityPage:
     """One page of an issue's activity, newest first."""
-    if cursor is not None and not cursor.isdigit():
+    if cursor is not None and not (cursor.isdigit() and int(cursor) <= MAX_ID):
         raise InvalidPayload(
             "invalid cursor", details=[{"field": "cursor", "message": "not a cursor"}]
         )
