@@ -274,3 +274,33 @@ def test_numeric_detector_id_is_the_actor(admin: TestClient, app: FastAPI) -> No
     body = change("fp", "resolved", detector_id=10**90)
     activity = admin.post("/status-changes", json=body).json()["activity"]
     assert activity["actor"] == f"detector:{10**90}"
+
+
+def test_concurrent_repeats_of_one_id_record_once(admin: TestClient, app: FastAPI) -> None:
+    import json
+    import threading
+
+    from app.auth.principal import Principal
+
+    ctx = ctx_of(app)
+    first = make_group(ctx, fingerprint="a", substatus=3)
+    second = make_group(ctx, fingerprint="b", substatus=3)
+    barrier = threading.Barrier(4)
+    answers: list[tuple[int, dict[str, Any]]] = []
+
+    def send(fingerprint: str) -> None:
+        barrier.wait()
+        payload = change(fingerprint, "resolved", id="same-id")
+        answers.append(apply_status_change(ctx, Principal.admin(), payload))
+
+    threads = [threading.Thread(target=send, args=(fp,)) for fp in ("a", "b", "a", "b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert len(answers) == 4
+    assert {status for status, _ in answers} == {200}
+    assert len({json.dumps(body, sort_keys=True) for _, body in answers}) == 1
+    resolved = [g.id for g in (first, second) if group_row(ctx, g.id).status == 1]
+    assert len(resolved) == 1
+    assert sum(len(activity_types(admin, g.id)) for g in (first, second)) == 1
