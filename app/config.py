@@ -24,6 +24,9 @@ class Settings(BaseSettings):
     max_batch_body_bytes: int = Field(
         8 * 1024 * 1024, ge=1024, description="Body limit for /occurrences/batch and /ingest."
     )
+    ingest_group_max_items: int = Field(
+        1000, ge=1, description="Most occurrences the ingest writer puts in one transaction."
+    )
     max_batch_items: int = Field(1000, ge=1, description="Most items in one batch request.")
     max_fingerprint_elements: int = Field(100, ge=1, description="Most fingerprint elements.")
     max_fingerprint_length: int = Field(2048, ge=1, description="Longest fingerprint element.")
@@ -43,6 +46,13 @@ class Settings(BaseSettings):
     )
     run_jobs: bool = Field(True, description="Run periodic jobs inside `serve`.")
     webhook_timeout_seconds: float = Field(5.0, gt=0, description="Webhook HTTP timeout.")
+    webhook_poll_seconds: float = Field(
+        1.0, gt=0, description="How often `serve` looks for webhook deliveries that are due."
+    )
+    webhook_allow_private_networks: bool = Field(
+        False,
+        description="Allow webhook URLs on localhost or literal private/loopback/link-local IPs.",
+    )
     auth_cache_seconds: float = Field(
         2.0, ge=0, description="How long a process caches an API key lookup."
     )

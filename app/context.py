@@ -35,7 +35,7 @@ class AppContext:
         return self.clock()
 
 
-def get_context(request: Request) -> AppContext:
+async def get_context(request: Request) -> AppContext:
     """The application's context (FastAPI dependency)."""
     ctx: AppContext = request.app.state.ctx
     return ctx

@@ -12,7 +12,7 @@ from sqlalchemy import JSON, DateTime, Dialect, Engine, MetaData, create_engine,
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import StaticPool
 from sqlalchemy.types import TypeDecorator
 
 NAMING_CONVENTION = {
@@ -77,11 +77,19 @@ def create_db_engine(
 ) -> Engine:
     """Create the engine with the per-backend settings the service relies on."""
     if is_sqlite(url):
+        database = make_url(url).database
+        in_memory = not database or database == ":memory:"
+        # Keep file connections open: closing the last WAL connection checkpoints the file.
+        pool_args: dict[str, Any] = (
+            {"poolclass": StaticPool}
+            if in_memory
+            else {"pool_size": pool_size, "max_overflow": max_overflow}
+        )
         engine = create_engine(
             url,
             json_serializer=_json_dumps,
             connect_args={"check_same_thread": False, "timeout": busy_timeout_ms / 1000},
-            poolclass=NullPool if ":memory:" not in url else None,
+            **pool_args,
         )
 
         @event.listens_for(engine, "connect")

@@ -89,6 +89,9 @@ def create_app(
         try:
             yield
         finally:
+            writer = ctx.extras.get("ingest_writer")
+            if writer is not None:
+                writer.close()
             for stop in stoppers:
                 result = stop()
                 if hasattr(result, "__await__"):

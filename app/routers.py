@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from app.issues.router import router as issues_router
+from app.notifications.router import router as notifications_router
 from app.occurrences.router import router as occurrences_router
 from app.status_changes.router import router as status_changes_router
 from app.triage.router import router as triage_router
@@ -14,4 +15,5 @@ ROUTERS: list[APIRouter] = [
     status_changes_router,
     issues_router,
     triage_router,
+    notifications_router,
 ]

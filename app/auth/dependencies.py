@@ -91,7 +91,7 @@ def current_principal(
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
 
 
-def require_admin(principal: PrincipalDep) -> Principal:
+async def require_admin(principal: PrincipalDep) -> Principal:
     """Only the admin token."""
     if not principal.is_admin:
         raise Forbidden("admin token required")
@@ -99,7 +99,7 @@ def require_admin(principal: PrincipalDep) -> Principal:
 
 
 def _scoped(scope: str):  # type: ignore[no-untyped-def]
-    def dependency(principal: PrincipalDep) -> Principal:
+    async def dependency(principal: PrincipalDep) -> Principal:
         if not principal.has_scope(scope):
             raise Forbidden(f"scope '{scope}' required")
         return principal

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy.orm import Session
+import orjson
+from sqlalchemy import event as sa_event
+from sqlalchemy import select
+from sqlalchemy.orm import Session, SessionTransaction
 
 from app.context import AppContext
-from app.models import Group
+from app.issue_types.registry import Registry
+from app.issues.serialize import issue_payload
+from app.models import Group, Organization, Project, Webhook, WebhookDelivery
+from app.rollout.rules import FlagKind
+from app.rollout.service import is_enabled
 
 EVENTS = (
     "issue.created",
@@ -18,12 +27,102 @@ EVENTS = (
     "issue.unresolved",
 )
 
+# Deliveries queued in a session whose bodies are rendered again just before it commits.
+_QUEUED = "notifications.queued"
+
+
+def post_process_enabled(
+    session: Session, ctx: AppContext, *, project_id: int, type_id: int
+) -> bool:
+    """Whether issues of this type in this project notify (the type's post-process flag)."""
+    issue_type = ctx.registry.get(type_id)
+    if issue_type is None:
+        return False
+    if issue_type.released:
+        return True
+    project = session.get(Project, project_id)
+    if project is None:
+        return False
+    org = session.get(Organization, project.organization_id)
+    if org is None:
+        return False
+    return is_enabled(ctx, session, issue_type, FlagKind.POST_PROCESS, org.id, org.early_adopter)
+
+
+def delivery_body(delivery_id: str, event: str, created_at: datetime, issue: object) -> str:
+    """The exact JSON text POSTed to the receiver (and signed)."""
+    payload = {"id": delivery_id, "event": event, "created_at": created_at, "issue": issue}
+    return orjson.dumps(payload, option=orjson.OPT_UTC_Z).decode()
+
 
 def enqueue(session: Session, ctx: AppContext, group: Group, event: str, *, now: datetime) -> int:
     """Queue ``event`` for every webhook of the issue's project subscribed to it.
 
     Returns the number of deliveries queued. Respects the type's post-process flag, and an
-    issue created while that flag was off never sends ``issue.created``.
+    issue created while that flag was off never sends ``issue.created``. Only flushes: the
+    rows commit (or roll back) with the caller's change, and their ``issue`` is rendered again
+    just before that commit so it shows the issue as committed (latest occurrence included).
     """
-    # Filled in by the notifications package (webhook registration and delivery).
-    return 0
+    if event not in EVENTS:
+        raise ValueError(f"unknown notification event {event!r}")
+    if event == "issue.created" and not group.notify_created:
+        return 0
+    webhooks = [
+        w
+        for w in session.scalars(
+            select(Webhook).where(Webhook.project_id == group.project_id).order_by(Webhook.id)
+        )
+        if event in (w.events or ())
+    ]
+    if not webhooks:
+        return 0
+    if not post_process_enabled(session, ctx, project_id=group.project_id, type_id=group.type_id):
+        return 0
+    if group.id is None:
+        session.flush()
+    issue = issue_payload(session, group, ctx.registry)
+    rows = []
+    for webhook in webhooks:
+        delivery_id = uuid.uuid4().hex
+        row = WebhookDelivery(
+            id=delivery_id,
+            webhook_id=webhook.id,
+            group_id=group.id,
+            event=event,
+            body=delivery_body(delivery_id, event, now, issue),
+            state="pending",
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
+        )
+        session.add(row)
+        rows.append(row)
+    session.info.setdefault(_QUEUED, []).append((group, rows, ctx.registry))
+    session.flush()
+    return len(rows)
+
+
+@sa_event.listens_for(Session, "before_commit")
+def _render_final_bodies(session: Session) -> None:
+    """Show each issue as the transaction leaves it, whatever the caller changed after enqueue."""
+    queued: list[tuple[Group, list[WebhookDelivery], Registry]] = session.info.pop(_QUEUED, [])
+    if not queued:
+        return
+    session.flush()
+    rendered: dict[int, Any] = {}
+    for group, rows, registry in queued:
+        live = [r for r in rows if r in session]
+        if not live or group not in session:
+            continue  # rolled back with a savepoint
+        if id(group) not in rendered:
+            rendered[id(group)] = issue_payload(session, group, registry)
+        for row in live:
+            row.body = delivery_body(row.id, row.event, row.created_at, rendered[id(group)])
+    session.flush()
+
+
+@sa_event.listens_for(Session, "after_transaction_end")
+def _forget_queued(session: Session, transaction: SessionTransaction) -> None:
+    """A rolled-back or closed transaction leaves nothing to render."""
+    if transaction.parent is None:
+        session.info.pop(_QUEUED, None)

@@ -21,6 +21,7 @@ from app.occurrences.schemas import (
     OccurrenceOut,
     PendingPage,
 )
+from app.occurrences.writer import writer_of
 from app.openapi_models import body_schema
 from app.responses import JSONResponse
 
@@ -51,9 +52,7 @@ def _answer(status_code: int, body: dict[str, Any]) -> JSONResponse:
 async def post_occurrence(request: Request, ctx: CtxDep, principal: IngestDep) -> JSONResponse:
     """Group one occurrence into an issue; answered after the commit with its outcome."""
     payload = await _json_body(request)
-    [result] = await run_in_threadpool(
-        service.ingest_occurrences, ctx, [payload], principal=principal
-    )
+    [result] = await writer_of(ctx).submit([payload], principal)
     return _answer(result.status_code, result.body)
 
 

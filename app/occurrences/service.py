@@ -29,7 +29,7 @@ from app.issue_types.service import refresh_if_stale
 from app.issues.activity import add_activity
 from app.issues.status import GroupStatus, GroupSubStatus
 from app.lifecycle.hooks import on_ignored_occurrences
-from app.metrics import INGEST_BATCH_SIZE, OCCURRENCES
+from app.metrics import OCCURRENCES
 from app.models import (
     Event,
     Group,
@@ -145,27 +145,44 @@ def ingest_occurrences(
     ctx: AppContext, raws: Sequence[Any], *, principal: Principal
 ) -> list[IngestResult]:
     """Validate and ingest many occurrences; one result per item, in order."""
+    return ingest_requests(ctx, [(list(raws), principal)])[0]
+
+
+def ingest_requests(
+    ctx: AppContext, requests: Sequence[tuple[Sequence[Any], Principal]]
+) -> list[list[IngestResult]]:
+    """Ingest the items of several requests in one transaction (group commit).
+
+    Each request keeps its own caller, so tenancy is checked per item; the answers come back
+    per request, in order.
+    """
     limits = limits_of(ctx)
-    results: list[IngestResult | None] = [None] * len(raws)
-    valid: list[tuple[int, ValidOccurrence]] = []
-    for i, raw in enumerate(raws):
+    flat: list[tuple[Any, Principal]] = [(raw, p) for raws, p in requests for raw in raws]
+    results: list[IngestResult | None] = [None] * len(flat)
+    valid: list[tuple[int, ValidOccurrence, Principal]] = []
+    for i, (raw, principal) in enumerate(flat):
         try:
-            valid.append((i, validate_occurrence(raw, limits)))
+            valid.append((i, validate_occurrence(raw, limits), principal))
         except PayloadError as exc:
             results[i] = error_result(422, exc.code, exc.message, exc.details())
     if valid:
-        processed = _retrying(ctx, lambda: _ingest_valid(ctx, valid, principal))
+        processed = _retrying(ctx, lambda: _ingest_valid(ctx, valid))
         for i, result in processed.items():
             results[i] = result
     out = [r for r in results if r is not None]
-    assert len(out) == len(raws)
-    for raw, r in zip(raws, out, strict=True):
+    assert len(out) == len(flat)
+    for (raw, _), r in zip(flat, out, strict=True):
         if r.status_code >= 400:
             OCCURRENCES.labels(outcome="rejected", type="-").inc()
         else:
             # Accepted items carry a registered type, so the label set stays bounded.
             OCCURRENCES.labels(outcome=r.body["outcome"], type=str(raw.get("type"))).inc()
-    return out
+    answers: list[list[IngestResult]] = []
+    position = 0
+    for raws, _ in requests:
+        answers.append(out[position : position + len(raws)])
+        position += len(raws)
+    return answers
 
 
 @dataclass
@@ -188,15 +205,14 @@ class _Batch:
 
 
 def _ingest_valid(
-    ctx: AppContext, valid: list[tuple[int, ValidOccurrence]], principal: Principal
+    ctx: AppContext, valid: list[tuple[int, ValidOccurrence, Principal]]
 ) -> dict[int, IngestResult]:
     """One transaction: everything an ingest batch changes, committed before answering."""
     results: dict[int, IngestResult] = {}
-    INGEST_BATCH_SIZE.observe(len(valid))
     with ctx.db.write() as session:
         now = ctx.now()
         refresh_if_stale(ctx, session)
-        project_ids = {v.project_id for _, v in valid}
+        project_ids = {v.project_id for _, v, _ in valid}
         projects = {
             p.id: p for p in session.scalars(select(Project).where(Project.id.in_(project_ids)))
         }
@@ -209,7 +225,7 @@ def _ingest_valid(
 
         # Checks that need the database but change nothing.
         candidates: list[tuple[int, ValidOccurrence, IssueType, list[str]]] = []
-        for i, occ in valid:
+        for i, occ, principal in valid:
             project = projects.get(occ.project_id)
             if project is None:
                 results[i] = error_result(
@@ -308,23 +324,20 @@ def _load_known(
     for project_id, project_hashes in by_project.items():
         hash_list = sorted(project_hashes)
         for start in range(0, len(hash_list), 500):
+            # One statement reads the hashes and locks their issues, in id order.
             rows = batch.session.execute(
-                select(GroupHash.hash, GroupHash.group_id).where(
+                select(GroupHash.hash, Group)
+                .join(Group, Group.id == GroupHash.group_id)
+                .where(
                     GroupHash.project_id == project_id,
                     GroupHash.hash.in_(hash_list[start : start + 500]),
                 )
+                .order_by(Group.id)
+                .with_for_update(of=Group)
             )
-            for h, group_id in rows:
-                batch.known[(project_id, h)] = group_id
-    group_ids = sorted(set(batch.known.values()))
-    for start in range(0, len(group_ids), 500):
-        for group in batch.session.scalars(
-            select(Group)
-            .where(Group.id.in_(group_ids[start : start + 500]))
-            .order_by(Group.id)
-            .with_for_update()
-        ):
-            batch.groups[group.id] = group
+            for h, group in rows:
+                batch.known[(project_id, h)] = group.id
+                batch.groups[group.id] = group
 
 
 def _load_events(batch: _Batch, referencing: list[ValidOccurrence]) -> None:

@@ -1,0 +1,139 @@
+"""Group commit: one writer thread per process turns concurrent requests into one transaction.
+
+Request handlers hand their validated-later items to the writer and await the answer. The writer
+takes everything waiting (up to ``ingest_group_max_items``) and ingests it in one batch-first
+transaction; while that transaction runs, new requests queue up and form the next batch. So a
+lone request pays one transaction, and many concurrent requests share the per-transaction costs.
+Each request is answered only after the commit that holds its items.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import queue
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from app.auth.principal import Principal
+from app.context import AppContext
+from app.metrics import INGEST_BATCH_SIZE
+from app.occurrences.service import IngestResult, ingest_requests
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Job:
+    raws: Sequence[Any]
+    principal: Principal
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[list[IngestResult]]
+
+
+def _settle(job: _Job, result: list[IngestResult] | None, error: BaseException | None) -> None:
+    def apply() -> None:
+        if job.future.done():
+            return
+        if error is not None:
+            job.future.set_exception(error)
+        else:
+            assert result is not None
+            job.future.set_result(result)
+
+    # RuntimeError: the request's loop is gone (its client left during shutdown).
+    with contextlib.suppress(RuntimeError):
+        job.loop.call_soon_threadsafe(apply)
+
+
+class GroupCommitWriter:
+    """The per-process ingest writer."""
+
+    def __init__(self, ctx: AppContext, *, max_items: int) -> None:
+        self.ctx = ctx
+        self.max_items = max_items
+        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._closed = False
+
+    async def submit(self, raws: Sequence[Any], principal: Principal) -> list[IngestResult]:
+        """Ingest ``raws`` in the next group transaction; returns after its commit."""
+        if self._closed:
+            raise RuntimeError("ingest writer is stopped")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[IngestResult]] = loop.create_future()
+        self._ensure_thread()
+        self._queue.put(_Job(raws, principal, loop, future))
+        return await future
+
+    def _ensure_thread(self) -> None:
+        if self._thread is not None:
+            return
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="ingest-writer", daemon=True)
+                self._thread.start()
+
+    def close(self) -> None:
+        """Finish queued work and stop the thread."""
+        self._closed = True
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            job = self._queue.get()
+            if job is None:
+                break
+            jobs = [job]
+            count = len(job.raws)
+            while count < self.max_items:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stopping = True
+                    break
+                jobs.append(more)
+                count += len(more.raws)
+            self._process(jobs)
+
+    def _process(self, jobs: list[_Job]) -> None:
+        INGEST_BATCH_SIZE.observe(sum(len(j.raws) for j in jobs))
+        try:
+            answers = ingest_requests(self.ctx, [(j.raws, j.principal) for j in jobs])
+        except Exception as exc:
+            if len(jobs) == 1:
+                _settle(jobs[0], None, exc)
+                return
+            # Keep one request's failure from failing the others: replay them one by one.
+            log.warning(
+                "group transaction failed (%s); replaying requests alone", type(exc).__name__
+            )
+            for job in jobs:
+                try:
+                    [answer] = ingest_requests(self.ctx, [(job.raws, job.principal)])
+                except Exception as single_exc:
+                    _settle(job, None, single_exc)
+                else:
+                    _settle(job, answer, None)
+            return
+        for job, answer in zip(jobs, answers, strict=True):
+            _settle(job, answer, None)
+
+
+def writer_of(ctx: AppContext) -> GroupCommitWriter:
+    """The context's writer (created on first use)."""
+    writer = ctx.extras.get("ingest_writer")
+    if writer is None:
+        writer = GroupCommitWriter(ctx, max_items=ctx.settings.ingest_group_max_items)
+        ctx.extras["ingest_writer"] = writer
+    assert isinstance(writer, GroupCommitWriter)
+    return writer

@@ -1,0 +1,103 @@
+"""Webhook signatures and the pure notification rules, without a database."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from datetime import timedelta
+
+import pytest
+
+from app.notifications.rules import (
+    UrlNotAllowed,
+    check_url_allowed,
+    check_url_shape,
+    gives_up,
+    retry_delay,
+)
+from app.notifications.signing import sign, verify
+
+BODY = b'{"id":"abc","event":"issue.created"}'
+
+
+def test_signature_is_hmac_sha256_hex_of_the_raw_body() -> None:
+    expected = hmac.new(b"s3cret", BODY, hashlib.sha256).hexdigest()
+    assert sign("s3cret", BODY) == f"sha256={expected}"
+
+
+def test_verify_accepts_the_right_signature() -> None:
+    assert verify("s3cret", BODY, sign("s3cret", BODY))
+
+
+@pytest.mark.parametrize(
+    "header",
+    [None, "", "sha256=", "sha256=00", sign("other", BODY), sign("s3cret", BODY + b" ")],
+)
+def test_verify_refuses_a_wrong_signature(header: str | None) -> None:
+    assert not verify("s3cret", BODY, header)
+
+
+def test_verify_refuses_a_tampered_body() -> None:
+    header = sign("s3cret", BODY)
+    assert not verify("s3cret", BODY.replace(b"created", b"resolved"), header)
+
+
+@pytest.mark.parametrize(
+    "url", ["https://hooks.example.com/x", "http://example.com:8080/a?b=c", "http://10.0.0.1/"]
+)
+def test_http_and_https_urls_have_the_right_shape(url: str) -> None:
+    assert check_url_shape(url) == url
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["ftp://example.com/", "example.com/hook", "https://", "http://u:p@example.com/", "x"],
+)
+def test_other_urls_are_refused(url: str) -> None:
+    with pytest.raises(ValueError, match=r"."):
+        check_url_shape(url)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://localhost:8000/",
+        "http://api.localhost/",
+        "http://127.0.0.1/",
+        "http://127.1/",
+        "http://2130706433/",
+        "http://10.1.2.3/",
+        "http://192.168.0.10/",
+        "http://172.16.5.4/",
+        "http://169.254.169.254/latest/meta-data",
+        "http://0.0.0.0/",
+        "http://[::1]/",
+        "http://[fe80::1]/",
+        "http://[fd00::1]/",
+        "http://[::ffff:127.0.0.1]/",
+    ],
+)
+def test_private_addresses_are_refused_by_default(url: str) -> None:
+    with pytest.raises(UrlNotAllowed):
+        check_url_allowed(url, allow_private_networks=False)
+    check_url_allowed(url, allow_private_networks=True)
+
+
+@pytest.mark.parametrize(
+    "url", ["https://hooks.example.com/", "http://8.8.8.8/", "http://[2001:4860::8888]/"]
+)
+def test_public_addresses_are_allowed(url: str) -> None:
+    check_url_allowed(url, allow_private_networks=False)
+
+
+def test_retry_delay_doubles_from_ten_seconds_up_to_an_hour() -> None:
+    delays = [retry_delay(n).total_seconds() for n in range(1, 12)]
+    assert delays[:6] == [10, 20, 40, 80, 160, 320]
+    assert delays[-1] == 3600
+    assert max(delays) == 3600
+    assert retry_delay(1000) == timedelta(hours=1)
+
+
+def test_gives_up_only_after_a_day_of_retries() -> None:
+    assert not gives_up(timedelta(hours=23, minutes=59))
+    assert gives_up(timedelta(hours=24))
