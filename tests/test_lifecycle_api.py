@@ -145,3 +145,40 @@ def test_status_change_through_ingest(admin: TestClient, clock: FakeClock) -> No
         422,
         "missing_substatus",
     )
+
+
+def test_lifecycle_changes_queue_their_webhook_events(
+    admin: TestClient, app: FastAPI, clock: FakeClock
+) -> None:
+    hook = admin.post(
+        "/admin/projects/1/webhooks",
+        json={
+            "url": "https://hooks.example.com/x",
+            "secret": "s3cret",
+            "events": [
+                "issue.resolved",
+                "issue.ignored",
+                "issue.unresolved",
+                "issue.escalating",
+                "issue.regressed",
+            ],
+        },
+    )
+    assert hook.status_code == 201, hook.text
+    issue_id = post_many(admin, [at(clock.now)])[0]["issue_id"]
+    steps = [
+        {"status": "resolved"},
+        {"status": "unresolved", "substatus": "ongoing"},
+        {"status": "ignored", "substatus": "archived_until_escalating"},
+    ]
+    for step in steps:
+        assert admin.patch(f"/issues/{issue_id}", json=step).status_code == 200
+    post_many(admin, [at(clock.now) for _ in range(11)])
+    deliveries = admin.get(f"/admin/webhooks/{hook.json()['id']}/deliveries").json()["data"]
+    # Same fake-clock timestamp for all: compare without order.
+    assert sorted(d["event"] for d in deliveries) == [
+        "issue.escalating",
+        "issue.ignored",
+        "issue.resolved",
+        "issue.unresolved",
+    ]
