@@ -140,6 +140,79 @@ def auto_resolve() -> None:
         ctx.db.dispose()
 
 
+def _kafka_options(pairs: list[str]) -> dict[str, str]:
+    options: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise typer.BadParameter(f"expected key=value, got {pair!r}", param_hint="-X")
+        options[name.strip()] = value.strip()
+    return options
+
+
+@cli.command()
+def consume(
+    bootstrap_servers: Annotated[
+        str, typer.Option(help="Kafka brokers, host:port[,host:port...].")
+    ],
+    topic: Annotated[str, typer.Option(help="Topic to read.")] = "ingest-occurrences",
+    group: Annotated[str, typer.Option(help="Consumer group id.")] = "issue-platform",
+    dlq_topic: Annotated[
+        str | None, typer.Option(help="Dead-letter topic (default: <topic>-dlq).")
+    ] = None,
+    max_batch_size: Annotated[
+        int, typer.Option(min=1, max=10_000, help="Messages per database transaction.")
+    ] = 500,
+    max_batch_time_ms: Annotated[
+        int, typer.Option(min=1, help="Longest wait to fill a batch, in milliseconds.")
+    ] = 200,
+    kafka_option: Annotated[
+        list[str] | None,
+        typer.Option("-X", help="Extra librdkafka setting key=value (repeatable)."),
+    ] = None,
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Serve Prometheus /metrics of this process on this port.")
+    ] = None,
+    metrics_host: Annotated[str, typer.Option(help="Interface for --metrics-port.")] = "127.0.0.1",
+) -> None:
+    """Consume the ingest topic into the database (SIGTERM/SIGINT: finish the batch, leave)."""
+    import logging
+    import signal
+    import threading
+
+    from app.consumer.runner import ConsumerConfig, IngestConsumer
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    config = ConsumerConfig(
+        bootstrap_servers=bootstrap_servers,
+        topic=topic,
+        group=group,
+        dlq_topic=dlq_topic,
+        max_batch_size=max_batch_size,
+        max_batch_time_ms=max_batch_time_ms,
+        kafka_options=_kafka_options(kafka_option or []),
+    )
+    ctx = _context()
+    if metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        from app.metrics import REGISTRY
+
+        start_http_server(metrics_port, addr=metrics_host, registry=REGISTRY)
+    stop = threading.Event()
+
+    def _request_stop(signum: int, _frame: object) -> None:
+        typer.echo(f"signal {signum}: finishing the current batch", err=True)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _request_stop)
+    signal.signal(signal.SIGINT, _request_stop)
+    try:
+        IngestConsumer(ctx, config).run(stop)
+    finally:
+        ctx.db.dispose()
+
+
 def main() -> None:
     """Console-script entry point."""
     cli()

@@ -30,3 +30,19 @@ WEBHOOK_DELIVERIES = Counter(
     ["result"],
     registry=REGISTRY,
 )
+CONSUMER_MESSAGES = Counter(
+    "issue_platform_consumer_messages_total",
+    "Messages the Kafka consumer handled, by result (processed or dlq).",
+    ["result"],
+    registry=REGISTRY,
+)
+CONSUMER_RETRIES = Counter(
+    "issue_platform_consumer_batch_retries_total",
+    "Batches the Kafka consumer had to retry (database or dead-letter topic unavailable).",
+    registry=REGISTRY,
+)
+CONSUMER_COMMIT_FAILURES = Counter(
+    "issue_platform_consumer_commit_failures_total",
+    "Offset commits that failed (the batch will be delivered again).",
+    registry=REGISTRY,
+)

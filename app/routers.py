@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from app.issue_types.router import router as issue_types_router
 from app.issues.router import router as issues_router
 from app.notifications.router import router as notifications_router
 from app.occurrences.router import router as occurrences_router
+from app.organizations.router import router as organizations_router
+from app.rollout.router import router as rollout_router
 from app.status_changes.router import router as status_changes_router
 from app.triage.router import router as triage_router
 
@@ -15,5 +18,8 @@ ROUTERS: list[APIRouter] = [
     status_changes_router,
     issues_router,
     triage_router,
+    organizations_router,
+    issue_types_router,
+    rollout_router,
     notifications_router,
 ]

@@ -62,19 +62,20 @@ def resolve_principal(ctx: AppContext, token: str) -> Principal:
         if cached is None:
             raise Unauthenticated("unknown token")
         return cached
+    principal = None
     with ctx.db.read() as session:
         key = session.scalars(
             select(ApiKey).where(ApiKey.token_hash == digest, ApiKey.revoked_at.is_(None))
         ).first()
-    principal = None
-    if key is not None:
-        principal = Principal(
-            is_admin=False,
-            organization_id=key.organization_id,
-            scopes=frozenset(key.scopes),
-            project_ids=None if key.project_ids is None else frozenset(key.project_ids),
-            key_id=key.id,
-        )
+        # Read the row inside the session: closing it (rollback) expires loaded attributes.
+        if key is not None:
+            principal = Principal(
+                is_admin=False,
+                organization_id=key.organization_id,
+                scopes=frozenset(key.scopes),
+                project_ids=None if key.project_ids is None else frozenset(key.project_ids),
+                key_id=key.id,
+            )
     ctx.key_cache.put(digest, principal)
     if principal is None:
         raise Unauthenticated("unknown token")

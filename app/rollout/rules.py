@@ -25,7 +25,7 @@ class Stage(StrEnum):
 
 _SUFFIX = {
     FlagKind.INGEST: "ingest",
-    FlagKind.POST_PROCESS: "post-process",
+    FlagKind.POST_PROCESS: "post-process-group",
     FlagKind.VISIBLE: "visible",
 }
 

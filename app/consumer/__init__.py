@@ -1,0 +1,1 @@
+"""Kafka consumer of the ``ingest-occurrences`` topic (SPEC §9)."""
