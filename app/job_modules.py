@@ -1,3 +1,4 @@
 """Modules whose import registers periodic jobs (see ``app.jobs.runner``)."""
 
+from app.lifecycle import jobs as lifecycle_jobs  # noqa: F401
 from app.notifications import delivery  # noqa: F401

@@ -10,10 +10,14 @@ from app.notifications.router import router as notifications_router
 from app.occurrences.router import router as occurrences_router
 from app.organizations.router import router as organizations_router
 from app.rollout.router import router as rollout_router
+from app.status_changes.router import router as status_changes_router
+from app.triage.router import router as triage_router
 
 ROUTERS: list[APIRouter] = [
     occurrences_router,
+    status_changes_router,
     issues_router,
+    triage_router,
     organizations_router,
     issue_types_router,
     rollout_router,

@@ -1,0 +1,185 @@
+"""Periodic lifecycle jobs: auto-resolve, new/regressed → ongoing, forecast refresh.
+
+Every change is a conditional UPDATE (or happens under a row lock) that re-checks the issue's
+state, so several service processes may run the jobs at once: a concurrent fresh occurrence is
+never lost and nothing changes twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy.orm import Session
+
+from app.context import AppContext
+from app.issues.activity import add_activity
+from app.issues.status import GroupStatus, GroupSubStatus
+from app.jobs.runner import Job, register_job
+from app.lifecycle.service import lock_group, refresh_forecast
+from app.lifecycle.transitions import AUTO_SET_ONGOING, SET_RESOLVED_BY_AGE
+from app.models import Forecast, Group, Project
+from app.notifications.outbox import enqueue
+
+BATCH = 500
+ONGOING_AFTER = timedelta(days=7)
+FORECAST_MAX_AGE = timedelta(days=1)
+
+
+def _interval(ctx: AppContext) -> float:
+    return ctx.settings.jobs_interval_seconds
+
+
+def _record(
+    session: Session,
+    ctx: AppContext,
+    ids: Sequence[int],
+    activity_type: str,
+    *,
+    now: datetime,
+    event: str | None,
+) -> None:
+    """Activity (and notification) for issues a conditional UPDATE just changed."""
+    if not ids:
+        return
+    for group in session.scalars(select(Group).where(Group.id.in_(ids)).order_by(Group.id)):
+        add_activity(session, group, activity_type, now=now)
+        if event:
+            session.flush()
+            enqueue(session, ctx, group, event, now=now)
+    session.flush()
+
+
+def _change_in_batches(
+    ctx: AppContext,
+    *,
+    condition: ColumnElement[bool],
+    values: dict[str, Any],
+    activity_type: str,
+    event: str | None,
+    now: datetime,
+) -> int:
+    """Apply ``values`` to every issue matching ``condition``, batch by batch; return the count."""
+    changed = 0
+    while True:
+        with ctx.db.write() as session:
+            ids = list(
+                session.scalars(select(Group.id).where(condition).order_by(Group.id).limit(BATCH))
+            )
+            if not ids:
+                break
+            stmt = (
+                update(Group)
+                .where(Group.id.in_(ids), condition)
+                .values(**values, substatus_changed_at=now)
+                .returning(Group.id)
+                .execution_options(synchronize_session=False)
+            )
+            done = list(session.scalars(stmt))
+            _record(session, ctx, done, activity_type, now=now, event=event)
+            session.commit()
+        changed += len(done)
+        if len(ids) < BATCH:
+            break
+    return changed
+
+
+def auto_resolve(ctx: AppContext) -> dict[str, Any]:
+    """Resolve unresolved issues not seen for their project's ``resolve_age_hours``."""
+    now = ctx.now()
+    type_ids = [t.type_id for t in ctx.registry.types() if t.enable_auto_resolve]
+    with ctx.db.read() as session:
+        projects = session.execute(
+            select(Project.id, Project.resolve_age_hours).where(Project.resolve_age_hours > 0)
+        ).all()
+    resolved = 0
+    for project_id, hours in projects:
+        cutoff = now - timedelta(hours=hours)
+        condition = and_(
+            Group.project_id == project_id,
+            Group.status == GroupStatus.UNRESOLVED,
+            Group.last_seen < cutoff,
+            Group.type_id.in_(type_ids),
+        )
+        resolved += _change_in_batches(
+            ctx,
+            condition=condition,
+            values={
+                "status": GroupStatus.RESOLVED,
+                "substatus": None,
+                "resolved_at": now,
+                "ignore_until": None,
+            },
+            activity_type=SET_RESOLVED_BY_AGE,
+            event="issue.resolved",
+            now=now,
+        )
+    return {"resolved": resolved, "projects": len(projects)}
+
+
+def new_and_regressed_to_ongoing(ctx: AppContext) -> dict[str, Any]:
+    """Move new issues 7 days after first seen, regressed ones 7 days after regressing."""
+    now = ctx.now()
+    cutoff = now - ONGOING_AFTER
+    condition = and_(
+        Group.status == GroupStatus.UNRESOLVED,
+        or_(
+            and_(Group.substatus == GroupSubStatus.NEW, Group.first_seen < cutoff),
+            and_(
+                Group.substatus == GroupSubStatus.REGRESSED,
+                Group.substatus_changed_at < cutoff,
+            ),
+        ),
+    )
+    moved = _change_in_batches(
+        ctx,
+        condition=condition,
+        values={"substatus": GroupSubStatus.ONGOING},
+        activity_type=AUTO_SET_ONGOING,
+        event=None,
+        now=now,
+    )
+    return {"ongoing": moved}
+
+
+def refresh_forecasts(ctx: AppContext) -> dict[str, Any]:
+    """Recompute the forecasts of issues archived until escalating that are a day old."""
+    now = ctx.now()
+    stale = now - FORECAST_MAX_AGE
+    due = and_(
+        Group.status == GroupStatus.IGNORED,
+        Group.substatus == GroupSubStatus.ARCHIVED_UNTIL_ESCALATING,
+        or_(Forecast.group_id.is_(None), Forecast.computed_at <= stale),
+    )
+    stmt = (
+        select(Group.id)
+        .outerjoin(Forecast, Forecast.group_id == Group.id)
+        .where(due)
+        .order_by(Group.id)
+    )
+    refreshed = 0
+    last_id = 0
+    while True:
+        with ctx.db.write() as session:
+            ids = list(session.scalars(stmt.where(Group.id > last_id).limit(BATCH)))
+            for group_id in ids:
+                group = lock_group(session, group_id)
+                if group is None or group.substatus != GroupSubStatus.ARCHIVED_UNTIL_ESCALATING:
+                    continue
+                current = session.get(Forecast, group_id, populate_existing=True)
+                if current is not None and current.computed_at > stale:
+                    continue  # another process refreshed it meanwhile
+                refresh_forecast(session, group, now=now)
+                refreshed += 1
+            session.commit()
+        if len(ids) < BATCH:
+            break
+        last_id = ids[-1]
+    return {"refreshed": refreshed}
+
+
+register_job(Job(name="auto_resolve", run=auto_resolve, interval=_interval))
+register_job(Job(name="ongoing", run=new_and_regressed_to_ongoing, interval=_interval))
+register_job(Job(name="forecast_refresh", run=refresh_forecasts, interval=_interval))

@@ -1,0 +1,187 @@
+"""Status transitions of an issue: which changes are allowed and what each one does (pure)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from app.issue_types.registry import PriorityLevel
+from app.issues.status import (
+    VALID_PAIRS,
+    GroupStatus,
+    GroupSubStatus,
+    parse_status,
+    parse_substatus,
+    status_name,
+    substatus_name,
+)
+
+SET_RESOLVED = "set_resolved"
+SET_RESOLVED_BY_AGE = "set_resolved_by_age"
+SET_IGNORED = "set_ignored"
+SET_ESCALATING = "set_escalating"
+SET_REGRESSION = "set_regression"
+AUTO_SET_ONGOING = "auto_set_ongoing"
+SET_UNRESOLVED = "set_unresolved"
+SET_PRIORITY = "set_priority"
+
+ACTIVITY_TYPES = (
+    SET_RESOLVED,
+    SET_RESOLVED_BY_AGE,
+    SET_IGNORED,
+    SET_ESCALATING,
+    SET_REGRESSION,
+    AUTO_SET_ONGOING,
+    SET_UNRESOLVED,
+    SET_PRIORITY,
+)
+
+
+class TransitionRejected(ValueError):
+    """A requested change breaks a rule; ``code`` is the SPEC error code."""
+
+    def __init__(self, code: str, message: str, *, conflict: bool = False) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        # True: the request is well-formed but not allowed from the current state (409).
+        self.conflict = conflict
+
+
+@dataclass(frozen=True)
+class Target:
+    """A valid (status, substatus) pair someone asks for."""
+
+    status: int
+    substatus: int | None
+
+    def __post_init__(self) -> None:
+        allowed = VALID_PAIRS.get(GroupStatus(self.status), frozenset())
+        sub = None if self.substatus is None else GroupSubStatus(self.substatus)
+        if sub not in allowed:
+            raise ValueError(f"invalid pair {self.status}/{self.substatus}")
+
+    def describe(self) -> str:
+        """``status/substatus`` by name."""
+        sub = substatus_name(self.substatus)
+        return status_name(self.status) + (f"/{sub}" if sub else "")
+
+
+@dataclass(frozen=True)
+class IssueState:
+    """The parts of an issue a transition depends on."""
+
+    status: int
+    substatus: int | None
+    priority: int
+    initial_priority: int
+    priority_locked: bool
+
+
+@dataclass(frozen=True)
+class Transition:
+    """What a change does: new pair, activity type, new priority and the notification to send."""
+
+    status: int
+    substatus: int | None
+    activity_type: str
+    priority: int | None  # None: unchanged
+    event: str | None  # webhook event, None: no notification
+
+    @property
+    def resolves(self) -> bool:
+        """Whether the issue ends up resolved."""
+        return self.status == GroupStatus.RESOLVED
+
+
+ESCALATING = Target(GroupStatus.UNRESOLVED, GroupSubStatus.ESCALATING)
+ONGOING = Target(GroupStatus.UNRESOLVED, GroupSubStatus.ONGOING)
+
+
+def _is_empty(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def parse_target(status: Any, substatus: Any) -> Target:
+    """Validate a requested (status, substatus), given by number or name, per SPEC §7."""
+    try:
+        status_value = parse_status(status)
+    except ValueError:
+        raise TransitionRejected(
+            "unsupported_status",
+            f"unsupported status {status!r}: use unresolved, resolved or ignored",
+        ) from None
+    if _is_empty(substatus):
+        if status_value == GroupStatus.RESOLVED:
+            return Target(status_value, None)
+        raise TransitionRejected(
+            "missing_substatus", f"status {status_name(status_value)} needs a substatus"
+        )
+    if status_value == GroupStatus.RESOLVED:
+        raise TransitionRejected("unexpected_substatus", "status resolved takes no substatus")
+    try:
+        sub_value = parse_substatus(substatus)
+    except ValueError:
+        raise TransitionRejected("invalid_substatus", f"unknown substatus {substatus!r}") from None
+    allowed = VALID_PAIRS[GroupStatus(status_value)]
+    if GroupSubStatus(sub_value) not in allowed or sub_value == GroupSubStatus.NEW:
+        raise TransitionRejected(
+            "invalid_substatus",
+            f"substatus {substatus_name(sub_value)} is not valid with status "
+            f"{status_name(status_value)}",
+        )
+    return Target(status_value, sub_value)
+
+
+def raised_priority(priority: int) -> int:
+    """Escalation's priority: low becomes medium, anything else high."""
+    return PriorityLevel.MEDIUM if priority == PriorityLevel.LOW else PriorityLevel.HIGH
+
+
+def plan_transition(state: IssueState, target: Target) -> Transition | None:
+    """The transition from ``state`` to ``target``; None when nothing changes."""
+    if state.status == target.status and state.substatus == target.substatus:
+        return None
+    if target.substatus == GroupSubStatus.ESCALATING and state.status != GroupStatus.IGNORED:
+        raise TransitionRejected(
+            "invalid_transition",
+            f"an issue becomes escalating only from ignored, not from {status_name(state.status)}",
+            conflict=True,
+        )
+    priority: int | None = None
+    if target.status == GroupStatus.RESOLVED:
+        return Transition(target.status, None, SET_RESOLVED, None, "issue.resolved")
+    if target.status == GroupStatus.IGNORED:
+        return Transition(target.status, target.substatus, SET_IGNORED, None, "issue.ignored")
+    if target.substatus == GroupSubStatus.ESCALATING:
+        if not state.priority_locked:
+            priority = raised_priority(state.priority)
+        return Transition(
+            target.status, target.substatus, SET_ESCALATING, priority, "issue.escalating"
+        )
+    if target.substatus == GroupSubStatus.REGRESSED:
+        event = None if state.status == GroupStatus.UNRESOLVED else "issue.regressed"
+        return Transition(target.status, target.substatus, SET_REGRESSION, None, event)
+    # unresolved/ongoing
+    if state.status == GroupStatus.UNRESOLVED:
+        if state.substatus == GroupSubStatus.ESCALATING and not state.priority_locked:
+            priority = state.initial_priority
+        return Transition(target.status, target.substatus, AUTO_SET_ONGOING, priority, None)
+    return Transition(target.status, target.substatus, SET_UNRESOLVED, None, "issue.unresolved")
+
+
+def escalation(state: IssueState) -> Transition:
+    """The automatic escalation of an ignored issue (forecast or count condition exceeded)."""
+    transition = plan_transition(state, ESCALATING)
+    assert transition is not None  # an ignored issue is never already escalating
+    return transition
+
+
+def new_or_regressed_to_ongoing(state: IssueState) -> Transition | None:
+    """The automatic move of a new or regressed issue to ongoing (None if it does not apply)."""
+    if state.status != GroupStatus.UNRESOLVED or state.substatus not in (
+        GroupSubStatus.NEW,
+        GroupSubStatus.REGRESSED,
+    ):
+        return None
+    return plan_transition(state, ONGOING)

@@ -1,0 +1,1 @@
+"""Status changes sent by detectors: `POST /status-changes`."""

@@ -1,0 +1,38 @@
+"""HTTP: `POST /status-changes`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+
+from app.auth.dependencies import IngestDep
+from app.context import AppContext, get_context
+from app.errors import error_responses
+from app.responses import JSONResponse
+from app.status_changes import service
+from app.status_changes.schemas import StatusChangeIn, StatusChangeOut
+
+router = APIRouter(tags=["status changes"])
+
+ContextDep = Annotated[AppContext, Depends(get_context)]
+
+
+@router.post(
+    "/status-changes",
+    summary="Change an issue's status (detectors)",
+    response_model=StatusChangeOut,
+    status_code=200,
+    responses=error_responses(401, 403, 404, 409, 413, 422, 503),
+    description="Resolve, ignore or unresolve the issue whose first fingerprint element is "
+    "given (needs the `ingest` scope). Errors: 404 `project_not_found` / `issue_not_found`; "
+    "422 `missing_substatus`, `unexpected_substatus`, `invalid_substatus`, "
+    "`unsupported_status`; 409 `invalid_transition` (escalating only from ignored). The same "
+    "status and substatus answer `changed: false`; a repeated `id` gets the first answer again.",
+)
+def post_status_change(
+    payload: StatusChangeIn, principal: IngestDep, ctx: ContextDep
+) -> JSONResponse:
+    """Apply a detector's status change."""
+    body = service.change_status(ctx=ctx, principal=principal, payload=payload)
+    return JSONResponse(body)

@@ -1,0 +1,1 @@
+"""Triage by people: `PATCH /issues/{id}`, activity and forecast of an issue."""

@@ -1,0 +1,95 @@
+"""Triage payloads and answers: issue updates, activity pages, forecasts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+MAX_ID = 2**63 - 1
+"""Largest id a database column holds; bigger numbers are refused as invalid payloads."""
+
+
+class ActivityOut(BaseModel):
+    """One thing that happened to an issue."""
+
+    id: int = Field(description="Activity id (increasing).")
+    issue_id: int = Field(description="The issue it happened to.")
+    type: str = Field(
+        description="`set_resolved`, `set_resolved_by_age`, `set_ignored`, `set_escalating`, "
+        "`set_regression`, `auto_set_ongoing`, `set_unresolved`, `set_priority`, …"
+    )
+    data: dict[str, Any] = Field(description="Details of the change (e.g. `activity_data`).")
+    actor: str | None = Field(description="Who made the change; null for automatic changes.")
+    created_at: datetime = Field(description="When it happened.")
+
+
+class ActivityPage(BaseModel):
+    """One page of an issue's activity, newest first."""
+
+    data: list[ActivityOut]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null at the end."
+    )
+
+
+class IgnoreUntilIn(BaseModel):
+    """Conditions of `archived_until_condition_met`: a count in a window, or a time."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    count: int | None = Field(
+        None,
+        ge=1,
+        le=10**12,
+        description="More than this many occurrences within the window → escalating.",
+    )
+    window_seconds: int | None = Field(
+        None, ge=1, le=365 * 86400, description="Length of the counting window, in seconds."
+    )
+    until: datetime | None = Field(
+        None, description="After this time the next occurrence makes the issue ongoing."
+    )
+
+    @model_validator(mode="after")
+    def _one_condition(self) -> IgnoreUntilIn:
+        counted = self.count is not None or self.window_seconds is not None
+        if counted and (self.count is None or self.window_seconds is None):
+            raise ValueError("count and window_seconds go together")
+        if counted == (self.until is not None):
+            raise ValueError("give either {count, window_seconds} or {until}")
+        return self
+
+
+class IssueUpdateIn(BaseModel):
+    """What a person changes on an issue; omitted fields stay as they are."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: int | str | None = Field(
+        None, description="`unresolved`, `resolved` or `ignored` (or 0, 1, 2)."
+    )
+    substatus: int | str | None = Field(
+        None, description="Substatus by name or number; needed for unresolved and ignored."
+    )
+    priority: int | str | None = Field(
+        None,
+        description="`low`, `medium`, `high` (or 25, 50, 75); locks it against automatic changes.",
+    )
+    ignore_until: IgnoreUntilIn | None = Field(
+        None,
+        description="Archive until a condition is met (implies `ignored` / "
+        "`archived_until_condition_met`).",
+    )
+
+
+class ForecastOut(BaseModel):
+    """The escalation forecast of an issue."""
+
+    issue_id: int = Field(description="The issue.")
+    computed_at: datetime | None = Field(description="When it was computed; null if never.")
+    start_date: str | None = Field(description="Day 0 of the ceilings (`YYYY-MM-DD`, UTC).")
+    ceilings: list[int] = Field(
+        description="14 daily ceilings; empty when the issue has no forecast."
+    )

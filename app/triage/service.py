@@ -1,0 +1,228 @@
+"""Use cases of people triaging issues: update, activity, forecast."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.auth.principal import Principal
+from app.context import AppContext
+from app.errors import InvalidPayload, NotFound, PreconditionFailed
+from app.issue_types.registry import PRIORITY_NAMES, parse_priority
+from app.issues.activity import add_activity
+from app.issues.serialize import etag, issue_payload
+from app.issues.status import GroupStatus, GroupSubStatus, parse_status, substatus_name
+from app.lifecycle.service import apply_transition, lock_group, state_of
+from app.lifecycle.transitions import (
+    SET_IGNORED,
+    SET_PRIORITY,
+    Target,
+    Transition,
+    TransitionRejected,
+    parse_target,
+    plan_transition,
+)
+from app.models import Activity, Forecast, Group, Organization, Project
+from app.rollout.rules import FlagKind
+from app.rollout.service import is_enabled
+from app.status_changes.service import activity_out, rejected
+from app.triage.schemas import MAX_ID, ActivityPage, ForecastOut, IgnoreUntilIn, IssueUpdateIn
+
+
+def issue_for(
+    session: Session, ctx: AppContext, principal: Principal, issue_id: int, *, lock: bool = False
+) -> Group:
+    """The issue, if the caller may see it; otherwise 404 ``issue_not_found`` (never 403)."""
+    group = lock_group(session, issue_id) if lock else session.get(Group, issue_id)
+    missing = NotFound(f"issue {issue_id} not found", code="issue_not_found")
+    if group is None:
+        raise missing
+    project = session.get(Project, group.project_id)
+    if project is None or not principal.may_access(project.organization_id, project.id):
+        raise missing
+    if not principal.is_admin:
+        issue_type = ctx.registry.get(group.type_id)
+        org = session.get(Organization, project.organization_id)
+        if issue_type is None or org is None:
+            raise missing
+        if not is_enabled(ctx, session, issue_type, FlagKind.VISIBLE, org.id, org.early_adopter):
+            raise missing
+    return group
+
+
+def check_if_match(group: Group, if_match: str | None) -> None:
+    """412 ``precondition_failed`` unless ``If-Match`` is absent, ``*`` or the current ETag."""
+    if if_match is None:
+        return
+    current = etag(group)
+    for tag in (t.strip() for t in if_match.split(",")):
+        if tag == "*" or tag.removeprefix("W/") == current:
+            return
+    raise PreconditionFailed(
+        f"the issue changed: its ETag is now {current}", details={"etag": current}
+    )
+
+
+def _conditions(ignore_until: IgnoreUntilIn | None, now: datetime) -> dict[str, Any] | None:
+    if ignore_until is None:
+        return None
+    if ignore_until.until is not None:
+        until = ignore_until.until
+        if until.tzinfo is None:
+            until = until.replace(tzinfo=UTC)
+        return {"until": until.astimezone(UTC).isoformat()}
+    return {
+        "count": ignore_until.count,
+        "window_seconds": ignore_until.window_seconds,
+        "since": now.isoformat(),
+    }
+
+
+def _target(changes: IssueUpdateIn) -> Target | None:
+    status, substatus = changes.status, changes.substatus
+    if changes.ignore_until is not None:
+        if status is None:
+            status = GroupStatus.IGNORED.value
+        try:
+            ignored = parse_status(status) == GroupStatus.IGNORED
+        except ValueError:
+            ignored = False
+        if substatus is None and ignored:
+            substatus = GroupSubStatus.ARCHIVED_UNTIL_CONDITION_MET.value
+    if status is None:
+        if substatus is not None:
+            raise InvalidPayload(
+                "substatus needs status",
+                details=[{"field": "status", "message": "required with substatus"}],
+            )
+        return None
+    try:
+        target = parse_target(status, substatus)
+    except TransitionRejected as exc:
+        raise rejected(exc) from None
+    acm = Target(GroupStatus.IGNORED, GroupSubStatus.ARCHIVED_UNTIL_CONDITION_MET)
+    if changes.ignore_until is not None and target != acm:
+        raise InvalidPayload(
+            "ignore_until applies only to ignored / archived_until_condition_met",
+            details=[{"field": "ignore_until", "message": "needs archived_until_condition_met"}],
+        )
+    return target
+
+
+def _priority(changes: IssueUpdateIn) -> int | None:
+    if changes.priority is None:
+        return None
+    try:
+        return parse_priority(changes.priority)
+    except ValueError as exc:
+        raise InvalidPayload(
+            str(exc), details=[{"field": "priority", "message": str(exc)}]
+        ) from None
+
+
+def _apply_update(
+    session: Session,
+    ctx: AppContext,
+    principal: Principal,
+    group: Group,
+    changes: IssueUpdateIn,
+    *,
+    now: datetime,
+) -> None:
+    target = _target(changes)
+    priority = _priority(changes)
+    conditions = _conditions(changes.ignore_until, now)
+    if target is not None:
+        try:
+            transition = plan_transition(state_of(group), target)
+        except TransitionRejected as exc:
+            raise rejected(exc) from None
+        if transition is None and conditions is not None:
+            # Already archived until a condition is met: new conditions replace the old ones.
+            transition = Transition(target.status, target.substatus, SET_IGNORED, None, None)
+        if transition is not None:
+            data: dict[str, Any] = {
+                "status": GroupStatus(target.status).name.lower(),
+                "substatus": substatus_name(target.substatus),
+            }
+            if conditions is not None:
+                data["ignore_until"] = conditions
+            apply_transition(
+                session,
+                ctx,
+                group,
+                transition,
+                now=now,
+                actor=principal.actor,
+                data=data,
+                ignore_until=conditions,
+            )
+    if priority is not None and (priority != group.priority or not group.priority_locked):
+        group.priority = priority
+        group.priority_locked = True
+        add_activity(
+            session,
+            group,
+            SET_PRIORITY,
+            now=now,
+            data={"priority": PRIORITY_NAMES[priority]},
+            actor=principal.actor,
+        )
+        session.flush()
+
+
+def update_issue(
+    *,
+    ctx: AppContext,
+    principal: Principal,
+    issue_id: int,
+    changes: IssueUpdateIn,
+    if_match: str | None,
+) -> tuple[dict[str, Any], str]:
+    """Apply a person's changes to an issue; returns the issue answer and its ETag."""
+    now = ctx.now()
+    with ctx.db.write() as session:
+        group = issue_for(session, ctx, principal, issue_id, lock=True)
+        check_if_match(group, if_match)
+        _apply_update(session, ctx, principal, group, changes, now=now)
+        body = issue_payload(session, group, ctx.registry)
+        tag = etag(group)
+        session.commit()
+    return body, tag
+
+
+def list_activity(
+    *, ctx: AppContext, principal: Principal, issue_id: int, limit: int, cursor: str | None
+) -> ActivityPage:
+    """One page of an issue's activity, newest first."""
+    if cursor is not None and not (cursor.isdigit() and int(cursor) <= MAX_ID):
+        raise InvalidPayload(
+            "invalid cursor", details=[{"field": "cursor", "message": "not a cursor"}]
+        )
+    with ctx.db.read() as session:
+        group = issue_for(session, ctx, principal, issue_id)
+        stmt = select(Activity).where(Activity.group_id == group.id)
+        if cursor is not None:
+            stmt = stmt.where(Activity.id < int(cursor))
+        rows = list(session.scalars(stmt.order_by(Activity.id.desc()).limit(limit + 1)))
+        page = [activity_out(r) for r in rows[:limit]]
+    more = len(rows) > limit
+    return ActivityPage(data=page, next_cursor=str(page[-1].id) if more and page else None)
+
+
+def get_forecast(*, ctx: AppContext, principal: Principal, issue_id: int) -> ForecastOut:
+    """The issue's stored escalation forecast (empty ceilings when it has none)."""
+    with ctx.db.read() as session:
+        group = issue_for(session, ctx, principal, issue_id)
+        row = session.get(Forecast, group.id)
+        if row is None:
+            return ForecastOut(issue_id=group.id, computed_at=None, start_date=None, ceilings=[])
+        return ForecastOut(
+            issue_id=group.id,
+            computed_at=row.computed_at,
+            start_date=row.start_date,
+            ceilings=list(row.ceilings or []),
+        )

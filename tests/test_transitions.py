@@ -1,0 +1,211 @@
+"""Status transition rules, without a database."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from app.issues.status import GroupStatus as S
+from app.issues.status import GroupSubStatus as SS
+from app.lifecycle.transitions import (
+    IssueState,
+    Target,
+    TransitionRejected,
+    escalation,
+    new_or_regressed_to_ongoing,
+    parse_target,
+    plan_transition,
+)
+
+LOW, MEDIUM, HIGH = 25, 50, 75
+
+
+def state(
+    status: int = S.UNRESOLVED,
+    substatus: int | None = SS.ONGOING,
+    *,
+    priority: int = MEDIUM,
+    initial: int = MEDIUM,
+    locked: bool = False,
+) -> IssueState:
+    return IssueState(status, substatus, priority, initial, locked)
+
+
+@pytest.mark.parametrize(
+    ("status", "substatus", "expected"),
+    [
+        ("unresolved", "ongoing", Target(S.UNRESOLVED, SS.ONGOING)),
+        (0, 3, Target(S.UNRESOLVED, SS.ONGOING)),
+        ("0", "escalating", Target(S.UNRESOLVED, SS.ESCALATING)),
+        ("UNRESOLVED", "Regressed", Target(S.UNRESOLVED, SS.REGRESSED)),
+        ("resolved", None, Target(S.RESOLVED, None)),
+        (1, "", Target(S.RESOLVED, None)),
+        ("ignored", "archived_until_escalating", Target(S.IGNORED, SS.ARCHIVED_UNTIL_ESCALATING)),
+        (2, 4, Target(S.IGNORED, SS.ARCHIVED_UNTIL_CONDITION_MET)),
+        ("ignored", "archived_forever", Target(S.IGNORED, SS.ARCHIVED_FOREVER)),
+    ],
+)
+def test_valid_targets_parse_numbers_and_names(
+    status: Any, substatus: Any, expected: Target
+) -> None:
+    assert parse_target(status, substatus) == expected
+
+
+@pytest.mark.parametrize(
+    ("status", "substatus", "code"),
+    [
+        ("unresolved", None, "missing_substatus"),
+        ("ignored", None, "missing_substatus"),
+        (2, "  ", "missing_substatus"),
+        ("resolved", "ongoing", "unexpected_substatus"),
+        (1, 3, "unexpected_substatus"),
+        ("unresolved", "new", "invalid_substatus"),
+        ("unresolved", 7, "invalid_substatus"),
+        ("unresolved", "archived_forever", "invalid_substatus"),
+        ("ignored", "ongoing", "invalid_substatus"),
+        ("ignored", "nonsense", "invalid_substatus"),
+        ("ignored", 99, "invalid_substatus"),
+        ("muted", "ongoing", "unsupported_status"),
+        (5, None, "unsupported_status"),
+        (True, None, "unsupported_status"),
+        (None, None, "unsupported_status"),
+    ],
+)
+def test_invalid_targets_are_rejected_with_spec_codes(
+    status: Any, substatus: Any, code: str
+) -> None:
+    with pytest.raises(TransitionRejected) as exc:
+        parse_target(status, substatus)
+    assert exc.value.code == code
+    assert not exc.value.conflict
+
+
+def test_target_checks_itself() -> None:
+    with pytest.raises(ValueError, match="invalid pair"):
+        Target(S.RESOLVED, SS.ONGOING)
+
+
+@pytest.mark.parametrize(
+    ("current", "target", "activity", "event"),
+    [
+        (state(), Target(S.RESOLVED, None), "set_resolved", "issue.resolved"),
+        (
+            state(),
+            Target(S.IGNORED, SS.ARCHIVED_FOREVER),
+            "set_ignored",
+            "issue.ignored",
+        ),
+        (
+            state(S.IGNORED, SS.ARCHIVED_FOREVER),
+            Target(S.IGNORED, SS.ARCHIVED_UNTIL_ESCALATING),
+            "set_ignored",
+            "issue.ignored",
+        ),
+        (
+            state(S.IGNORED, SS.ARCHIVED_UNTIL_ESCALATING),
+            Target(S.UNRESOLVED, SS.ESCALATING),
+            "set_escalating",
+            "issue.escalating",
+        ),
+        (
+            state(S.RESOLVED, None),
+            Target(S.UNRESOLVED, SS.REGRESSED),
+            "set_regression",
+            "issue.regressed",
+        ),
+        (state(S.UNRESOLVED, SS.NEW), Target(S.UNRESOLVED, SS.REGRESSED), "set_regression", None),
+        (
+            state(S.UNRESOLVED, SS.ESCALATING),
+            Target(S.UNRESOLVED, SS.ONGOING),
+            "auto_set_ongoing",
+            None,
+        ),
+        (state(S.UNRESOLVED, SS.NEW), Target(S.UNRESOLVED, SS.ONGOING), "auto_set_ongoing", None),
+        (
+            state(S.RESOLVED, None),
+            Target(S.UNRESOLVED, SS.ONGOING),
+            "set_unresolved",
+            "issue.unresolved",
+        ),
+        (
+            state(S.IGNORED, SS.ARCHIVED_FOREVER),
+            Target(S.UNRESOLVED, SS.ONGOING),
+            "set_unresolved",
+            "issue.unresolved",
+        ),
+    ],
+)
+def test_each_change_records_its_activity_type(
+    current: IssueState, target: Target, activity: str, event: str | None
+) -> None:
+    transition = plan_transition(current, target)
+    assert transition is not None
+    assert (transition.status, transition.substatus) == (target.status, target.substatus)
+    assert transition.activity_type == activity
+    assert transition.event == event
+
+
+@pytest.mark.parametrize(
+    "current",
+    [state(S.UNRESOLVED, SS.ONGOING), state(S.RESOLVED, None), state(S.UNRESOLVED, SS.NEW)],
+)
+def test_escalating_only_from_ignored(current: IssueState) -> None:
+    with pytest.raises(TransitionRejected) as exc:
+        plan_transition(current, Target(S.UNRESOLVED, SS.ESCALATING))
+    assert exc.value.code == "invalid_transition"
+    assert exc.value.conflict
+
+
+@pytest.mark.parametrize(
+    "current",
+    [
+        state(S.UNRESOLVED, SS.ONGOING),
+        state(S.UNRESOLVED, SS.ESCALATING),
+        state(S.RESOLVED, None),
+        state(S.IGNORED, SS.ARCHIVED_FOREVER),
+    ],
+)
+def test_same_pair_is_no_change(current: IssueState) -> None:
+    assert plan_transition(current, Target(current.status, current.substatus)) is None
+
+
+@pytest.mark.parametrize(
+    ("priority", "locked", "expected"),
+    [(LOW, False, MEDIUM), (MEDIUM, False, HIGH), (HIGH, False, HIGH), (LOW, True, None)],
+)
+def test_escalation_raises_priority_unless_locked(
+    priority: int, locked: bool, expected: int | None
+) -> None:
+    current = state(S.IGNORED, SS.ARCHIVED_UNTIL_ESCALATING, priority=priority, locked=locked)
+    assert escalation(current).priority == expected
+
+
+@pytest.mark.parametrize(
+    ("substatus", "locked", "expected"),
+    [(SS.ESCALATING, False, LOW), (SS.ESCALATING, True, None), (SS.REGRESSED, False, None)],
+)
+def test_leaving_escalating_for_ongoing_restores_initial_priority(
+    substatus: int, locked: bool, expected: int | None
+) -> None:
+    current = state(S.UNRESOLVED, substatus, priority=HIGH, initial=LOW, locked=locked)
+    transition = plan_transition(current, Target(S.UNRESOLVED, SS.ONGOING))
+    assert transition is not None
+    assert transition.priority == expected
+
+
+@pytest.mark.parametrize(
+    ("current", "moves"),
+    [
+        (state(S.UNRESOLVED, SS.NEW), True),
+        (state(S.UNRESOLVED, SS.REGRESSED), True),
+        (state(S.UNRESOLVED, SS.ESCALATING), False),
+        (state(S.UNRESOLVED, SS.ONGOING), False),
+        (state(S.RESOLVED, None), False),
+    ],
+)
+def test_only_new_and_regressed_move_to_ongoing(current: IssueState, moves: bool) -> None:
+    transition = new_or_regressed_to_ongoing(current)
+    assert (transition is not None) == moves
+    if transition:
+        assert transition.activity_type == "auto_set_ongoing"
