@@ -61,21 +61,38 @@ def serve(
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
 ) -> None:
-    """Apply pending migrations, then serve the API (and run the periodic jobs)."""
+    """Apply pending migrations, then serve the API (and run the periodic jobs).
+
+    SIGTERM or SIGINT: stop accepting connections, finish in-flight requests, stop the ingest
+    writer, the job loops and webhook deliveries, then exit 0.
+    """
+    import signal
+
     import uvicorn
 
+    from app.logs import log_config
+
+    settings = get_settings()
     _migrate()
     _ensure_admin_token()
     typer.echo(f"serving on http://{host}:{port} (docs at /docs)", err=True)
+    # uvicorn handles the signal (graceful shutdown), then re-raises it once it has restored the
+    # previous handler; these handlers turn that second delivery into a normal exit with code 0.
+    stopped: list[int] = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, _frame: stopped.append(signum))
     uvicorn.run(
         "app.asgi:app",
         host=host,
         port=port,
         workers=workers,
-        log_level="info",
+        log_config=log_config(settings),
+        log_level=settings.log_level.lower(),
         access_log=False,
         proxy_headers=False,
     )
+    if stopped:
+        typer.echo(f"stopped on signal {stopped[0]}", err=True)
 
 
 @cli.command()
@@ -115,7 +132,9 @@ def _context() -> AppContext:
 def jobs() -> None:
     """Run every periodic job once (auto-resolve, ongoing, forecasts, webhook delivery)."""
     from app.jobs.runner import run_all_once
+    from app.logs import configure_logging
 
+    configure_logging(get_settings())
     ctx = _context()
     try:
         typer.echo(json.dumps(run_all_once(ctx), default=str, indent=2))
@@ -176,13 +195,13 @@ def consume(
     metrics_host: Annotated[str, typer.Option(help="Interface for --metrics-port.")] = "127.0.0.1",
 ) -> None:
     """Consume the ingest topic into the database (SIGTERM/SIGINT: finish the batch, leave)."""
-    import logging
     import signal
     import threading
 
     from app.consumer.runner import ConsumerConfig, IngestConsumer
+    from app.logs import configure_logging
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(get_settings())
     config = ConsumerConfig(
         bootstrap_servers=bootstrap_servers,
         topic=topic,

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -38,6 +39,9 @@ class Settings(BaseSettings):
     )
     db_pool_size: int = Field(10, ge=1, description="Connection pool size (PostgreSQL).")
     db_max_overflow: int = Field(20, ge=0, description="Extra connections beyond the pool.")
+    db_connect_timeout_seconds: int = Field(
+        5, ge=1, description="How long opening a PostgreSQL connection may take before 503."
+    )
     sqlite_busy_timeout_ms: int = Field(
         30_000, ge=0, description="How long SQLite waits for the write lock."
     )
@@ -59,6 +63,31 @@ class Settings(BaseSettings):
     registry_refresh_seconds: float = Field(
         2.0, ge=0, description="How often a process reloads API-registered types and flags."
     )
+    ingest_rate_limit_per_second: float = Field(
+        0.0, ge=0, description="Occurrences per second and project a process accepts; 0 = off."
+    )
+    ingest_rate_limit_burst: float = Field(
+        0.0, ge=0, description="Token-bucket size of the ingest rate limit; 0 = one second's worth."
+    )
+    log_format: Literal["text", "json"] = Field(
+        "text", description="Log lines as plain text or as one JSON object per line."
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Lowest level logged by `serve`, `jobs` and `consume`."
+    )
+    access_log: bool = Field(
+        False, description="Log one line per HTTP request (method, route, status, duration)."
+    )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @property
     def resolved_database_url(self) -> str:

@@ -11,6 +11,7 @@ import orjson
 from sqlalchemy import JSON, DateTime, Dialect, Engine, MetaData, create_engine, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.types import TypeDecorator
@@ -72,8 +73,43 @@ def is_sqlite(url: str | URL) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
+SQLITE_UNAVAILABLE = (
+    "database is locked",
+    "database table is locked",
+    "database is busy",
+    "unable to open database",
+    "disk i/o error",
+)
+# PostgreSQL SQLSTATE classes meaning "not now": connection exception, insufficient
+# resources, operator intervention (shutdown, admin termination).
+POSTGRES_UNAVAILABLE_CLASSES = ("08", "53", "57")
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database cannot be used now (as opposed to a bad statement)."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    if not isinstance(exc, OperationalError):
+        return False
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    if isinstance(sqlstate, str):
+        return sqlstate[:2] in POSTGRES_UNAVAILABLE_CLASSES
+    message = str(exc.orig).lower()
+    if any(marker in message for marker in SQLITE_UNAVAILABLE):
+        return True
+    # A driver error without an SQLSTATE is a client-side failure to reach the server.
+    return type(exc.orig).__module__.startswith("psycopg")
+
+
 def create_db_engine(
-    url: str, *, pool_size: int = 10, max_overflow: int = 20, busy_timeout_ms: int = 30_000
+    url: str,
+    *,
+    pool_size: int = 10,
+    max_overflow: int = 20,
+    busy_timeout_ms: int = 30_000,
+    connect_timeout: int = 10,
 ) -> Engine:
     """Create the engine with the per-backend settings the service relies on."""
     if is_sqlite(url):
@@ -88,6 +124,7 @@ def create_db_engine(
         engine = create_engine(
             url,
             json_serializer=_json_dumps,
+            hide_parameters=True,
             connect_args={"check_same_thread": False, "timeout": busy_timeout_ms / 1000},
             **pool_args,
         )
@@ -114,6 +151,9 @@ def create_db_engine(
     return create_engine(
         url,
         json_serializer=_json_dumps,
+        # Error messages then never carry bound values (webhook secrets, key hashes, payloads).
+        hide_parameters=True,
+        connect_args={"connect_timeout": connect_timeout},
         pool_size=pool_size,
         max_overflow=max_overflow,
         pool_pre_ping=True,

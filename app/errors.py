@@ -33,6 +33,10 @@ class DomainError(Exception):
         """The error body of SPEC §10."""
         return {"error": {"code": self.code, "message": self.message, "details": self.details}}
 
+    def headers(self) -> dict[str, str] | None:
+        """Extra response headers of this error (none by default)."""
+        return None
+
 
 class Unauthenticated(DomainError):
     status_code = 401
@@ -71,9 +75,32 @@ class InvalidPayload(DomainError):
     code = "invalid_payload"
 
 
+class RateLimited(DomainError):
+    """Too many requests; the client should wait ``retry_after`` seconds."""
+
+    status_code = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: int, details: Any = None) -> None:
+        super().__init__(message, details=details)
+        self.retry_after = max(1, retry_after)
+
+    def headers(self) -> dict[str, str] | None:
+        return {"Retry-After": str(self.retry_after)}
+
+
 class ServiceUnavailable(DomainError):
+    """The database cannot be used right now; retrying later is safe."""
+
     status_code = 503
     code = "service_unavailable"
+
+    def headers(self) -> dict[str, str] | None:
+        return dict(RETRY_HEADERS)
+
+
+RETRY_HEADERS = {"Retry-After": "1"}
+UNAVAILABLE_MESSAGE = "database unavailable, retry later"
 
 
 class ErrorDetail(BaseModel):
@@ -100,7 +127,8 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         412: "Stale `If-Match` (`precondition_failed`).",
         413: "Body over the size limit (`payload_too_large`).",
         422: "Invalid payload (`invalid_payload` or a more specific code).",
-        503: "Database unavailable (`service_unavailable`).",
+        429: "Project over its ingest rate limit (`rate_limited`); see `Retry-After`.",
+        503: "Database unavailable (`service_unavailable`); retry after `Retry-After` seconds.",
     }
     return {s: {"model": ErrorBody, "description": descriptions.get(s, "Error.")} for s in statuses}
 
@@ -123,8 +151,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(DomainError)
     async def _domain(_: Request, exc: DomainError) -> JSONResponse:
-        headers = {"Retry-After": "1"} if exc.status_code == 503 else None
-        return JSONResponse(exc.body(), status_code=exc.status_code, headers=headers)
+        return JSONResponse(exc.body(), status_code=exc.status_code, headers=exc.headers())
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -143,15 +170,17 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(OperationalError)
     async def _db_down(_: Request, exc: OperationalError) -> JSONResponse:
-        log.warning("database unavailable: %s", exc.__class__.__name__)
-        body = ServiceUnavailable("database unavailable, retry later").body()
-        return JSONResponse(body, status_code=503, headers={"Retry-After": "1"})
+        # The class name only: the message of a driver error may carry statement parameters.
+        log.warning("database unavailable: %s", type(exc.orig).__name__)
+        body = ServiceUnavailable(UNAVAILABLE_MESSAGE).body()
+        return JSONResponse(body, status_code=503, headers=dict(RETRY_HEADERS))
 
     @app.exception_handler(DBAPIError)
     async def _db_error(_: Request, exc: DBAPIError) -> JSONResponse:
         if exc.connection_invalidated:
-            body = ServiceUnavailable("database unavailable, retry later").body()
-            return JSONResponse(body, status_code=503, headers={"Retry-After": "1"})
+            log.warning("database connection lost: %s", type(exc.orig).__name__)
+            body = ServiceUnavailable(UNAVAILABLE_MESSAGE).body()
+            return JSONResponse(body, status_code=503, headers=dict(RETRY_HEADERS))
         log.exception("database error")
         body = {"error": {"code": "internal_error", "message": "internal error", "details": None}}
         return JSONResponse(body, status_code=500)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -10,6 +11,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.auth.dependencies import KeyCache
 from app.config import Settings, get_settings
@@ -18,7 +20,7 @@ from app.db import Database, create_db_engine, utcnow
 from app.errors import install_error_handlers
 from app.issue_types.registry import Registry
 from app.issue_types.service import load_plugins, reload_registry
-from app.middleware import BodyLimitMiddleware
+from app.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from app.openapi_models import add_component_schemas
 from app.organizations.defaults import ensure_defaults
 from app.responses import JSONResponse
@@ -54,6 +56,7 @@ def build_context(settings: Settings, clock: Callable[[], datetime] | None = Non
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+        connect_timeout=settings.db_connect_timeout_seconds,
     )
     load_plugins()
     return AppContext(
@@ -78,9 +81,14 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        ensure_defaults(ctx.db)
-        with ctx.db.read() as session:
-            reload_registry(session, ctx.registry)
+        try:
+            ensure_defaults(ctx.db)
+            with ctx.db.read() as session:
+                reload_registry(session, ctx.registry)
+        except SQLAlchemyError as exc:
+            # Start anyway: /readyz says 503 and requests answer 503 until the database is back
+            # (the registry reloads itself on first use).
+            log.warning("database unavailable at start-up (%s); serving 503", type(exc).__name__)
         stoppers: list[Callable[[], Any]] = []
         if start_workers:
             from app.jobs.runner import start_background_jobs
@@ -89,14 +97,17 @@ def create_app(
         try:
             yield
         finally:
+            # uvicorn has drained in-flight requests by now: finish queued ingest work, stop the
+            # job loops (a running job finishes its pass), then close the connections.
             writer = ctx.extras.get("ingest_writer")
             if writer is not None:
-                writer.close()
+                await asyncio.to_thread(writer.close)
             for stop in stoppers:
                 result = stop()
                 if hasattr(result, "__await__"):
                     await result
             ctx.db.dispose()
+            log.info("stopped cleanly")
 
     app = FastAPI(
         title="Issue Platform",
@@ -114,6 +125,7 @@ def create_app(
         max_body=settings.max_body_bytes,
         max_batch_body=settings.max_batch_body_bytes,
     )
+    app.add_middleware(RequestContextMiddleware, log_requests=settings.access_log)
     app.mount("/docs-static", static_files, name="docs-static")
     app.include_router(system_router)
     for router in _domain_routers():

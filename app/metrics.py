@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -16,6 +16,39 @@ REQUEST_LATENCY = Histogram(
     "issue_platform_request_seconds",
     "HTTP request latency by route template and method.",
     ["route", "method"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+    registry=REGISTRY,
+)
+REQUESTS = Counter(
+    "issue_platform_requests_total",
+    "HTTP answers by route template, method and status code.",
+    ["route", "method", "status"],
+    registry=REGISTRY,
+)
+RATE_LIMITED = Counter(
+    "issue_platform_ingest_rate_limited_total",
+    "Items refused with 429 by the per-project ingest rate limit.",
+    registry=REGISTRY,
+)
+WRITER_FAILURES = Counter(
+    "issue_platform_ingest_writer_failures_total",
+    "Group-commit transactions that failed, by reason (unavailable or error).",
+    ["reason"],
+    registry=REGISTRY,
+)
+DATABASE_UP = Gauge(
+    "issue_platform_database_up",
+    "1 when the database answered the last /metrics scrape's query, else 0.",
+    registry=REGISTRY,
+)
+OUTBOX_PENDING = Gauge(
+    "issue_platform_webhook_outbox_pending",
+    "Webhook deliveries not yet delivered or given up (read at scrape time).",
+    registry=REGISTRY,
+)
+OUTBOX_DUE = Gauge(
+    "issue_platform_webhook_outbox_due",
+    "Pending webhook deliveries whose next attempt is due now (read at scrape time).",
     registry=REGISTRY,
 )
 INGEST_BATCH_SIZE = Histogram(
@@ -44,5 +77,11 @@ CONSUMER_RETRIES = Counter(
 CONSUMER_COMMIT_FAILURES = Counter(
     "issue_platform_consumer_commit_failures_total",
     "Offset commits that failed (the batch will be delivered again).",
+    registry=REGISTRY,
+)
+CONSUMER_LAG = Gauge(
+    "issue_platform_consumer_lag",
+    "Messages between the consumer's position and the partition's high watermark.",
+    ["topic", "partition"],
     registry=REGISTRY,
 )

@@ -1,11 +1,16 @@
-"""ASGI middleware: body-size limits enforced before any handler reads the body."""
+"""ASGI middleware: request id, latency metrics and body-size limits, all before any handler."""
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import orjson
+
+from app.logs import REQUEST_ID, request_id_from
+from app.metrics import REQUEST_LATENCY, REQUESTS
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -14,6 +19,78 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 BATCH_PATHS = ("/occurrences/batch", "/ingest")
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+UNROUTED = "unrouted"
+
+access_log = logging.getLogger("app.access")
+
+
+def route_template(scope: Scope) -> str:
+    """The matched route's path template (``/issues/{issue_id}``), never the raw path."""
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) and path else UNROUTED
+
+
+class RequestContextMiddleware:
+    """Gives every request an id (``X-Request-ID``) and records its latency and status.
+
+    A valid incoming ``X-Request-ID`` is kept, anything else is replaced; the id is echoed in
+    the answer and set in the logging context. Metrics are labelled by route template and
+    method so their cardinality stays bounded whatever paths clients send.
+    """
+
+    def __init__(self, app: ASGIApp, *, log_requests: bool = False) -> None:
+        self.app = app
+        self.log_requests = log_requests
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = None
+        for name, value in scope.get("headers", []):
+            if name == b"x-request-id":
+                incoming = value.decode("latin-1")
+                break
+        request_id = request_id_from(incoming)
+        token = REQUEST_ID.set(request_id)
+        started = time.perf_counter()
+        status = 500
+        echo = (b"x-request-id", request_id.encode("ascii"))
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message = {**message, "headers": [*message.get("headers", []), echo]}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - started
+            method = scope.get("method", "GET")
+            method = method if method in METHODS else "OTHER"
+            route = route_template(scope)
+            REQUEST_LATENCY.labels(route=route, method=method).observe(elapsed)
+            REQUESTS.labels(route=route, method=method, status=str(status)).inc()
+            if self.log_requests:
+                access_log.info(
+                    "%s %s %d",
+                    method,
+                    route,
+                    status,
+                    extra={
+                        "fields": {
+                            "method": method,
+                            "route": route,
+                            "status": status,
+                            "duration_ms": round(elapsed * 1000, 2),
+                        }
+                    },
+                )
+            REQUEST_ID.reset(token)
 
 
 class BodyLimitMiddleware:

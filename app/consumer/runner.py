@@ -19,7 +19,12 @@ from app.consumer.batch import (
     is_retryable,
     process_isolating,
 )
-from app.metrics import CONSUMER_COMMIT_FAILURES, CONSUMER_MESSAGES, CONSUMER_RETRIES
+from app.metrics import (
+    CONSUMER_COMMIT_FAILURES,
+    CONSUMER_LAG,
+    CONSUMER_MESSAGES,
+    CONSUMER_RETRIES,
+)
 
 if TYPE_CHECKING:
     from app.context import AppContext
@@ -310,15 +315,37 @@ class IngestConsumer:
         """Commit synchronously; a failure only means the batch may be delivered again."""
         from confluent_kafka import KafkaException, TopicPartition
 
+        committed = commit_offsets(messages)
         offsets = [
             TopicPartition(topic, partition, offset)
-            for (topic, partition), offset in commit_offsets(messages).items()
+            for (topic, partition), offset in committed.items()
         ]
         try:
             self._consumer.commit(offsets=offsets, asynchronous=False)
         except KafkaException as exc:
             CONSUMER_COMMIT_FAILURES.inc()
             log.warning("offset commit failed (%s); the batch may be delivered again", exc)
+            return
+        self._record_lag(committed)
+
+    def _record_lag(self, committed: Mapping[tuple[str, int], int]) -> None:
+        """Lag per partition: cached high watermark minus the offset just committed.
+
+        ``cached=True`` reads the watermark librdkafka keeps from its fetches: no broker call.
+        """
+        from confluent_kafka import TopicPartition
+
+        watermarks = getattr(self._consumer, "get_watermark_offsets", None)
+        if watermarks is None:
+            return
+        for (topic, partition), offset in committed.items():
+            try:
+                _low, high = watermarks(TopicPartition(topic, partition), cached=True)
+            except Exception:  # noqa: S112  (lag is best effort; never fail the batch)
+                continue
+            if isinstance(high, int) and high >= 0:
+                lag = max(0, high - offset)
+                CONSUMER_LAG.labels(topic=topic, partition=str(partition)).set(lag)
 
     def _close(self) -> None:
         try:

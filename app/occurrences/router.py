@@ -21,6 +21,7 @@ from app.occurrences.schemas import (
     OccurrenceOut,
     PendingPage,
 )
+from app.occurrences.throttle import enforce_ingest_rate
 from app.occurrences.writer import writer_of
 from app.openapi_models import body_schema
 from app.responses import JSONResponse
@@ -46,12 +47,13 @@ def _answer(status_code: int, body: dict[str, Any]) -> JSONResponse:
     status_code=202,
     summary="Send one occurrence",
     response_model=OccurrenceAccepted,
-    responses=error_responses(401, 403, 404, 413, 422, 503),
+    responses=error_responses(401, 403, 404, 413, 422, 429, 503),
     openapi_extra=body_schema(OccurrenceIn),
 )
 async def post_occurrence(request: Request, ctx: CtxDep, principal: IngestDep) -> JSONResponse:
     """Group one occurrence into an issue; answered after the commit with its outcome."""
     payload = await _json_body(request)
+    enforce_ingest_rate(ctx, principal, payload)
     [result] = await writer_of(ctx).submit([payload], principal)
     return _answer(result.status_code, result.body)
 
@@ -61,7 +63,7 @@ async def post_occurrence(request: Request, ctx: CtxDep, principal: IngestDep) -
     status_code=200,
     summary="Send up to 1,000 occurrences",
     response_model=BatchOut,
-    responses=error_responses(401, 403, 413, 422, 503),
+    responses=error_responses(401, 403, 413, 422, 429, 503),
     openapi_extra=body_schema(BatchIn),
 )
 async def post_batch(request: Request, ctx: CtxDep, principal: IngestDep) -> JSONResponse:
@@ -78,6 +80,7 @@ async def post_batch(request: Request, ctx: CtxDep, principal: IngestDep) -> JSO
             code="batch_too_large",
             details={"field": "occurrences", "limit": ctx.settings.max_batch_items},
         )
+    enforce_ingest_rate(ctx, principal, items)
     results = await run_in_threadpool(service.ingest_occurrences, ctx, items, principal=principal)
     return _answer(200, {"results": [_batch_item(r.status_code, r.body) for r in results]})
 
@@ -100,7 +103,7 @@ def _batch_item(status_code: int, body: dict[str, Any]) -> dict[str, Any]:
     responses={
         200: {"description": "An array was sent (or one status change): one result per message."},
         202: {"model": OccurrenceAccepted, "description": "One occurrence message was accepted."},
-        **error_responses(401, 403, 404, 413, 422, 503),
+        **error_responses(401, 403, 404, 413, 422, 429, 503),
     },
     openapi_extra=body_schema(OccurrenceIn, array_too=True),
 )
@@ -114,6 +117,7 @@ async def post_ingest(request: Request, ctx: CtxDep, principal: IngestDep) -> JS
                 code="batch_too_large",
                 details={"limit": ctx.settings.max_batch_items},
             )
+        enforce_ingest_rate(ctx, principal, payload)
         results = await run_in_threadpool(ingest_messages, ctx, payload, principal=principal)
         items = []
         for r in results:
@@ -121,6 +125,7 @@ async def post_ingest(request: Request, ctx: CtxDep, principal: IngestDep) -> JS
             item["payload_type"] = r.payload_type
             items.append(item)
         return _answer(200, {"results": items})
+    enforce_ingest_rate(ctx, principal, payload)
     [result] = await run_in_threadpool(ingest_messages, ctx, [payload], principal=principal)
     return _answer(result.status_code, result.body)
 

@@ -5,6 +5,10 @@ takes everything waiting (up to ``ingest_group_max_items``) and ingests it in on
 transaction; while that transaction runs, new requests queue up and form the next batch. So a
 lone request pays one transaction, and many concurrent requests share the per-transaction costs.
 Each request is answered only after the commit that holds its items.
+
+When the database is unavailable (locked, unreachable), the transaction's error is handed to
+every request of the group, which answer 503; the thread itself carries on with the next group,
+so the service recovers by itself when the database is back.
 """
 
 from __future__ import annotations
@@ -20,7 +24,9 @@ from typing import Any
 
 from app.auth.principal import Principal
 from app.context import AppContext
-from app.metrics import INGEST_BATCH_SIZE
+from app.db import database_unavailable
+from app.errors import ServiceUnavailable
+from app.metrics import INGEST_BATCH_SIZE, WRITER_FAILURES
 from app.occurrences.service import IngestResult, ingest_requests
 
 log = logging.getLogger(__name__)
@@ -63,7 +69,7 @@ class GroupCommitWriter:
     async def submit(self, raws: Sequence[Any], principal: Principal) -> list[IngestResult]:
         """Ingest ``raws`` in the next group transaction; returns after its commit."""
         if self._closed:
-            raise RuntimeError("ingest writer is stopped")
+            raise ServiceUnavailable("the service is shutting down, retry later")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[list[IngestResult]] = loop.create_future()
         self._ensure_thread()
@@ -110,23 +116,40 @@ class GroupCommitWriter:
         try:
             answers = ingest_requests(self.ctx, [(j.raws, j.principal) for j in jobs])
         except Exception as exc:
-            if len(jobs) == 1:
-                _settle(jobs[0], None, exc)
+            unavailable = database_unavailable(exc)
+            WRITER_FAILURES.labels(reason="unavailable" if unavailable else "error").inc()
+            if len(jobs) == 1 or unavailable:
+                # Replaying would only wait for the database once more per request.
+                if unavailable:
+                    log.warning(
+                        "database unavailable (%s); %d request(s) answered 503",
+                        type(exc).__name__,
+                        len(jobs),
+                    )
+                for job in jobs:
+                    _settle(job, None, exc)
                 return
             # Keep one request's failure from failing the others: replay them one by one.
             log.warning(
                 "group transaction failed (%s); replaying requests alone", type(exc).__name__
             )
-            for job in jobs:
-                try:
-                    [answer] = ingest_requests(self.ctx, [(job.raws, job.principal)])
-                except Exception as single_exc:
-                    _settle(job, None, single_exc)
-                else:
-                    _settle(job, answer, None)
+            self._replay(jobs)
             return
         for job, answer in zip(jobs, answers, strict=True):
             _settle(job, answer, None)
+
+    def _replay(self, jobs: list[_Job]) -> None:
+        for position, job in enumerate(jobs):
+            try:
+                [answer] = ingest_requests(self.ctx, [(job.raws, job.principal)])
+            except Exception as exc:
+                _settle(job, None, exc)
+                if database_unavailable(exc):
+                    for rest in jobs[position + 1 :]:
+                        _settle(rest, None, exc)
+                    return
+            else:
+                _settle(job, answer, None)
 
 
 def writer_of(ctx: AppContext) -> GroupCommitWriter:

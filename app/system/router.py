@@ -74,6 +74,7 @@ def metrics(request: Request, ctx: Annotated[AppContext, Depends(get_context)]) 
         token = header.partition(" ")[2].strip()
         if not hmac.compare_digest(token.encode(), expected.encode()):
             raise Unauthenticated("metrics token required")
+    service.refresh_scrape_gauges(ctx.db, now=ctx.now())
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
 

@@ -1,0 +1,53 @@
+"""Applies the per-project ingest rate limit of the settings to a request's items."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.auth.principal import Principal
+from app.context import AppContext
+from app.errors import RateLimited
+from app.metrics import RATE_LIMITED
+from app.occurrences.ratelimit import TokenBuckets, count_by_project, retry_after_seconds
+
+
+def _buckets(ctx: AppContext) -> TokenBuckets | None:
+    rate = ctx.settings.ingest_rate_limit_per_second
+    if rate <= 0:
+        return None
+    buckets = ctx.extras.get("ingest_buckets")
+    if buckets is None:
+        buckets = TokenBuckets(rate=rate, burst=ctx.settings.ingest_rate_limit_burst)
+        ctx.extras["ingest_buckets"] = buckets
+    assert isinstance(buckets, TokenBuckets)
+    return buckets
+
+
+def enforce_ingest_rate(ctx: AppContext, principal: Principal, items: Any) -> None:
+    """Raise 429 ``rate_limited`` when a project of ``items`` is over its rate; else take tokens.
+
+    Buckets are keyed by the caller's organization and the project, so a key of another
+    organization (whose items will be refused with 403 anyway) cannot spend a project's budget.
+    """
+    buckets = _buckets(ctx)
+    if buckets is None:
+        return
+    counts = count_by_project(items)
+    if not counts:
+        return
+    caller = "admin" if principal.is_admin else principal.organization_id
+    wait = buckets.take({(caller, project): n for project, n in counts.items()})
+    if wait <= 0:
+        return
+    retry_after = retry_after_seconds(wait)
+    RATE_LIMITED.inc(sum(counts.values()))
+    raise RateLimited(
+        f"ingest rate limit of {buckets.rate:g}/s per project exceeded; retry later",
+        retry_after=retry_after,
+        details={
+            "projects": sorted(counts),
+            "limit_per_second": buckets.rate,
+            "burst": buckets.burst,
+            "retry_after": retry_after,
+        },
+    )
