@@ -125,7 +125,7 @@ def create_app(
         max_body=settings.max_body_bytes,
         max_batch_body=settings.max_batch_body_bytes,
     )
-    app.add_middleware(RequestContextMiddleware, log_requests=settings.access_log)
+    _outermost(app, settings)
     app.mount("/docs-static", static_files, name="docs-static")
     app.include_router(system_router)
     for router in _domain_routers():
@@ -145,6 +145,20 @@ def create_app(
 
     app.openapi = custom_openapi  # type: ignore[method-assign]
     return app
+
+
+def _outermost(app: FastAPI, settings: Settings) -> None:
+    """Put the request-id and latency middleware outside Starlette's error middleware.
+
+    So the answer and the log record of an unexpected error (500) carry the request id too, and
+    the metrics count it.
+    """
+    build = app.build_middleware_stack
+
+    def build_with_context() -> Any:
+        return RequestContextMiddleware(build(), log_requests=settings.access_log)
+
+    app.build_middleware_stack = build_with_context  # type: ignore[method-assign]
 
 
 def _domain_routers() -> list[Any]:

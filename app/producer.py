@@ -387,11 +387,24 @@ class KafkaTransport:
                 close()
 
 
-RETRY_STATUSES = frozenset({500, 502, 503, 504})
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+MAX_RETRY_AFTER_SECONDS = 60.0
+
+
+def _retry_after(response: httpx.Response) -> float:
+    """The answer's ``Retry-After`` in seconds (0 when absent or not a number), capped."""
+    try:
+        return min(MAX_RETRY_AFTER_SECONDS, max(0.0, float(response.headers["retry-after"])))
+    except (KeyError, ValueError):
+        return 0.0
 
 
 class HttpTransport:
-    """Posts each message to ``POST /ingest``, retrying 5xx answers and connection errors."""
+    """Posts each message to ``POST /ingest``; retries 429, 5xx and connection errors.
+
+    Retries resend the same message, so the same occurrence id: what was stored already is
+    answered ``duplicate``. A ``Retry-After`` longer than the backoff is honoured.
+    """
 
     def __init__(
         self,
@@ -423,6 +436,10 @@ class HttpTransport:
                 if response.status_code not in RETRY_STATUSES or attempt >= self.retries:
                     return self._answer(response)
                 log.warning("POST /ingest answered %s; retrying", response.status_code)
+                wait = max(self.backoff_seconds * 2**attempt, _retry_after(response))
+                time.sleep(wait)
+                attempt += 1
+                continue
             time.sleep(self.backoff_seconds * 2**attempt)
             attempt += 1
 

@@ -143,3 +143,20 @@ def test_log_config_routes_uvicorn_through_the_chosen_formatter(settings: Settin
     assert config["loggers"]["uvicorn.error"]["propagate"] is True
     assert log_config(settings)["formatters"]["default"]["()"] == "app.logs.TextFormatter"
     assert Settings(log_format="JSON", log_level="debug").log_level == "DEBUG"  # type: ignore[arg-type]
+
+
+def test_unexpected_error_answer_and_log_carry_the_request_id(
+    app: FastAPI, captured: io.StringIO
+) -> None:
+    @app.get("/boom-for-test")
+    def boom() -> None:
+        raise RuntimeError("boom")
+
+    with TestClient(app, raise_server_exceptions=False) as client:
+        response = client.get("/boom-for-test", headers={"X-Request-ID": "rid-500"})
+        assert response.status_code == 500
+        assert response.headers["X-Request-ID"] == "rid-500"
+        lines = _metric_lines(client, "issue_platform_requests_total")
+    records = [orjson.loads(line) for line in captured.getvalue().splitlines() if line]
+    assert any(r.get("request_id") == "rid-500" and "exception" in r for r in records), records
+    assert any('route="/boom-for-test"' in s and 'status="500"' in s for s in lines)

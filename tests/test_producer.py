@@ -244,3 +244,22 @@ def test_http_transport_posts_to_the_real_ingest_endpoint(admin: Any) -> None:
         )
     assert info.value.status_code == 422
     assert info.value.body["error"]["code"] == "unknown_issue_type"
+
+
+def test_http_transport_waits_for_retry_after_on_429(monkeypatch: pytest.MonkeyPatch) -> None:
+    waits: list[float] = []
+    monkeypatch.setattr("app.producer.time.sleep", waits.append)
+    calls: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        if len(calls) == 1:
+            return httpx.Response(
+                429, headers={"Retry-After": "2"}, json={"error": {"code": "rate_limited"}}
+            )
+        return httpx.Response(202, json={"outcome": "created"})
+
+    answer = produce_occurrence(occurrence=make_occurrence(), transport=_http(handler))
+    assert answer == {"outcome": "created"}
+    assert waits == [2.0]
+    assert json.loads(calls[0].content)["id"] == json.loads(calls[1].content)["id"]
