@@ -82,7 +82,7 @@ def create_app(
         with ctx.db.read() as session:
             reload_registry(session, ctx.registry)
         stoppers: list[Callable[[], Any]] = []
-        if start_workers:
+        if start_workers and settings.run_jobs:
             from app.jobs.runner import start_background_jobs
 
             stoppers.append(await start_background_jobs(ctx))
