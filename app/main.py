@@ -79,6 +79,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         ensure_defaults(ctx.db)
+        ctx.db.start_checkpointer(settings.sqlite_checkpoint_seconds)
         with ctx.db.read() as session:
             reload_registry(session, ctx.registry)
         stoppers: list[Callable[[], Any]] = []
