@@ -666,6 +666,7 @@ def _join(batch: _Batch, group: Group, occs: list[ValidOccurrence], project: Pro
         if occ.priority is not None and not group.priority_locked:
             group.priority = occ.priority
         group.updated_at = batch.now
+        group.version += 1  # the ETag follows every change of the answer, counts included
         batch.hour_increments[(group.id, epoch_hour(occ.detection_time))] += 1
         if group.status == GroupStatus.IGNORED:
             batch.ignored_touched[group.id].append(occ.detection_time)
