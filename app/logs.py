@@ -98,5 +98,11 @@ def log_config(settings: Settings) -> dict[str, Any]:
 
 
 def configure_logging(settings: Settings) -> None:
-    """Apply :func:`log_config` to this process."""
+    """Apply :func:`log_config` to this process, unless logging is set up already.
+
+    Like ``logging.basicConfig``, it leaves a process alone whose root logger has handlers
+    (an embedding application, or a test runner capturing logs).
+    """
+    if logging.getLogger().handlers:
+        return
     logging.config.dictConfig(log_config(settings))

@@ -89,8 +89,9 @@ def create_app(
             # Start anyway: /readyz says 503 and requests answer 503 until the database is back
             # (the registry reloads itself on first use).
             log.warning("database unavailable at start-up (%s); serving 503", type(exc).__name__)
+        ctx.db.start_checkpointer(settings.sqlite_checkpoint_seconds)
         stoppers: list[Callable[[], Any]] = []
-        if start_workers:
+        if start_workers and settings.run_jobs:
             from app.jobs.runner import start_background_jobs
 
             stoppers.append(await start_background_jobs(ctx))

@@ -50,8 +50,9 @@ def _answer(status_code: int, body: dict[str, Any]) -> JSONResponse:
     responses=error_responses(401, 403, 404, 413, 422, 429, 503),
     openapi_extra=body_schema(OccurrenceIn),
 )
-async def post_occurrence(request: Request, ctx: CtxDep, principal: IngestDep) -> JSONResponse:
+async def post_occurrence(request: Request, principal: IngestDep) -> JSONResponse:
     """Group one occurrence into an issue; answered after the commit with its outcome."""
+    ctx: AppContext = request.app.state.ctx  # the hot path skips a dependency lookup
     payload = await _json_body(request)
     enforce_ingest_rate(ctx, principal, payload)
     [result] = await writer_of(ctx).submit([payload], principal)

@@ -23,9 +23,9 @@ from sqlalchemy.orm import Session
 
 from app.auth.principal import Principal
 from app.context import AppContext
-from app.errors import InvalidPayload, NotFound
+from app.errors import NotFound
 from app.issue_types.registry import PRIORITY_NAMES, IssueType
-from app.issue_types.service import refresh_if_stale
+from app.issue_types.service import refresh_if_stale, type_ids_for_slugs
 from app.issues.activity import add_activity
 from app.issues.status import GroupStatus, GroupSubStatus
 from app.lifecycle.hooks import on_ignored_occurrences
@@ -666,6 +666,7 @@ def _join(batch: _Batch, group: Group, occs: list[ValidOccurrence], project: Pro
         if occ.priority is not None and not group.priority_locked:
             group.priority = occ.priority
         group.updated_at = batch.now
+        group.version += 1  # the ETag follows every change of the answer, counts included
         batch.hour_increments[(group.id, epoch_hour(occ.detection_time))] += 1
         if group.status == GroupStatus.IGNORED:
             batch.ignored_touched[group.id].append(occ.detection_time)
@@ -876,17 +877,7 @@ def list_pending(
         elif allowed is not None:
             stmt = stmt.where(PendingWindow.project_id.in_(allowed))
         if types:
-            type_ids = []
-            for slug in types:
-                issue_type = ctx.registry.by_slug(slug)
-                if issue_type is None:
-                    raise InvalidPayload(
-                        f"unknown issue type {slug!r}",
-                        code="unknown_issue_type",
-                        details={"field": "type"},
-                    )
-                type_ids.append(issue_type.type_id)
-            stmt = stmt.where(PendingWindow.type_id.in_(type_ids))
+            stmt = stmt.where(PendingWindow.type_id.in_(type_ids_for_slugs(ctx.registry, types)))
         rows = session.scalars(
             stmt.order_by(PendingWindow.window_started_at.desc()).limit(limit)
         ).all()
