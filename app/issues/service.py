@@ -19,8 +19,8 @@ from app.issues.schemas import IssueOut, IssuePage
 from app.issues.serialize import issues_out
 from app.issues.status import LEVELS, parse_status, parse_substatus
 from app.models import Group, Organization, Project, RolloutFlag
+from app.occurrences.reads import occurrences_page
 from app.occurrences.schemas import OccurrencePage
-from app.occurrences.service import occurrences_page
 from app.organizations.access import project_for, visible_project_ids
 from app.rollout.rules import FlagKind, Stage, flag_on
 

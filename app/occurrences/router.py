@@ -11,7 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 from app.auth.dependencies import IngestDep, ReadDep
 from app.context import AppContext, get_context
 from app.errors import InvalidPayload, error_responses
-from app.occurrences import service
+from app.occurrences import reads
 from app.occurrences.ingest import ingest_messages
 from app.occurrences.schemas import (
     BatchIn,
@@ -82,7 +82,7 @@ async def post_batch(request: Request, ctx: CtxDep, principal: IngestDep) -> JSO
             details={"field": "occurrences", "limit": ctx.settings.max_batch_items},
         )
     enforce_ingest_rate(ctx, principal, items)
-    results = await run_in_threadpool(service.ingest_occurrences, ctx, items, principal=principal)
+    results = await writer_of(ctx).submit(items, principal)
     return _answer(200, {"results": [_batch_item(r.status_code, r.body) for r in results]})
 
 
@@ -144,7 +144,7 @@ def get_occurrence(
     project_id: Annotated[int, Query(description="Project of the occurrence.")],
 ) -> OccurrenceOut:
     """An accepted occurrence as stored (normalised ids, resolved priority, its event)."""
-    return service.get_occurrence(
+    return reads.get_occurrence(
         ctx, principal=principal, project_id=project_id, occurrence_id=occurrence_id
     )
 
@@ -163,4 +163,4 @@ def list_pending(
     limit: Annotated[int, Query(ge=1, le=1000, description="Most windows to list.")] = 100,
 ) -> PendingPage:
     """Open noise windows with their count, threshold and end."""
-    return service.list_pending(ctx, principal=principal, projects=project, types=type, limit=limit)
+    return reads.list_pending(ctx, principal=principal, projects=project, types=type, limit=limit)
