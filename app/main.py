@@ -79,10 +79,11 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         ensure_defaults(ctx.db)
+        ctx.db.start_checkpointer(settings.sqlite_checkpoint_seconds)
         with ctx.db.read() as session:
             reload_registry(session, ctx.registry)
         stoppers: list[Callable[[], Any]] = []
-        if start_workers:
+        if start_workers and settings.run_jobs:
             from app.jobs.runner import start_background_jobs
 
             stoppers.append(await start_background_jobs(ctx))
