@@ -6,7 +6,7 @@ SQLite's INTEGER is 64-bit already (the models use it there), so nothing changes
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-12-01 12:00:00+00:00
+Create Date: 2026-11-28 04:40:00+00:00
 """
 
 from __future__ import annotations
