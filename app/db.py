@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -14,6 +16,8 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.types import TypeDecorator
+
+log = logging.getLogger(__name__)
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -100,6 +104,9 @@ def create_db_engine(
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA synchronous=NORMAL")
+            # Checkpoints (the fsyncs of WAL mode) run in a background thread (Database
+            # .start_checkpointer); this larger automatic threshold is only the safety net.
+            cur.execute("PRAGMA wal_autocheckpoint=10000")
             cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
             cur.close()
 
@@ -129,6 +136,7 @@ class Database:
         write_engine = engine.execution_options(sqlite_begin="IMMEDIATE") if self.sqlite else engine
         self.read_sessions = sessionmaker(bind=engine, expire_on_commit=False)
         self.write_sessions = sessionmaker(bind=write_engine, expire_on_commit=False)
+        self._checkpointer: tuple[threading.Thread, threading.Event] | None = None
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -151,8 +159,38 @@ class Database:
         finally:
             session.close()
 
+    def start_checkpointer(self, interval_seconds: float) -> None:
+        """Checkpoint the SQLite WAL every ``interval_seconds`` off the request path.
+
+        A commit that crosses the automatic checkpoint threshold would otherwise pay the
+        checkpoint's fsyncs itself; a PASSIVE checkpoint never blocks readers or writers.
+        """
+        if not self.sqlite or self._checkpointer is not None or interval_seconds <= 0:
+            return
+        database = self.engine.url.database
+        if not database or database == ":memory:":
+            return
+        stop = threading.Event()
+
+        def run() -> None:
+            while not stop.wait(interval_seconds):
+                try:
+                    with self.engine.connect() as conn:
+                        conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+                except Exception:  # noqa: BLE001  (a busy or missing file is retried next time)
+                    log.debug("WAL checkpoint skipped", exc_info=True)
+
+        thread = threading.Thread(target=run, name="sqlite-checkpointer", daemon=True)
+        thread.start()
+        self._checkpointer = (thread, stop)
+
     def dispose(self) -> None:
-        """Close pooled connections."""
+        """Stop the checkpointer and close pooled connections."""
+        if self._checkpointer is not None:
+            thread, stop = self._checkpointer
+            stop.set()
+            thread.join(timeout=5)
+            self._checkpointer = None
         self.engine.dispose()
 
 

@@ -72,21 +72,18 @@ def create_app(
     clock: Callable[[], datetime] | None = None,
     start_workers: bool = False,
 ) -> FastAPI:
-    """Build the FastAPI application.
-
-    ``start_workers`` (what ``serve`` asks for) runs the periodic jobs in the process, unless the
-    ``run_jobs`` setting turns them off.
-    """
+    """Build the FastAPI application (``start_workers`` runs periodic jobs in the process)."""
     settings = settings or get_settings()
     ctx = build_context(settings, clock)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         ensure_defaults(ctx.db)
+        ctx.db.start_checkpointer(settings.sqlite_checkpoint_seconds)
         with ctx.db.read() as session:
             reload_registry(session, ctx.registry)
         stoppers: list[Callable[[], Any]] = []
-        if start_workers and ctx.settings.run_jobs:
+        if start_workers and settings.run_jobs:
             from app.jobs.runner import start_background_jobs
 
             stoppers.append(await start_background_jobs(ctx))

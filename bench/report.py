@@ -196,7 +196,7 @@ def machine() -> list[str]:
         for p in ("fastapi", "starlette", "uvicorn", "pydantic", "sqlalchemy", "psycopg", "orjson")
     )
     return [
-        f"`nproc`: {_sh('nproc')}; CPU: {cpu}; kernel {platform.release()}",
+        f"`nproc --all`: {_sh('nproc --all')}; CPU: {cpu}; kernel {platform.release()}",
         "`free -h`:\n\n```\n" + _sh("free -h") + "\n```\n",
         f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, "
         f"PostgreSQL {_pg_version()}, "

@@ -348,3 +348,10 @@ def test_projects_short_ids_count_per_project(admin: TestClient) -> None:
     assert [issue(admin, i)["short_id"] for i in ids] == ["DEFAULT-1", "DEFAULT-2", "DEFAULT-3"]
     with admin.app.state.ctx.db.read() as session:  # type: ignore[attr-defined]
         assert session.scalar(select(Project.next_short_id).where(Project.id == 1)) == 4
+
+
+def test_etag_changes_when_an_occurrence_changes_the_issue(admin: TestClient) -> None:
+    issue_id = post(admin, occurrence())["issue_id"]
+    before = admin.get(f"/issues/{issue_id}").headers["etag"]
+    post(admin, occurrence())
+    assert admin.get(f"/issues/{issue_id}").headers["etag"] != before

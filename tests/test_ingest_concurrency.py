@@ -105,3 +105,40 @@ def test_same_id_sent_twice_at_the_same_instant_counts_once(settings: Settings) 
         assert session.scalar(select(func.sum(Group.times_seen))) == 10
     for ctx in contexts:
         ctx.db.dispose()
+
+
+def test_racing_writers_open_one_issue_exactly_at_the_noise_threshold(settings: Settings) -> None:
+    # performance_n_plus_one_db_queries: ignore_limit 3 within 24 hours.
+    contexts = _contexts(settings, 2)
+    barrier = threading.Barrier(THREADS)
+    outcomes: Counter[str] = Counter()
+    lock = threading.Lock()
+    errors: list[BaseException] = []
+
+    def worker(n: int) -> None:
+        try:
+            barrier.wait()
+            for _ in range(3):
+                payload = occurrence(type=1006, fingerprint=["noisy"])
+                [result] = ingest_occurrences(
+                    contexts[n % 2], [payload], principal=Principal.admin()
+                )
+                with lock:
+                    outcomes[result.body["outcome"]] += 1
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(THREADS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    total = THREADS * 3
+    assert outcomes == Counter({"pending": 2, "created": 1, "grouped": total - 3})
+    with contexts[0].db.read() as session:
+        [group] = session.scalars(select(Group)).all()
+        stored = session.scalar(select(func.count()).select_from(Occurrence))
+    assert group.times_seen == total == stored
+    for ctx in contexts:
+        ctx.db.dispose()

@@ -8,10 +8,11 @@ import time
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 
 from app.auth.principal import Principal, hash_token
-from app.context import AppContext, get_context
+from app.context import AppContext
 from app.errors import Forbidden, Unauthenticated
 from app.models import ApiKey
 
@@ -82,11 +83,19 @@ def resolve_principal(ctx: AppContext, token: str) -> Principal:
     return principal
 
 
-def current_principal(
-    request: Request, ctx: Annotated[AppContext, Depends(get_context)]
-) -> Principal:
-    """Any authenticated caller."""
-    return resolve_principal(ctx, _bearer(request))
+async def current_principal(request: Request) -> Principal:
+    """Any authenticated caller (async: the admin token and cached keys skip the threadpool)."""
+    ctx: AppContext = request.app.state.ctx
+    token = _bearer(request)
+    admin = ctx.admin_token
+    if admin and hmac.compare_digest(token.encode(), admin.encode()):
+        return Principal.admin()
+    hit, cached = ctx.key_cache.get(hash_token(token))
+    if hit:
+        if cached is None:
+            raise Unauthenticated("unknown token")
+        return cached
+    return await run_in_threadpool(resolve_principal, ctx, token)
 
 
 PrincipalDep = Annotated[Principal, Depends(current_principal)]

@@ -323,3 +323,16 @@ def update_issue_type(*, ctx: AppContext, slug: str, changes: dict[str, Any]) ->
         session.commit()
     _reload_now(ctx)
     return issue_type_out(issue_type, ctx.registry)
+
+
+def type_ids_for_slugs(registry: Registry, slugs: list[str]) -> set[int]:
+    """The type ids of these slugs; an unknown slug is 422 ``unknown_issue_type``."""
+    type_ids: set[int] = set()
+    for slug in slugs:
+        issue_type = registry.by_slug(slug)
+        if issue_type is None:
+            raise InvalidPayload(
+                f"unknown issue type {slug!r}", code="unknown_issue_type", details={"field": "type"}
+            )
+        type_ids.add(issue_type.type_id)
+    return type_ids

@@ -13,14 +13,14 @@ from app.auth.principal import Principal
 from app.context import AppContext
 from app.errors import InvalidPayload, NotFound
 from app.issue_types.registry import IssueType, parse_priority
-from app.issue_types.service import refresh_if_stale
+from app.issue_types.service import refresh_if_stale, type_ids_for_slugs
 from app.issues import cursor as cursors
 from app.issues.schemas import IssueOut, IssuePage
 from app.issues.serialize import issues_out
 from app.issues.status import LEVELS, parse_status, parse_substatus
 from app.models import Group, Organization, Project, RolloutFlag
+from app.occurrences.reads import occurrences_page
 from app.occurrences.schemas import OccurrencePage
-from app.occurrences.service import occurrences_page
 from app.organizations.access import project_for, visible_project_ids
 from app.rollout.rules import FlagKind, Stage, flag_on
 
@@ -135,16 +135,7 @@ def list_issues(
         stmt = select(Group)
         type_ids: set[int] | None = None
         if filters.types:
-            type_ids = set()
-            for slug in filters.types:
-                issue_type = ctx.registry.by_slug(slug)
-                if issue_type is None:
-                    raise InvalidPayload(
-                        f"unknown issue type {slug!r}",
-                        code="unknown_issue_type",
-                        details={"field": "type"},
-                    )
-                type_ids.add(issue_type.type_id)
+            type_ids = type_ids_for_slugs(ctx.registry, filters.types)
         if filters.categories:
             cat_types: set[int] = set()
             for ref in filters.categories:

@@ -11,7 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 from app.auth.dependencies import IngestDep, ReadDep
 from app.context import AppContext, get_context
 from app.errors import InvalidPayload, error_responses
-from app.occurrences import service
+from app.occurrences import reads
 from app.occurrences.ingest import ingest_messages
 from app.occurrences.schemas import (
     BatchIn,
@@ -49,8 +49,9 @@ def _answer(status_code: int, body: dict[str, Any]) -> JSONResponse:
     responses=error_responses(401, 403, 404, 413, 422, 503),
     openapi_extra=body_schema(OccurrenceIn),
 )
-async def post_occurrence(request: Request, ctx: CtxDep, principal: IngestDep) -> JSONResponse:
+async def post_occurrence(request: Request, principal: IngestDep) -> JSONResponse:
     """Group one occurrence into an issue; answered after the commit with its outcome."""
+    ctx: AppContext = request.app.state.ctx  # the hot path skips a dependency lookup
     payload = await _json_body(request)
     [result] = await writer_of(ctx).submit([payload], principal)
     return _answer(result.status_code, result.body)
@@ -78,7 +79,7 @@ async def post_batch(request: Request, ctx: CtxDep, principal: IngestDep) -> JSO
             code="batch_too_large",
             details={"field": "occurrences", "limit": ctx.settings.max_batch_items},
         )
-    results = await run_in_threadpool(service.ingest_occurrences, ctx, items, principal=principal)
+    results = await writer_of(ctx).submit(items, principal)
     return _answer(200, {"results": [_batch_item(r.status_code, r.body) for r in results]})
 
 
@@ -138,7 +139,7 @@ def get_occurrence(
     project_id: Annotated[int, Query(description="Project of the occurrence.")],
 ) -> OccurrenceOut:
     """An accepted occurrence as stored (normalised ids, resolved priority, its event)."""
-    return service.get_occurrence(
+    return reads.get_occurrence(
         ctx, principal=principal, project_id=project_id, occurrence_id=occurrence_id
     )
 
@@ -157,4 +158,4 @@ def list_pending(
     limit: Annotated[int, Query(ge=1, le=1000, description="Most windows to list.")] = 100,
 ) -> PendingPage:
     """Open noise windows with their count, threshold and end."""
-    return service.list_pending(ctx, principal=principal, projects=project, types=type, limit=limit)
+    return reads.list_pending(ctx, principal=principal, projects=project, types=type, limit=limit)
