@@ -163,6 +163,12 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:
+            # FastAPI's answer to a body it cannot decode (not UTF-8, not JSON): a bad payload,
+            # which this API answers 422 `invalid_payload` everywhere (SPEC §10).
+            body = DomainError(f"invalid payload: {exc.detail}").body()
+            body["error"]["code"] = "invalid_payload"
+            return JSONResponse(body, status_code=422)
         codes = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
         code = codes.get(exc.status_code, "http_error")
         body = {"error": {"code": code, "message": str(exc.detail), "details": None}}

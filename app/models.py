@@ -248,7 +248,7 @@ class Activity(Base):
         BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
     )
     group_id: Mapped[int] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"))
-    project_id: Mapped[int] = mapped_column(Integer)
+    project_id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"))
     type: Mapped[str] = mapped_column(String(40))
     data: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     actor: Mapped[str | None] = mapped_column(String(100), nullable=True)
@@ -337,7 +337,9 @@ class WebhookDelivery(Base):
 
     id: Mapped[str] = mapped_column(String(HASH_LEN), primary_key=True)
     webhook_id: Mapped[int] = mapped_column(ForeignKey("webhooks.id", ondelete="CASCADE"))
-    group_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    group_id: Mapped[int | None] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), nullable=True
+    )
     event: Mapped[str] = mapped_column(String(40))
     body: Mapped[str] = mapped_column(Text)
     # pending | delivered | failed

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from app.auth.dependencies import ReadDep
 from app.context import AppContext, get_context
@@ -14,16 +13,18 @@ from app.issues import service
 from app.issues.schemas import IssueOut, IssuePage
 from app.issues.serialize import etag
 from app.occurrences.schemas import OccurrencePage
+from app.schemas import MAX_ID, UtcDatetime
 
 router = APIRouter(tags=["issues"])
 CtxDep = Annotated[AppContext, Depends(get_context)]
+IssueId = Annotated[int, Path(ge=1, le=MAX_ID, description="The issue's id.")]
 
 
 @router.get(
     "/issues",
     summary="Search the issue stream",
     response_model=IssuePage,
-    responses=error_responses(401, 403, 422),
+    responses=error_responses(401, 403, 404, 422),
 )
 def list_issues(
     request: Request,
@@ -42,10 +43,10 @@ def list_issues(
     query: Annotated[
         str | None, Query(max_length=500, description="Text in title, subtitle or culprit.")
     ] = None,
-    first_seen_after: Annotated[datetime | None, Query(description="ISO-8601.")] = None,
-    first_seen_before: Annotated[datetime | None, Query(description="ISO-8601.")] = None,
-    last_seen_after: Annotated[datetime | None, Query(description="ISO-8601.")] = None,
-    last_seen_before: Annotated[datetime | None, Query(description="ISO-8601.")] = None,
+    first_seen_after: Annotated[UtcDatetime | None, Query(description="ISO-8601.")] = None,
+    first_seen_before: Annotated[UtcDatetime | None, Query(description="ISO-8601.")] = None,
+    last_seen_after: Annotated[UtcDatetime | None, Query(description="ISO-8601.")] = None,
+    last_seen_before: Annotated[UtcDatetime | None, Query(description="ISO-8601.")] = None,
     sort: Annotated[
         str, Query(description="last_seen (default), first_seen, times_seen or priority.")
     ] = "last_seen",
@@ -88,7 +89,7 @@ def list_issues(
     responses=error_responses(401, 403, 404),
 )
 def get_issue(
-    issue_id: int,
+    issue_id: IssueId,
     response: Response,
     ctx: CtxDep,
     principal: ReadDep,
@@ -111,7 +112,7 @@ def get_issue(
     responses=error_responses(401, 403, 404, 422),
 )
 def list_issue_occurrences(
-    issue_id: int,
+    issue_id: IssueId,
     ctx: CtxDep,
     principal: ReadDep,
     limit: Annotated[int, Query(ge=1, le=100, description="Page size, 1–100.")] = 25,

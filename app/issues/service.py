@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -23,6 +24,7 @@ from app.occurrences.reads import occurrences_page
 from app.occurrences.schemas import OccurrencePage
 from app.organizations.access import project_for, visible_project_ids
 from app.rollout.rules import FlagKind, Stage, flag_on
+from app.schemas import MAX_ID
 
 SORTS = {
     "last_seen": Group.last_seen,
@@ -190,12 +192,7 @@ def list_issues(
                 stmt = stmt.where(column > bound if after else column < bound)
         key = SORTS[filters.sort]
         if filters.cursor:
-            try:
-                value, last_id = cursors.decode(filters.cursor, filters.sort)
-            except cursors.BadCursor as exc:
-                raise InvalidPayload(str(exc), details={"field": "cursor"}) from None
-            if not isinstance(last_id, int):
-                raise InvalidPayload("malformed cursor", details={"field": "cursor"})
+            value, last_id = _stream_position(filters.cursor, filters.sort)
             stmt = stmt.where(or_(key < value, and_(key == value, Group.id < last_id)))
         rows = list(
             session.scalars(stmt.order_by(key.desc(), Group.id.desc()).limit(filters.limit + 1))
@@ -208,6 +205,30 @@ def list_issues(
             next_cursor = cursors.encode(filters.sort, getattr(last, key.key), last.id)
         data = issues_out(session, rows, ctx.registry)
         return IssuePage(data=data, next_cursor=next_cursor), next_cursor
+
+
+_OCCURRENCE_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def _aware(value: Any) -> bool:
+    return isinstance(value, datetime) and value.tzinfo is not None
+
+
+def _bigint(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and -MAX_ID - 1 <= value <= MAX_ID
+
+
+def _stream_position(cursor: str, sort: str) -> tuple[Any, int]:
+    """The (sort value, issue id) of a stream cursor, checked to fit the sort column (else 422)."""
+    try:
+        value, last_id = cursors.decode(cursor, sort)
+    except cursors.BadCursor as exc:
+        raise InvalidPayload(str(exc), details={"field": "cursor"}) from None
+    # A hand-made cursor may carry any JSON: only values the column can compare with are used.
+    fits = _aware(value) if sort in ("last_seen", "first_seen") else _bigint(value)
+    if not (fits and _bigint(last_id)):
+        raise InvalidPayload("malformed cursor", details={"field": "cursor"})
+    return value, last_id
 
 
 def load_visible_group(
@@ -256,7 +277,7 @@ def list_issue_occurrences(
             value, occ_id = cursors.decode(cursor, "detection_time")
         except cursors.BadCursor as exc:
             raise InvalidPayload(str(exc), details={"field": "cursor"}) from None
-        if not isinstance(value, datetime) or not isinstance(occ_id, str):
+        if not (_aware(value) and isinstance(occ_id, str) and _OCCURRENCE_ID.fullmatch(occ_id)):
             raise InvalidPayload("malformed cursor", details={"field": "cursor"})
         position = (value, occ_id)
     with ctx.db.read() as session:

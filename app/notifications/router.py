@@ -11,6 +11,7 @@ from app.context import AppContext, get_context
 from app.errors import error_responses
 from app.notifications import service
 from app.notifications.schemas import DeliveryPage, WebhookIn, WebhookOut
+from app.schemas import IdPath, Int32IdPath
 
 router = APIRouter(prefix="/admin", tags=["webhooks"])
 
@@ -24,7 +25,9 @@ CtxDep = Annotated[AppContext, Depends(get_context)]
     response_model=WebhookOut,
     responses=error_responses(401, 403, 404, 422),
 )
-def create_webhook(project_id: int, data: WebhookIn, ctx: CtxDep, _admin: AdminDep) -> WebhookOut:
+def create_webhook(
+    project_id: IdPath, data: WebhookIn, ctx: CtxDep, _admin: AdminDep
+) -> WebhookOut:
     """Register a receiver for the project's issue events (private addresses: see settings)."""
     return service.create_webhook(ctx, project_id=project_id, data=data)
 
@@ -35,7 +38,7 @@ def create_webhook(project_id: int, data: WebhookIn, ctx: CtxDep, _admin: AdminD
     response_model=list[WebhookOut],
     responses=error_responses(401, 403, 404),
 )
-def list_webhooks(project_id: int, ctx: CtxDep, _admin: AdminDep) -> list[WebhookOut]:
+def list_webhooks(project_id: IdPath, ctx: CtxDep, _admin: AdminDep) -> list[WebhookOut]:
     """The project's receivers, oldest first (secrets are not shown)."""
     return service.list_webhooks(ctx, project_id=project_id)
 
@@ -47,7 +50,7 @@ def list_webhooks(project_id: int, ctx: CtxDep, _admin: AdminDep) -> list[Webhoo
     response_class=Response,
     responses=error_responses(401, 403, 404),
 )
-def delete_webhook(webhook_id: int, ctx: CtxDep, _admin: AdminDep) -> Response:
+def delete_webhook(webhook_id: Int32IdPath, ctx: CtxDep, _admin: AdminDep) -> Response:
     """Remove a receiver; its pending deliveries are dropped with it (404 `webhook_not_found`)."""
     service.delete_webhook(ctx, webhook_id=webhook_id)
     return Response(status_code=204)
@@ -60,7 +63,7 @@ def delete_webhook(webhook_id: int, ctx: CtxDep, _admin: AdminDep) -> Response:
     responses=error_responses(401, 403, 404, 422),
 )
 def list_deliveries(
-    webhook_id: int,
+    webhook_id: Int32IdPath,
     ctx: CtxDep,
     _admin: AdminDep,
     limit: Annotated[int, Query(ge=1, le=100, description="Page size (1–100).")] = 50,

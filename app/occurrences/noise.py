@@ -24,6 +24,14 @@ class Admission:
     reached: bool
 
 
+def _later(moment: datetime, span: timedelta) -> datetime:
+    """``moment + span``, held at the largest datetime instead of overflowing."""
+    try:
+        return moment + span
+    except OverflowError:
+        return datetime.max.replace(tzinfo=moment.tzinfo)
+
+
 def admit(
     window: Window | None, detection_time: datetime, *, ignore_limit: int, expiry: timedelta
 ) -> Admission:
@@ -32,7 +40,7 @@ def admit(
     An occurrence earlier than the window's start still counts in it: the window is fixed.
     """
     if window is None or detection_time >= window.ends_at:
-        new = Window(1, detection_time, detection_time + expiry)
+        new = Window(1, detection_time, _later(detection_time, expiry))
         return Admission(new, window is not None, new.count >= ignore_limit)
     new = Window(window.count + 1, window.started_at, window.ends_at)
     return Admission(new, False, new.count >= ignore_limit)

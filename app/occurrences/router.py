@@ -25,6 +25,7 @@ from app.occurrences.throttle import enforce_ingest_rate
 from app.occurrences.writer import writer_of
 from app.openapi_models import body_schema
 from app.responses import JSONResponse
+from app.schemas import MAX_ID
 
 router = APIRouter(tags=["occurrences"])
 CtxDep = Annotated[AppContext, Depends(get_context)]
@@ -141,7 +142,9 @@ def get_occurrence(
     occurrence_id: str,
     ctx: CtxDep,
     principal: ReadDep,
-    project_id: Annotated[int, Query(description="Project of the occurrence.")],
+    project_id: Annotated[
+        int, Query(ge=-MAX_ID - 1, le=MAX_ID, description="Project of the occurrence.")
+    ],
 ) -> OccurrenceOut:
     """An accepted occurrence as stored (normalised ids, resolved priority, its event)."""
     return reads.get_occurrence(
@@ -153,7 +156,7 @@ def get_occurrence(
     "/pending",
     summary="Fingerprints waiting below a noise threshold",
     response_model=PendingPage,
-    responses=error_responses(401, 403, 422),
+    responses=error_responses(401, 403, 404, 422),
 )
 def list_pending(
     ctx: CtxDep,

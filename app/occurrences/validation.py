@@ -15,12 +15,14 @@ from typing import Any
 
 from app.issue_types.registry import parse_priority
 from app.issues.status import LEVELS
+from app.storable import unstorable
 
 UUID_RE = re.compile(
     r"^(?:[0-9a-fA-F]{32}|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$"
 )
 ASSIGNEE_RE = re.compile(r"^(?:user|team):[A-Za-z0-9_.@-]{1,64}$")
 CULPRIT_MAX = 200
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 # Keys of an event that are stored; everything else is answered as ``ignored_fields``.
 KEPT_EVENT_KEYS = (
@@ -142,8 +144,15 @@ def parse_time(value: Any, field_name: str) -> datetime:
         except ValueError:
             raise _invalid(field_name, "must be epoch seconds or an ISO-8601 time") from None
         if parsed.tzinfo is None:
-            return parsed.replace(tzinfo=UTC)
-        return parsed.astimezone(UTC)
+            parsed = parsed.replace(tzinfo=UTC)
+        try:
+            parsed = parsed.astimezone(UTC)
+        except OverflowError:
+            raise _invalid(field_name, "is out of range") from None
+        # The same range as epoch seconds: windows and counts reach back from it safely.
+        if parsed < EPOCH:
+            raise _invalid(field_name, "is out of range")
+        return parsed
     raise _invalid(field_name, "must be epoch seconds or an ISO-8601 time")
 
 
@@ -258,6 +267,9 @@ def validate_occurrence(raw: Any, limits: Limits = Limits()) -> ValidOccurrence:
     """Check one occurrence payload (SPEC §5); raise ``PayloadError`` at the first broken rule."""
     if not isinstance(raw, dict):
         raise PayloadError("invalid_payload", "occurrence must be a JSON object", None)
+    bad = unstorable(raw)
+    if bad is not None:
+        raise _invalid(bad, "must not contain NUL characters or integers beyond 64 bits")
     for required in (
         "id",
         "project_id",

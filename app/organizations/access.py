@@ -8,11 +8,13 @@ from sqlalchemy.orm import Session
 from app.auth.principal import Principal
 from app.errors import Forbidden, NotFound
 from app.models import Organization, Project
+from app.schemas import MAX_ID
 
 
 def project_for(session: Session, principal: Principal, project_id: int) -> Project:
     """The project, if the caller may use it: unknown → 404 ``project_not_found``, else 403."""
-    project = session.get(Project, project_id)
+    # An id outside the columns' 64-bit range cannot exist (and would not bind on SQLite).
+    project = session.get(Project, project_id) if 1 <= project_id <= MAX_ID else None
     if project is None:
         raise NotFound(f"project {project_id} not found", code="project_not_found")
     if not principal.may_access(project.organization_id, project.id):

@@ -14,10 +14,12 @@ def ensure_defaults(db: Database) -> None:
     with db.write() as session:
         if session.scalars(select(Organization.id).limit(1)).first() is not None:
             return
-        session.add(Organization(id=1, slug="default", name="Default"))
-        session.flush()
-        session.add(Project(id=1, organization_id=1, slug="default", name="Default"))
         try:
+            # The flush waits for a concurrent seeder and then fails on the same key: it belongs
+            # inside the ``try`` too, or two processes starting together crash one of them.
+            session.add(Organization(id=1, slug="default", name="Default"))
+            session.flush()
+            session.add(Project(id=1, organization_id=1, slug="default", name="Default"))
             session.commit()
         except IntegrityError:  # another process seeded first
             session.rollback()

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.issues.schemas import IssueOut
+from app.schemas import NoNul, Storable
 from app.triage.schemas import MAX_ID, ActivityOut
 
 
@@ -15,7 +16,7 @@ class StatusChangeIn(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    fingerprint: list[Annotated[str, Field(min_length=1)]] = Field(
+    fingerprint: Annotated[list[Annotated[str, Field(min_length=1)]], Storable] = Field(
         min_length=1,
         description="The issue's fingerprint; its first element finds the issue.",
     )
@@ -28,16 +29,16 @@ class StatusChangeIn(BaseModel):
         description="Substatus by number or name; required for unresolved and ignored, "
         "forbidden for resolved.",
     )
-    id: str | None = Field(
+    id: Annotated[str | None, Storable] = Field(
         None,
         min_length=1,
         max_length=64,
         description="Idempotency key: a repeated id is answered with the first answer.",
     )
-    activity_data: dict[str, Any] | None = Field(
+    activity_data: Annotated[dict[str, Any] | None, Storable] = Field(
         None, description="Stored on the activity row the change records."
     )
-    detector_id: Annotated[str, Field(max_length=80)] | int | None = Field(
+    detector_id: Annotated[Annotated[str, Field(max_length=80)] | int | None, NoNul] = Field(
         None, description="Which detector sent the change (recorded as the activity's actor)."
     )
 

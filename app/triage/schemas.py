@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from app.schemas import UtcDatetime
+
 MAX_ID = 2**63 - 1
 """Largest id a database column holds; bigger numbers are refused as invalid payloads."""
 
@@ -48,7 +50,7 @@ class IgnoreUntilIn(BaseModel):
     window_seconds: int | None = Field(
         None, ge=1, le=365 * 86400, description="Length of the counting window, in seconds."
     )
-    until: datetime | None = Field(
+    until: UtcDatetime | None = Field(
         None, description="After this time the next occurrence makes the issue ongoing."
     )
 
