@@ -14,9 +14,10 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Table, func, insert, select, text, update
+from sqlalchemy import Table, bindparam, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
@@ -56,8 +57,29 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 OCCURRENCES_TABLE = cast(Table, Occurrence.__table__)
+_INSERT_OCCURRENCES = insert(OCCURRENCES_TABLE)
 MAX_ATTEMPTS = 5
 LOCK_BUCKETS = 1 << 16
+
+
+# Statements of the hot path, built once (SQLAlchemy then reuses their compiled form).
+_PROJECTS_BY_ID = select(Project).where(Project.id.in_(bindparam("ids", expanding=True)))
+_ORGS_BY_ID = select(Organization).where(Organization.id.in_(bindparam("ids", expanding=True)))
+_EXISTING = select(Occurrence.id, Occurrence.group_id).where(
+    Occurrence.project_id == bindparam("project_id"),
+    Occurrence.id.in_(bindparam("ids", expanding=True)),
+)
+# One statement reads the hashes and locks their issues, in id order.
+_KNOWN_AND_LOCKED = (
+    select(GroupHash.hash, Group)
+    .join(Group, Group.id == GroupHash.group_id)
+    .where(
+        GroupHash.project_id == bindparam("project_id"),
+        GroupHash.hash.in_(bindparam("hashes", expanding=True)),
+    )
+    .order_by(Group.id)
+    .with_for_update(of=Group)
+)
 
 
 @dataclass(frozen=True)
@@ -210,14 +232,9 @@ def _ingest_valid(
         now = ctx.now()
         refresh_if_stale(ctx, session)
         project_ids = {v.project_id for _, v, _ in valid}
-        projects = {
-            p.id: p for p in session.scalars(select(Project).where(Project.id.in_(project_ids)))
-        }
+        projects = {p.id: p for p in session.scalars(_PROJECTS_BY_ID, {"ids": sorted(project_ids)})}
         org_ids = {p.organization_id for p in projects.values()}
-        orgs = {
-            o.id: o
-            for o in session.scalars(select(Organization).where(Organization.id.in_(org_ids)))
-        }
+        orgs = {o.id: o for o in session.scalars(_ORGS_BY_ID, {"ids": sorted(org_ids)})}
         batch = _Batch(session=session, ctx=ctx, now=now, projects=projects, orgs=orgs)
 
         # Checks that need the database but change nothing.
@@ -306,10 +323,7 @@ def _existing_occurrences(
     for project_id, occ_ids in by_project.items():
         for start in range(0, len(occ_ids), 500):
             rows = session.execute(
-                select(Occurrence.id, Occurrence.group_id).where(
-                    Occurrence.project_id == project_id,
-                    Occurrence.id.in_(occ_ids[start : start + 500]),
-                )
+                _EXISTING, {"project_id": project_id, "ids": occ_ids[start : start + 500]}
             )
             for occ_id, group_id in rows:
                 found[(project_id, occ_id)] = group_id
@@ -326,16 +340,9 @@ def _load_known(
     for project_id, project_hashes in by_project.items():
         hash_list = sorted(project_hashes)
         for start in range(0, len(hash_list), 500):
-            # One statement reads the hashes and locks their issues, in id order.
             rows = batch.session.execute(
-                select(GroupHash.hash, Group)
-                .join(Group, Group.id == GroupHash.group_id)
-                .where(
-                    GroupHash.project_id == project_id,
-                    GroupHash.hash.in_(hash_list[start : start + 500]),
-                )
-                .order_by(Group.id)
-                .with_for_update(of=Group)
+                _KNOWN_AND_LOCKED,
+                {"project_id": project_id, "hashes": hash_list[start : start + 500]},
             )
             for h, group in rows:
                 batch.known[(project_id, h)] = group.id
@@ -709,10 +716,23 @@ def _type_default(batch: _Batch, type_id: int) -> int:
     return issue_type.default_priority if issue_type else 50
 
 
-def _dialect_insert(session: Session, table: Any) -> Any:
-    if session.get_bind().dialect.name == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)
+EVENTS_TABLE = cast(Table, Event.__table__)
+HOURLY_TABLE = cast(Table, HourlyCount.__table__)
+
+
+@lru_cache(maxsize=4)
+def _upserts(dialect: str) -> tuple[Any, Any]:
+    """Core upserts of events and hourly counts, built once per dialect (no ORM per row)."""
+    insert_of = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    events = insert_of(EVENTS_TABLE).on_conflict_do_nothing(
+        index_elements=["project_id", "event_id"]
+    )
+    hourly = insert_of(HOURLY_TABLE)
+    hourly = hourly.on_conflict_do_update(
+        index_elements=["group_id", "hour"],
+        set_={"count": HOURLY_TABLE.c["count"] + hourly.excluded["count"]},
+    )
+    return events, hourly
 
 
 def _flush_writes(batch: _Batch) -> None:
@@ -725,21 +745,12 @@ def _flush_writes(batch: _Batch) -> None:
         if data
     ]
     if new_events:
-        session.execute(
-            _dialect_insert(session, Event).on_conflict_do_nothing(
-                index_elements=["project_id", "event_id"]
-            ),
-            new_events,
-        )
+        session.execute(_upserts(session.get_bind().dialect.name)[0], new_events)
     if batch.new_rows:
         # Core insert (executemany): the ORM bulk path costs more per row than SQLite does.
-        session.execute(insert(OCCURRENCES_TABLE), batch.new_rows)
+        session.execute(_INSERT_OCCURRENCES, batch.new_rows)
     if batch.hour_increments:
-        stmt = _dialect_insert(session, HourlyCount)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["group_id", "hour"],
-            set_={"count": HourlyCount.count + stmt.excluded.count},
-        )
+        stmt = _upserts(session.get_bind().dialect.name)[1]
         session.execute(
             stmt,
             [
