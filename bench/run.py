@@ -309,6 +309,10 @@ def _stream(server: Server, size: Size, key_token: str, occ: int, issues: int) -
     ]  # fmt: skip
     rows = []
     for label, path, token in plans:
+        # Warm the process (first compilation of each statement, SQLite page cache) so the
+        # numbers describe the steady state, not the first request after start.
+        for _ in range(20):
+            httpx.get(server.base + path, headers={"Authorization": f"Bearer {token}"}, timeout=30)
         runs: list[GetRun] = []
         for _ in range(size.reps):
             run = wrk_get(base=server.base, path=path, token=token, seconds=size.get_seconds)
