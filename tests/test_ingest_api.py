@@ -355,3 +355,17 @@ def test_etag_changes_when_an_occurrence_changes_the_issue(admin: TestClient) ->
     before = admin.get(f"/issues/{issue_id}").headers["etag"]
     post(admin, occurrence())
     assert admin.get(f"/issues/{issue_id}").headers["etag"] != before
+
+
+def test_configured_limits_apply_over_http(settings: Any, clock: Any) -> None:
+    from app.main import create_app
+
+    app = create_app(settings.model_copy(update={"max_fingerprint_elements": 2}), clock=clock)
+    with TestClient(app) as c:
+        c.headers["Authorization"] = "Bearer test-admin-token"
+        error = assert_error(
+            c.post("/occurrences", json=occurrence(fingerprint=["a", "b", "c"])),
+            422,
+            "invalid_payload",
+        )
+        assert error["details"]["field"] == "fingerprint"

@@ -150,3 +150,33 @@ def test_event_tags_accept_pairs_and_reject_other_shapes() -> None:
     assert validate_occurrence(payload).event is not None
     payload["event"]["tags"] = "env=prod"
     assert _code(payload) == ("invalid_payload", "event.tags")
+
+
+def test_limits_on_fingerprint_titles_and_nesting_are_enforced() -> None:
+    from app.occurrences.validation import Limits
+
+    limits = Limits(
+        max_fingerprint_elements=3, max_fingerprint_length=10, max_title_length=20, max_depth=4
+    )
+    cases = [
+        (occurrence(fingerprint=["a", "b", "c", "d"]), "fingerprint"),
+        (occurrence(fingerprint=["x" * 11]), "fingerprint.0"),
+        (occurrence(issue_title="t" * 21), "issue_title"),
+        (occurrence(subtitle="s" * 21), "subtitle"),
+        (occurrence(culprit="c" * 21), "culprit"),
+        (occurrence(evidence_data={"a": {"b": {"c": {"d": {"e": 1}}}}}), "evidence_data"),
+    ]
+    for payload, field in cases:
+        with pytest.raises(PayloadError) as info:
+            validate_occurrence(payload, limits)
+        assert (info.value.code, info.value.field) == ("invalid_payload", field)
+    deep_event = occurrence()
+    deep_event["event"]["extra"] = {"a": {"b": {"c": {"d": 1}}}}
+    with pytest.raises(PayloadError) as info:
+        validate_occurrence(deep_event, limits)
+    assert info.value.field == "event"
+    assert validate_occurrence(occurrence(fingerprint=["a", "b", "c"]), limits).fingerprint == (
+        "a",
+        "b",
+        "c",
+    )
