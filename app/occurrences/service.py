@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Any, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast
 
 from sqlalchemy import Table, bindparam, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -521,19 +521,7 @@ def _adopt_pending(batch: _Batch, group: Group, pending: list[Occurrence]) -> No
             row["pending_hash"] = None
             batch.stored_ids[(row["project_id"], row["id"])] = group.id
     for occ in pending:
-        group.times_seen += 1
-        _apply_times(group, occ.detection_time)
-        if occ.detection_time >= group.latest_detection_time:
-            _apply_latest(
-                group,
-                occ.id,
-                occ.issue_title,
-                occ.subtitle,
-                occ.culprit,
-                occ.level,
-                occ.detection_time,
-            )
-        batch.hour_increments[(group.id, epoch_hour(occ.detection_time))] += 1
+        _count_into(batch, group, occ)
 
 
 def _create(
@@ -606,21 +594,35 @@ def _apply_times(group: Group, detection_time: datetime) -> None:
         group.first_seen = detection_time
 
 
-def _apply_latest(
-    group: Group,
-    occ_id: str,
-    title: str,
-    subtitle: str,
-    culprit: str,
-    level: str,
-    detection_time: datetime,
-) -> None:
-    group.title = title
-    group.subtitle = subtitle
-    group.culprit = truncate_culprit(culprit)
-    group.level = level
-    group.latest_occurrence_id = occ_id
-    group.latest_detection_time = detection_time
+class _Counted(Protocol):
+    """What counting needs of an occurrence: a validated one, or a stored pending row."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def issue_title(self) -> str: ...
+    @property
+    def subtitle(self) -> str: ...
+    @property
+    def culprit(self) -> str: ...
+    @property
+    def level(self) -> str: ...
+    @property
+    def detection_time(self) -> datetime: ...
+
+
+def _count_into(batch: _Batch, group: Group, occ: _Counted) -> None:
+    """Count one occurrence into an issue: times, hourly count, and the newest one's texts."""
+    group.times_seen += 1
+    _apply_times(group, occ.detection_time)
+    if occ.detection_time >= group.latest_detection_time:
+        group.title = occ.issue_title
+        group.subtitle = occ.subtitle
+        group.culprit = truncate_culprit(occ.culprit)
+        group.level = occ.level
+        group.latest_occurrence_id = occ.id
+        group.latest_detection_time = occ.detection_time
+    batch.hour_increments[(group.id, epoch_hour(occ.detection_time))] += 1
 
 
 def _counts_as_resolved(batch: _Batch, group: Group, project: Project) -> bool:
@@ -654,23 +656,11 @@ def _join(batch: _Batch, group: Group, occs: list[ValidOccurrence], project: Pro
             batch.session.flush()
             enqueue(batch.session, batch.ctx, group, "issue.regressed", now=batch.now)
             outcome = "regressed"
-        group.times_seen += 1
-        _apply_times(group, occ.detection_time)
-        if occ.detection_time >= group.latest_detection_time:
-            _apply_latest(
-                group,
-                occ.id,
-                occ.issue_title,
-                occ.subtitle,
-                occ.culprit,
-                occ.level,
-                occ.detection_time,
-            )
+        _count_into(batch, group, occ)
         if occ.priority is not None and not group.priority_locked:
             group.priority = occ.priority
         group.updated_at = batch.now
         group.version += 1  # the ETag follows every change of the answer, counts included
-        batch.hour_increments[(group.id, epoch_hour(occ.detection_time))] += 1
         if group.status == GroupStatus.IGNORED:
             batch.ignored_touched[group.id].append(occ.detection_time)
     return outcome
