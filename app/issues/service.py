@@ -19,11 +19,13 @@ from app.issues import cursor as cursors
 from app.issues.schemas import IssueOut, IssuePage
 from app.issues.serialize import issues_out
 from app.issues.status import LEVELS, parse_status, parse_substatus
+from app.lifecycle.service import lock_group
 from app.models import Group, Organization, Project, RolloutFlag
 from app.occurrences.reads import occurrences_page
 from app.occurrences.schemas import OccurrencePage
 from app.organizations.access import project_for, visible_project_ids
 from app.rollout.rules import FlagKind, Stage, flag_on
+from app.rollout.service import is_enabled
 from app.schemas import MAX_ID
 
 SORTS = {
@@ -238,23 +240,29 @@ def load_visible_group(
     issue_id: int,
     *,
     include_hidden: bool = False,
+    lock: bool = False,
 ) -> Group:
-    """An issue the caller may see, else 404 ``issue_not_found`` (other tenants included)."""
+    """An issue the caller may see, else 404 ``issue_not_found`` (other tenants included).
+
+    A type whose visible flag is off for the issue's organization hides it, except from the
+    admin with ``include_hidden``. ``lock`` takes the row lock for a change.
+    """
     refresh_if_stale(ctx, session)
-    group = session.get(Group, issue_id)
+    group = lock_group(session, issue_id) if lock else session.get(Group, issue_id)
+    missing = NotFound(f"issue {issue_id} not found", code="issue_not_found")
     if group is None:
-        raise NotFound(f"issue {issue_id} not found", code="issue_not_found")
+        raise missing
     project = session.get(Project, group.project_id)
     if project is None or not principal.may_access(project.organization_id, project.id):
-        raise NotFound(f"issue {issue_id} not found", code="issue_not_found")
-    visible = session.scalar(
-        select(Group.id).where(
-            Group.id == issue_id,
-            _visibility_condition(ctx, session, principal, include_hidden),
-        )
-    )
-    if visible is None:
-        raise NotFound(f"issue {issue_id} not found", code="issue_not_found")
+        raise missing
+    issue_type = ctx.registry.get(group.type_id)
+    if issue_type is None or (principal.is_admin and include_hidden):
+        return group
+    org = session.get(Organization, project.organization_id)
+    if org is None or not is_enabled(
+        ctx, session, issue_type, FlagKind.VISIBLE, org.id, org.early_adopter
+    ):
+        raise missing
     return group
 
 

@@ -10,12 +10,13 @@ from sqlalchemy.orm import Session
 
 from app.auth.principal import Principal
 from app.context import AppContext
-from app.errors import InvalidPayload, NotFound, PreconditionFailed
+from app.errors import InvalidPayload, PreconditionFailed
 from app.issue_types.registry import PRIORITY_NAMES, parse_priority
 from app.issues.activity import add_activity
 from app.issues.serialize import etag, issue_payload
+from app.issues.service import load_visible_group
 from app.issues.status import GroupStatus, GroupSubStatus, parse_status, substatus_name
-from app.lifecycle.service import apply_transition, lock_group, state_of
+from app.lifecycle.service import apply_transition, state_of
 from app.lifecycle.transitions import (
     SET_IGNORED,
     SET_PRIORITY,
@@ -25,9 +26,7 @@ from app.lifecycle.transitions import (
     parse_target,
     plan_transition,
 )
-from app.models import Activity, Forecast, Group, Organization, Project
-from app.rollout.rules import FlagKind
-from app.rollout.service import is_enabled
+from app.models import Activity, Forecast, Group
 from app.status_changes.service import activity_out, rejected
 from app.triage.schemas import MAX_ID, ActivityPage, ForecastOut, IgnoreUntilIn, IssueUpdateIn
 
@@ -35,22 +34,8 @@ from app.triage.schemas import MAX_ID, ActivityPage, ForecastOut, IgnoreUntilIn,
 def issue_for(
     session: Session, ctx: AppContext, principal: Principal, issue_id: int, *, lock: bool = False
 ) -> Group:
-    """The issue, if the caller may see it; otherwise 404 ``issue_not_found`` (never 403)."""
-    group = lock_group(session, issue_id) if lock else session.get(Group, issue_id)
-    missing = NotFound(f"issue {issue_id} not found", code="issue_not_found")
-    if group is None:
-        raise missing
-    project = session.get(Project, group.project_id)
-    if project is None or not principal.may_access(project.organization_id, project.id):
-        raise missing
-    if not principal.is_admin:
-        issue_type = ctx.registry.get(group.type_id)
-        org = session.get(Organization, project.organization_id)
-        if issue_type is None or org is None:
-            raise missing
-        if not is_enabled(ctx, session, issue_type, FlagKind.VISIBLE, org.id, org.early_adopter):
-            raise missing
-    return group
+    """The issue, if the caller may see it, else 404 (the admin may triage hidden types)."""
+    return load_visible_group(ctx, session, principal, issue_id, include_hidden=True, lock=lock)
 
 
 def check_if_match(group: Group, if_match: str | None) -> None:
