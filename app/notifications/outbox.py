@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, get_args
 
 import orjson
 from sqlalchemy import event as sa_event
@@ -15,17 +15,12 @@ from app.context import AppContext
 from app.issue_types.registry import Registry
 from app.issues.serialize import issue_payload
 from app.models import Group, Organization, Project, Webhook, WebhookDelivery
+from app.notifications.schemas import EventName
 from app.rollout.rules import FlagKind
 from app.rollout.service import is_enabled
 
-EVENTS = (
-    "issue.created",
-    "issue.regressed",
-    "issue.escalating",
-    "issue.resolved",
-    "issue.ignored",
-    "issue.unresolved",
-)
+# The event names are declared once, in the API schema that webhooks subscribe with.
+EVENTS: tuple[str, ...] = get_args(EventName)
 
 # Deliveries queued in a session whose bodies are rendered again just before it commits.
 _QUEUED = "notifications.queued"
