@@ -28,6 +28,10 @@ class Settings(BaseSettings):
     ingest_group_max_items: int = Field(
         1000, ge=1, description="Most occurrences the ingest writer puts in one transaction."
     )
+    ingest_writer: Literal["inline", "thread"] = Field(
+        "inline",
+        description="Where the ingest writer runs: in the event loop (inline) or in a thread.",
+    )
     max_batch_items: int = Field(1000, ge=1, description="Most items in one batch request.")
     max_fingerprint_elements: int = Field(100, ge=1, description="Most fingerprint elements.")
     max_fingerprint_length: int = Field(2048, ge=1, description="Longest fingerprint element.")

@@ -14,11 +14,9 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import lru_cache
-from typing import Any, Protocol, TypeVar, cast
+from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import Table, bindparam, func, insert, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -36,11 +34,11 @@ from app.models import (
     GroupHash,
     HourlyCount,
     Occurrence,
-    Organization,
     PendingWindow,
     Project,
 )
 from app.notifications.outbox import enqueue
+from app.occurrences import store
 from app.occurrences.grouping import decide, fingerprint_hashes
 from app.occurrences.noise import Window, admit, quota_exceeded
 from app.occurrences.validation import (
@@ -56,30 +54,11 @@ from app.rollout.service import is_enabled
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-OCCURRENCES_TABLE = cast(Table, Occurrence.__table__)
-_INSERT_OCCURRENCES = insert(OCCURRENCES_TABLE)
 MAX_ATTEMPTS = 5
 LOCK_BUCKETS = 1 << 16
 
 
 # Statements of the hot path, built once (SQLAlchemy then reuses their compiled form).
-_PROJECTS_BY_ID = select(Project).where(Project.id.in_(bindparam("ids", expanding=True)))
-_ORGS_BY_ID = select(Organization).where(Organization.id.in_(bindparam("ids", expanding=True)))
-_EXISTING = select(Occurrence.id, Occurrence.group_id).where(
-    Occurrence.project_id == bindparam("project_id"),
-    Occurrence.id.in_(bindparam("ids", expanding=True)),
-)
-# One statement reads the hashes and locks their issues, in id order.
-_KNOWN_AND_LOCKED = (
-    select(GroupHash.hash, Group)
-    .join(Group, Group.id == GroupHash.group_id)
-    .where(
-        GroupHash.project_id == bindparam("project_id"),
-        GroupHash.hash.in_(bindparam("hashes", expanding=True)),
-    )
-    .order_by(Group.id)
-    .with_for_update(of=Group)
-)
 
 
 @dataclass(frozen=True)
@@ -190,12 +169,15 @@ def ingest_requests(
             results[i] = result
     out = [r for r in results if r is not None]
     assert len(out) == len(flat)
+    tally: dict[tuple[str, str], int] = defaultdict(int)
     for (raw, _), r in zip(flat, out, strict=True):
         if r.status_code >= 400:
-            OCCURRENCES.labels(outcome="rejected", type="-").inc()
+            tally[("rejected", "-")] += 1
         else:
             # Accepted items carry a registered type, so the label set stays bounded.
-            OCCURRENCES.labels(outcome=r.body["outcome"], type=str(raw.get("type"))).inc()
+            tally[(r.body["outcome"], str(raw.get("type")))] += 1
+    for (outcome, type_label), n in tally.items():
+        OCCURRENCES.labels(outcome=outcome, type=type_label).inc(n)
     answers: list[list[IngestResult]] = []
     position = 0
     for raws, _ in requests:
@@ -205,16 +187,78 @@ def ingest_requests(
 
 
 @dataclass
+class _Plain:
+    """An unresolved issue that the batch's occurrences only count into (no ORM object).
+
+    Plain joining changes counters, times, the newest occurrence's texts and the priority;
+    it never changes the status, so an issue stays plain for the whole batch and its change is
+    written by one set-based UPDATE (store.write_batch).
+    """
+
+    row: store.KnownGroup
+    first_seen: datetime
+    last_seen: datetime
+    latest_detection_time: datetime
+    added: int = 0
+    title: str | None = None
+    subtitle: str | None = None
+    culprit: str | None = None
+    level: str | None = None
+    latest_occurrence_id: str | None = None
+    priority: int | None = None
+
+    @classmethod
+    def of(cls, row: store.KnownGroup) -> _Plain:
+        """The issue as loaded, nothing counted yet."""
+        return cls(row, row.first_seen, row.last_seen, row.latest_detection_time)
+
+    def join(self, occ: ValidOccurrence) -> None:
+        """Count one occurrence in (the same rules as _count_into and _join)."""
+        moment = occ.detection_time
+        self.added += 1
+        if moment > self.last_seen:
+            self.last_seen = moment
+        if moment < self.first_seen:
+            self.first_seen = moment
+        if moment >= self.latest_detection_time:
+            self.title = occ.issue_title
+            self.subtitle = occ.subtitle
+            self.culprit = truncate_culprit(occ.culprit)
+            self.level = occ.level
+            self.latest_occurrence_id = occ.id
+            self.latest_detection_time = moment
+        if occ.priority is not None and not self.row.priority_locked:
+            self.priority = occ.priority
+
+    def update(self) -> store.GroupUpdate:
+        """The set-based change of this issue."""
+        return store.GroupUpdate(
+            id=self.row.id,
+            added=self.added,
+            first_seen=self.first_seen,
+            last_seen=self.last_seen,
+            latest_detection_time=self.latest_detection_time,
+            title=self.title,
+            subtitle=self.subtitle,
+            culprit=self.culprit,
+            level=self.level,
+            latest_occurrence_id=self.latest_occurrence_id,
+            priority=self.priority,
+        )
+
+
+@dataclass
 class _Batch:
     """State of one ingest transaction."""
 
     session: Session
     ctx: AppContext
     now: datetime
-    projects: dict[int, Project]
-    orgs: dict[int, Organization]
+    projects: dict[int, store.ProjectInfo]
+    sql: store.HotStatements
     known: dict[tuple[int, str], int] = field(default_factory=dict)
     groups: dict[int, Group] = field(default_factory=dict)
+    plain: dict[int, _Plain] = field(default_factory=dict)
     new_rows: list[dict[str, Any]] = field(default_factory=list)
     stored_ids: dict[tuple[int, str], int | None] = field(default_factory=dict)
     hour_increments: dict[tuple[int, int], int] = field(default_factory=lambda: defaultdict(int))
@@ -231,11 +275,10 @@ def _ingest_valid(
     with ctx.db.write() as session:
         now = ctx.now()
         refresh_if_stale(ctx, session)
-        project_ids = {v.project_id for _, v, _ in valid}
-        projects = {p.id: p for p in session.scalars(_PROJECTS_BY_ID, {"ids": sorted(project_ids)})}
-        org_ids = {p.organization_id for p in projects.values()}
-        orgs = {o.id: o for o in session.scalars(_ORGS_BY_ID, {"ids": sorted(org_ids)})}
-        batch = _Batch(session=session, ctx=ctx, now=now, projects=projects, orgs=orgs)
+        sql = store.statements(session)
+        project_ids = sorted({v.project_id for _, v, _ in valid})
+        projects = {p.id: p for p in store.projects(session, sql, project_ids)}
+        batch = _Batch(session=session, ctx=ctx, now=now, projects=projects, sql=sql)
 
         # Checks that need the database but change nothing.
         candidates: list[tuple[int, ValidOccurrence, IssueType, list[str]]] = []
@@ -278,9 +321,7 @@ def _ingest_valid(
                 {"keys": keys},
             )
 
-        existing = _existing_occurrences(
-            session, [(o.project_id, o.id) for _, o, _, _ in candidates]
-        )
+        existing = _existing_occurrences(batch, [(o.project_id, o.id) for _, o, _, _ in candidates])
         _load_known(batch, candidates)
         _load_events(batch, [o for _, o, _, _ in candidates if o.event is None])
 
@@ -293,8 +334,14 @@ def _ingest_valid(
                 results[i] = _accepted(occ, "duplicate", issue_id=batch.stored_ids[key])
                 continue
             project = projects[occ.project_id]
-            org = orgs[project.organization_id]
-            if not is_enabled(ctx, session, issue_type, FlagKind.INGEST, org.id, org.early_adopter):
+            if not is_enabled(
+                ctx,
+                session,
+                issue_type,
+                FlagKind.INGEST,
+                project.organization_id,
+                project.early_adopter,
+            ):
                 results[i] = _accepted(occ, "dropped", reason="ingest_disabled")
                 continue
             if occ.event is None and (occ.project_id, occ.event_id) not in batch.events:
@@ -305,7 +352,7 @@ def _ingest_valid(
                     {"field": "event_id"},
                 )
                 continue
-            results[i] = _process(batch, occ, issue_type, hashes, project, org)
+            results[i] = _process(batch, occ, issue_type, hashes, project)
 
         _flush_writes(batch)
         session.commit()
@@ -313,40 +360,60 @@ def _ingest_valid(
 
 
 def _existing_occurrences(
-    session: Session, keys: list[tuple[int, str]]
+    batch: _Batch, keys: list[tuple[int, str]]
 ) -> dict[tuple[int, str], int | None]:
-    """Stored occurrences among ``keys`` (one indexed query per project and 500 ids)."""
+    """Stored occurrences among ``keys`` (one indexed query per project)."""
     by_project: dict[int, list[str]] = defaultdict(list)
     for project_id, occ_id in keys:
         by_project[project_id].append(occ_id)
     found: dict[tuple[int, str], int | None] = {}
     for project_id, occ_ids in by_project.items():
-        for start in range(0, len(occ_ids), 500):
-            rows = session.execute(
-                _EXISTING, {"project_id": project_id, "ids": occ_ids[start : start + 500]}
-            )
-            for occ_id, group_id in rows:
-                found[(project_id, occ_id)] = group_id
+        for occ_id, group_id in store.existing_occurrences(
+            batch.session, batch.sql, project_id, occ_ids
+        ):
+            found[(project_id, occ_id)] = group_id
     return found
 
 
 def _load_known(
     batch: _Batch, candidates: list[tuple[int, ValidOccurrence, IssueType, list[str]]]
 ) -> None:
-    """Known hashes of the batch's projects, and their issue rows locked in id order."""
+    """Known hashes of the batch's projects, and their issues (locked in id order).
+
+    Unresolved issues that cannot regress are joined without the ORM (``_Plain``); the others
+    are loaded as ORM objects when an occurrence reaches them (``_orm_group``).
+    """
     by_project: dict[int, set[str]] = defaultdict(set)
     for _, occ, _, hashes in candidates:
         by_project[occ.project_id].update(hashes)
     for project_id, project_hashes in by_project.items():
-        hash_list = sorted(project_hashes)
-        for start in range(0, len(hash_list), 500):
-            rows = batch.session.execute(
-                _KNOWN_AND_LOCKED,
-                {"project_id": project_id, "hashes": hash_list[start : start + 500]},
-            )
-            for h, group in rows:
-                batch.known[(project_id, h)] = group.id
-                batch.groups[group.id] = group
+        project = batch.projects[project_id]
+        for row in store.known_groups(batch.session, batch.sql, project_id, sorted(project_hashes)):
+            batch.known[(project_id, row.hash)] = row.id
+            if row.id not in batch.plain and _is_plain(batch, row, project):
+                batch.plain[row.id] = _Plain.of(row)
+
+
+def _is_plain(batch: _Batch, row: store.KnownGroup, project: store.ProjectInfo) -> bool:
+    if row.status != GroupStatus.UNRESOLVED:
+        return False
+    if project.resolve_age_hours <= 0:
+        return True
+    issue_type = batch.ctx.registry.get(row.type_id)
+    if issue_type is None or not issue_type.enable_auto_resolve:
+        return True
+    # Old enough to count as resolved: the next occurrence regresses it (ORM path).
+    return row.last_seen >= batch.now - timedelta(hours=project.resolve_age_hours)
+
+
+def _orm_group(batch: _Batch, group_id: int) -> Group:
+    """The ORM object of a non-plain issue (its row is already locked on PostgreSQL)."""
+    group = batch.groups.get(group_id)
+    if group is None:
+        group = batch.session.get(Group, group_id)
+        assert group is not None
+        batch.groups[group_id] = group
+    return group
 
 
 def _load_events(batch: _Batch, referencing: list[ValidOccurrence]) -> None:
@@ -371,8 +438,7 @@ def _process(
     occ: ValidOccurrence,
     issue_type: IssueType,
     hashes: list[str],
-    project: Project,
-    org: Organization,
+    project: store.ProjectInfo,
 ) -> IngestResult:
     """Group one occurrence: join, regress, wait below the noise threshold, or open an issue."""
     known = {
@@ -380,7 +446,15 @@ def _process(
     }
     decision = decide(hashes, known)
     if decision.group_id is not None:
-        group = batch.groups[decision.group_id]
+        plain = batch.plain.get(decision.group_id)
+        if plain is not None:
+            if plain.row.type_id != occ.type_id:
+                return _accepted(occ, "dropped", reason="type_mismatch", issue_id=None)
+            plain.join(occ)
+            batch.hour_increments[(plain.row.id, epoch_hour(occ.detection_time))] += 1
+            _store(batch, occ, plain.row.id)
+            return _accepted(occ, "grouped", issue_id=plain.row.id)
+        group = _orm_group(batch, decision.group_id)
         if group.type_id != occ.type_id:
             return _accepted(occ, "dropped", reason="type_mismatch", issue_id=None)
         outcome = _join(batch, group, [occ], project)
@@ -434,7 +508,7 @@ def _process(
     elif _quota_used_up(batch, occ, issue_type):
         return _accepted(occ, "rate_limited", reason="creation_quota")
 
-    group = _create(batch, occ, issue_type, project, org, primary, decision.link_hashes)
+    group = _create(batch, occ, issue_type, project, primary, decision.link_hashes)
     if pending:
         _adopt_pending(batch, group, pending)
     _store(batch, occ, group.id)
@@ -528,8 +602,7 @@ def _create(
     batch: _Batch,
     occ: ValidOccurrence,
     issue_type: IssueType,
-    project: Project,
-    org: Organization,
+    project: store.ProjectInfo,
     primary: str,
     link_hashes: Sequence[str],
 ) -> Group:
@@ -545,7 +618,12 @@ def _create(
     )
     priority = occ.priority if occ.priority is not None else issue_type.default_priority
     notify = is_enabled(
-        batch.ctx, session, issue_type, FlagKind.POST_PROCESS, org.id, org.early_adopter
+        batch.ctx,
+        session,
+        issue_type,
+        FlagKind.POST_PROCESS,
+        project.organization_id,
+        project.early_adopter,
     )
     group = Group(
         project_id=occ.project_id,
@@ -625,7 +703,7 @@ def _count_into(batch: _Batch, group: Group, occ: _Counted) -> None:
     batch.hour_increments[(group.id, epoch_hour(occ.detection_time))] += 1
 
 
-def _counts_as_resolved(batch: _Batch, group: Group, project: Project) -> bool:
+def _counts_as_resolved(batch: _Batch, group: Group, project: store.ProjectInfo) -> bool:
     if group.status == GroupStatus.RESOLVED:
         return True
     if group.status != GroupStatus.UNRESOLVED or project.resolve_age_hours <= 0:
@@ -636,7 +714,9 @@ def _counts_as_resolved(batch: _Batch, group: Group, project: Project) -> bool:
     return group.last_seen < batch.now - timedelta(hours=project.resolve_age_hours)
 
 
-def _join(batch: _Batch, group: Group, occs: list[ValidOccurrence], project: Project) -> str:
+def _join(
+    batch: _Batch, group: Group, occs: list[ValidOccurrence], project: store.ProjectInfo
+) -> str:
     """Count occurrences into an existing issue; returns ``grouped`` or ``regressed``."""
     outcome = "grouped"
     for occ in occs:
@@ -706,48 +786,19 @@ def _type_default(batch: _Batch, type_id: int) -> int:
     return issue_type.default_priority if issue_type else 50
 
 
-EVENTS_TABLE = cast(Table, Event.__table__)
-HOURLY_TABLE = cast(Table, HourlyCount.__table__)
-
-
-@lru_cache(maxsize=4)
-def _upserts(dialect: str) -> tuple[Any, Any]:
-    """Core upserts of events and hourly counts, built once per dialect (no ORM per row)."""
-    insert_of = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    events = insert_of(EVENTS_TABLE).on_conflict_do_nothing(
-        index_elements=["project_id", "event_id"]
-    )
-    hourly = insert_of(HOURLY_TABLE)
-    hourly = hourly.on_conflict_do_update(
-        index_elements=["group_id", "hour"],
-        set_={"count": HOURLY_TABLE.c["count"] + hourly.excluded["count"]},
-    )
-    return events, hourly
-
-
 def _flush_writes(batch: _Batch) -> None:
     """Write the batch's rows with set-based statements, then apply ignored-issue rules."""
     session = batch.session
-    session.flush()
-    new_events = [
-        {"project_id": p, "event_id": e, "data": data, "received_at": batch.now}
-        for (p, e), data in batch.events.items()
-        if data
-    ]
-    if new_events:
-        session.execute(_upserts(session.get_bind().dialect.name)[0], new_events)
-    if batch.new_rows:
-        # Core insert (executemany): the ORM bulk path costs more per row than SQLite does.
-        session.execute(_INSERT_OCCURRENCES, batch.new_rows)
-    if batch.hour_increments:
-        stmt = _upserts(session.get_bind().dialect.name)[1]
-        session.execute(
-            stmt,
-            [
-                {"group_id": g, "hour": h, "count": n}
-                for (g, h), n in sorted(batch.hour_increments.items())
-            ],
-        )
+    session.flush()  # issues created or changed through the ORM first (rows reference them)
+    store.write_batch(
+        session,
+        batch.sql,
+        now=batch.now,
+        events=[(p, e, data) for (p, e), data in batch.events.items() if data],
+        occurrences=batch.new_rows,
+        hourly=[(g, h, n) for (g, h), n in sorted(batch.hour_increments.items())],
+        groups=[plain.update() for _, plain in sorted(batch.plain.items()) if plain.added],
+    )
     session.flush()
     for group_id, times in batch.ignored_touched.items():
         group = batch.groups[group_id]

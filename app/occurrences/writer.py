@@ -40,7 +40,9 @@ class _Job:
     future: asyncio.Future[list[IngestResult]]
 
 
-def _settle(job: _Job, result: list[IngestResult] | None, error: BaseException | None) -> None:
+def _settle(
+    job: _Job, result: list[IngestResult] | None, error: BaseException | None, inline: bool = False
+) -> None:
     def apply() -> None:
         if job.future.done():
             return
@@ -50,6 +52,9 @@ def _settle(job: _Job, result: list[IngestResult] | None, error: BaseException |
             assert result is not None
             job.future.set_result(result)
 
+    if inline:
+        apply()
+        return
     # RuntimeError: the request's loop is gone (its client left during shutdown).
     with contextlib.suppress(RuntimeError):
         job.loop.call_soon_threadsafe(apply)
@@ -58,13 +63,16 @@ def _settle(job: _Job, result: list[IngestResult] | None, error: BaseException |
 class GroupCommitWriter:
     """The per-process ingest writer."""
 
-    def __init__(self, ctx: AppContext, *, max_items: int) -> None:
+    def __init__(self, ctx: AppContext, *, max_items: int, inline: bool = False) -> None:
         self.ctx = ctx
         self.max_items = max_items
+        self.inline = inline
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._closed = False
+        self._waiting: list[_Job] = []
+        self._scheduled = False
 
     async def submit(self, raws: Sequence[Any], principal: Principal) -> list[IngestResult]:
         """Ingest ``raws`` in the next group transaction; returns after its commit."""
@@ -72,9 +80,30 @@ class GroupCommitWriter:
             raise ServiceUnavailable("the service is shutting down, retry later")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[list[IngestResult]] = loop.create_future()
+        if self.inline:
+            self._waiting.append(_Job(raws, principal, loop, future))
+            if not self._scheduled:
+                self._scheduled = True
+                # After the callbacks already queued: the requests read in this loop
+                # iteration reach submit() first and join the same transaction.
+                loop.call_soon(self._flush_inline)
+            return await future
         self._ensure_thread()
         self._queue.put(_Job(raws, principal, loop, future))
         return await future
+
+    def _flush_inline(self) -> None:
+        self._scheduled = False
+        jobs: list[_Job] = []
+        count = 0
+        while self._waiting and count < self.max_items:
+            job = self._waiting.pop(0)
+            jobs.append(job)
+            count += len(job.raws)
+        if self._waiting:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush_inline)
+        self._process(jobs)
 
     def _ensure_thread(self) -> None:
         if self._thread is not None:
@@ -127,7 +156,7 @@ class GroupCommitWriter:
                         len(jobs),
                     )
                 for job in jobs:
-                    _settle(job, None, exc)
+                    _settle(job, None, exc, self.inline)
                 return
             # Keep one request's failure from failing the others: replay them one by one.
             log.warning(
@@ -136,27 +165,31 @@ class GroupCommitWriter:
             self._replay(jobs)
             return
         for job, answer in zip(jobs, answers, strict=True):
-            _settle(job, answer, None)
+            _settle(job, answer, None, self.inline)
 
     def _replay(self, jobs: list[_Job]) -> None:
         for position, job in enumerate(jobs):
             try:
                 [answer] = ingest_requests(self.ctx, [(job.raws, job.principal)])
             except Exception as exc:
-                _settle(job, None, exc)
+                _settle(job, None, exc, self.inline)
                 if database_unavailable(exc):
                     for rest in jobs[position + 1 :]:
-                        _settle(rest, None, exc)
+                        _settle(rest, None, exc, self.inline)
                     return
             else:
-                _settle(job, answer, None)
+                _settle(job, answer, None, self.inline)
 
 
 def writer_of(ctx: AppContext) -> GroupCommitWriter:
     """The context's writer (created on first use)."""
     writer = ctx.extras.get("ingest_writer")
     if writer is None:
-        writer = GroupCommitWriter(ctx, max_items=ctx.settings.ingest_group_max_items)
+        writer = GroupCommitWriter(
+            ctx,
+            max_items=ctx.settings.ingest_group_max_items,
+            inline=ctx.settings.ingest_writer == "inline",
+        )
         ctx.extras["ingest_writer"] = writer
     assert isinstance(writer, GroupCommitWriter)
     return writer

@@ -1,0 +1,285 @@
+"""Driver-level statements of the ingest hot path (ADR 0006).
+
+The statements that run once per occurrence or once per joined issue go straight to the DBAPI
+cursor of the session's connection (same transaction), with values already in the driver's
+form: SQLAlchemy's per-statement and per-row bind processing cost more than SQLite itself did.
+Everything else of the ingest (issue creation, noise windows, regressions) stays on the ORM.
+
+Each statement is one fixed SQL text per dialect, so the driver's statement cache (sqlite3) and
+server-side prepared statements (psycopg) are reused: id lists travel as one JSON array
+(SQLite ``json_each``) or one array parameter (PostgreSQL ``= ANY``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from sqlalchemy.orm import Session
+
+OCCURRENCE_COLUMNS = (
+    "project_id",
+    "id",
+    "group_id",
+    "pending_hash",
+    "type_id",
+    "event_id",
+    "fingerprint",
+    "issue_title",
+    "subtitle",
+    "culprit",
+    "resource_id",
+    "evidence_data",
+    "evidence_display",
+    "detection_time",
+    "level",
+    "priority",
+    "assignee",
+    "received_at",
+)
+_JSON_COLUMNS = frozenset({"fingerprint", "evidence_data", "evidence_display"})
+
+
+def json_text(value: Any) -> str:
+    """JSON text as the engine's JSON columns store it (orjson)."""
+    return orjson.dumps(value).decode()
+
+
+def sqlite_time(moment: datetime) -> str:
+    """A UTC moment in SQLAlchemy's SQLite DATETIME text form (naive UTC, microseconds)."""
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    return moment.replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def _sqlite_read_time(value: str) -> datetime:
+    return datetime.fromisoformat(value).replace(tzinfo=UTC)
+
+
+def _pg_read_time(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+@dataclass(frozen=True)
+class ProjectInfo:
+    """What ingest reads of a project and its organization."""
+
+    id: int
+    organization_id: int
+    resolve_age_hours: int
+    early_adopter: bool
+
+
+@dataclass(frozen=True)
+class KnownGroup:
+    """An issue reached by a hash of the batch, with what plain joining needs of it."""
+
+    hash: str
+    id: int
+    type_id: int
+    status: int
+    first_seen: datetime
+    last_seen: datetime
+    latest_detection_time: datetime
+    priority_locked: bool
+
+
+@dataclass(frozen=True)
+class GroupUpdate:
+    """The aggregated change of one issue by the plain occurrences of a batch."""
+
+    id: int
+    added: int
+    first_seen: datetime
+    last_seen: datetime
+    latest_detection_time: datetime
+    # None: unchanged (the newest occurrence of the batch is older than the stored one).
+    title: str | None
+    subtitle: str | None
+    culprit: str | None
+    level: str | None
+    latest_occurrence_id: str | None
+    priority: int | None
+
+
+class HotStatements:
+    """The hot-path SQL of one dialect, with its value conversions."""
+
+    def __init__(self, dialect: str) -> None:
+        self.postgres = dialect == "postgresql"
+        p = "%s" if self.postgres else "?"
+        self.time = _same if self.postgres else sqlite_time
+        self.read_time = _pg_read_time if self.postgres else _sqlite_read_time
+        ids = "= ANY(%s)" if self.postgres else "IN (SELECT value FROM json_each(?))"
+        self.project_rows = (
+            "SELECT p.id, p.organization_id, p.resolve_age_hours, o.early_adopter "  # noqa: S608
+            "FROM projects p JOIN organizations o ON o.id = p.organization_id "
+            f"WHERE p.id {ids}"
+        )
+        self.existing = f"SELECT id, group_id FROM occurrences WHERE project_id = {p} AND id {ids}"  # noqa: S608
+        self.known = (
+            "SELECT gh.hash, g.id, g.type_id, g.status, g.first_seen, g.last_seen, "  # noqa: S608
+            "g.latest_detection_time, g.priority_locked "
+            "FROM group_hashes gh JOIN groups g ON g.id = gh.group_id "
+            f"WHERE gh.project_id = {p} AND gh.hash {ids} ORDER BY g.id"
+            + (" FOR UPDATE OF g" if self.postgres else "")
+        )
+        json_value = f"CAST({p} AS jsonb)" if self.postgres else p
+        values = ", ".join(json_value if c in _JSON_COLUMNS else p for c in OCCURRENCE_COLUMNS)
+        self.insert_occurrences = (
+            f"INSERT INTO occurrences ({', '.join(OCCURRENCE_COLUMNS)}) VALUES ({values})"  # noqa: S608
+        )
+        self.insert_events = (
+            "INSERT INTO events (project_id, event_id, data, received_at) "  # noqa: S608
+            f"VALUES ({p}, {p}, {json_value}, {p}) ON CONFLICT (project_id, event_id) DO NOTHING"
+        )
+        self.upsert_hourly = (
+            f"INSERT INTO hourly_counts (group_id, hour, count) VALUES ({p}, {p}, {p}) "  # noqa: S608
+            "ON CONFLICT (group_id, hour) "
+            "DO UPDATE SET count = hourly_counts.count + excluded.count"
+        )
+        self.update_groups = (
+            f"UPDATE groups SET times_seen = times_seen + {p}, version = version + {p}, "  # noqa: S608
+            f"updated_at = {p}, first_seen = {p}, last_seen = {p}, latest_detection_time = {p}, "
+            f"title = COALESCE({p}, title), subtitle = COALESCE({p}, subtitle), "
+            f"culprit = COALESCE({p}, culprit), level = COALESCE({p}, level), "
+            f"latest_occurrence_id = COALESCE({p}, latest_occurrence_id), "
+            f"priority = COALESCE({p}, priority) WHERE id = {p}"
+        )
+
+    def ids_param(self, values: Sequence[str]) -> Any:
+        """An id list as the dialect's single parameter."""
+        return list(values) if self.postgres else json_text(list(values))
+
+    def occurrence_rows(self, rows: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
+        """Queued occurrences (column -> value) as the insert's parameters, in column order."""
+        convert = self.time
+        times: dict[datetime, Any] = {}  # a batch repeats its instants (received_at always)
+
+        def t(moment: datetime) -> Any:
+            found = times.get(moment)
+            if found is None:
+                found = times[moment] = convert(moment)
+            return found
+
+        return [
+            (
+                r["project_id"],
+                r["id"],
+                r["group_id"],
+                r["pending_hash"],
+                r["type_id"],
+                r["event_id"],
+                json_text(r["fingerprint"]),
+                r["issue_title"],
+                r["subtitle"],
+                r["culprit"],
+                r["resource_id"],
+                json_text(r["evidence_data"]),
+                json_text(r["evidence_display"]),
+                t(r["detection_time"]),
+                r["level"],
+                r["priority"],
+                r["assignee"],
+                t(r["received_at"]),
+            )
+            for r in rows
+        ]
+
+
+_STATEMENTS: dict[str, HotStatements] = {}
+
+
+def statements(session: Session) -> HotStatements:
+    """The hot statements of the session's dialect (built once per dialect)."""
+    name = session.get_bind().dialect.name
+    found = _STATEMENTS.get(name)
+    if found is None:
+        found = _STATEMENTS[name] = HotStatements(name)
+    return found
+
+
+def cursor(session: Session) -> Any:
+    """A DBAPI cursor on the session's connection, inside its open transaction."""
+    return session.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
+
+
+def projects(session: Session, sql: HotStatements, ids: Sequence[int]) -> list[ProjectInfo]:
+    """The projects among ``ids`` that exist, with their organization's early-adopter flag."""
+    cur = cursor(session)
+    cur.execute(sql.project_rows, (list(ids) if sql.postgres else json_text(list(ids)),))
+    return [ProjectInfo(p, o, age, bool(early)) for p, o, age, early in cur.fetchall()]
+
+
+def existing_occurrences(
+    session: Session, sql: HotStatements, project_id: int, ids: Sequence[str]
+) -> Iterable[tuple[str, int | None]]:
+    """Stored (id, group_id) among ``ids`` of one project."""
+    cur = cursor(session)
+    cur.execute(sql.existing, (project_id, sql.ids_param(ids)))
+    rows: list[tuple[str, int | None]] = cur.fetchall()
+    return rows
+
+
+def known_groups(
+    session: Session, sql: HotStatements, project_id: int, hashes: Sequence[str]
+) -> list[KnownGroup]:
+    """Issues reached by ``hashes``, in id order (locked FOR UPDATE on PostgreSQL)."""
+    cur = cursor(session)
+    cur.execute(sql.known, (project_id, sql.ids_param(hashes)))
+    read = sql.read_time
+    return [
+        KnownGroup(h, gid, type_id, status, read(first), read(last), read(latest), bool(locked))
+        for h, gid, type_id, status, first, last, latest, locked in cur.fetchall()
+    ]
+
+
+def write_batch(
+    session: Session,
+    sql: HotStatements,
+    *,
+    now: datetime,
+    events: Sequence[tuple[int, str, dict[str, Any]]],
+    occurrences: Sequence[dict[str, Any]],
+    hourly: Sequence[tuple[int, int, int]],
+    groups: Sequence[GroupUpdate],
+) -> None:
+    """Every row of a batch: events, occurrences, hourly counts and plain issue updates."""
+    cur = cursor(session)
+    when = sql.time(now)
+    if events:
+        cur.executemany(sql.insert_events, [(p, e, json_text(data), when) for p, e, data in events])
+    if occurrences:
+        cur.executemany(sql.insert_occurrences, sql.occurrence_rows(occurrences))
+    if hourly:
+        cur.executemany(sql.upsert_hourly, hourly)
+    if groups:
+        t = sql.time
+        cur.executemany(
+            sql.update_groups,
+            [
+                (
+                    g.added,
+                    g.added,
+                    when,
+                    t(g.first_seen),
+                    t(g.last_seen),
+                    t(g.latest_detection_time),
+                    g.title,
+                    g.subtitle,
+                    g.culprit,
+                    g.level,
+                    g.latest_occurrence_id,
+                    g.priority,
+                    g.id,
+                )
+                for g in groups
+            ],
+        )
