@@ -18,6 +18,7 @@ import contextlib
 import logging
 import queue
 import threading
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,10 @@ from app.metrics import INGEST_BATCH_SIZE, WRITER_FAILURES
 from app.occurrences.service import IngestResult, ingest_requests
 
 log = logging.getLogger(__name__)
+
+# Group formation of the inline writer (see _flush_inline).
+GATHER_SECONDS = 0.002
+GATHER_STEP_SECONDS = 0.0002
 
 
 @dataclass
@@ -71,8 +76,11 @@ class GroupCommitWriter:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._closed = False
-        self._waiting: list[_Job] = []
+        self._waiting: deque[_Job] = deque()
+        self._waiting_items = 0
         self._scheduled = False
+        self._gather_started = 0.0
+        self._seen = 0
 
     async def submit(self, raws: Sequence[Any], principal: Principal) -> list[IngestResult]:
         """Ingest ``raws`` in the next group transaction; returns after its commit."""
@@ -82,8 +90,11 @@ class GroupCommitWriter:
         future: asyncio.Future[list[IngestResult]] = loop.create_future()
         if self.inline:
             self._waiting.append(_Job(raws, principal, loop, future))
+            self._waiting_items += len(raws)
             if not self._scheduled:
                 self._scheduled = True
+                self._gather_started = loop.time()
+                self._seen = 0
                 # After the callbacks already queued: the requests read in this loop
                 # iteration reach submit() first and join the same transaction.
                 loop.call_soon(self._flush_inline)
@@ -93,16 +104,34 @@ class GroupCommitWriter:
         return await future
 
     def _flush_inline(self) -> None:
-        self._scheduled = False
+        loop = asyncio.get_running_loop()
+        # Gather: while requests keep arriving, wait a little (at most GATHER_SECONDS after the
+        # first) so that one transaction takes them all; a lone request waits for nothing.
+        if (
+            len(self._waiting) > self._seen
+            and self._waiting_items < self.max_items
+            and loop.time() - self._gather_started < GATHER_SECONDS
+        ):
+            first = self._seen == 0
+            self._seen = len(self._waiting)
+            if first:
+                loop.call_soon(self._flush_inline)
+            else:
+                loop.call_later(GATHER_STEP_SECONDS, self._flush_inline)
+            return
         jobs: list[_Job] = []
         count = 0
         while self._waiting and count < self.max_items:
-            job = self._waiting.pop(0)
+            job = self._waiting.popleft()
             jobs.append(job)
             count += len(job.raws)
+        self._waiting_items -= count
         if self._waiting:
-            self._scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush_inline)
+            self._gather_started = loop.time()
+            self._seen = 0
+            loop.call_soon(self._flush_inline)
+        else:
+            self._scheduled = False
         self._process(jobs)
 
     def _ensure_thread(self) -> None:
