@@ -15,7 +15,7 @@ from typing import Any
 
 from app.issue_types.registry import parse_priority
 from app.issues.status import LEVELS
-from app.storable import unstorable
+from app.storable import nesting_bound, unstorable_path
 
 UUID_RE = re.compile(
     r"^(?:[0-9a-fA-F]{32}|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$"
@@ -166,7 +166,10 @@ def _depth(value: Any, limit: int, level: int = 0) -> int:
     return level
 
 
-def _check_depth(value: Any, field_name: str, limits: Limits) -> None:
+def _check_depth(value: Any, field_name: str, limits: Limits, bound: int | None) -> None:
+    # ``bound`` (when known) caps the nesting of anything in the payload: no walk needed under it.
+    if bound is not None and bound <= limits.max_depth:
+        return
     if _depth(value, limits.max_depth) > limits.max_depth:
         raise _invalid(field_name, f"is nested deeper than {limits.max_depth} levels")
 
@@ -236,7 +239,7 @@ def _tags(value: Any) -> Any:
     raise _invalid("event.tags", "must be an object of strings or a list of pairs")
 
 
-def _event(raw_event: Any, limits: Limits) -> tuple[dict[str, Any], list[str]]:
+def _event(raw_event: Any, limits: Limits, bound: int | None) -> tuple[dict[str, Any], list[str]]:
     if not isinstance(raw_event, dict):
         raise _invalid("event", "must be an object")
     if "event_id" not in raw_event:
@@ -253,7 +256,7 @@ def _event(raw_event: Any, limits: Limits) -> tuple[dict[str, Any], list[str]]:
     ts = raw_event.get("timestamp")
     if isinstance(ts, bool) or not isinstance(ts, int | float | str):
         raise _invalid("event.timestamp", "must be a number or a string")
-    _check_depth(raw_event, "event", limits)
+    _check_depth(raw_event, "event", limits, bound)
     kept = {k: raw_event[k] for k in KEPT_EVENT_KEYS if k in raw_event}
     kept["event_id"] = event_id
     kept["project_id"] = project_id
@@ -267,9 +270,13 @@ def validate_occurrence(raw: Any, limits: Limits = Limits()) -> ValidOccurrence:
     """Check one occurrence payload (SPEC §5); raise ``PayloadError`` at the first broken rule."""
     if not isinstance(raw, dict):
         raise PayloadError("invalid_payload", "occurrence must be a JSON object", None)
-    bad = unstorable(raw)
-    if bad is not None:
-        raise _invalid(bad, "must not contain NUL characters or integers beyond 64 bits")
+    nesting = nesting_bound(raw)
+    if nesting is None:
+        bad = unstorable_path(raw)
+        if bad is not None:
+            raise _invalid(bad, "must not contain NUL characters or integers beyond 64 bits")
+    # What sits inside ``raw`` nests one level less than ``raw`` itself.
+    inner = None if nesting is None else nesting - 1
     for required in (
         "id",
         "project_id",
@@ -310,7 +317,7 @@ def validate_occurrence(raw: Any, limits: Limits = Limits()) -> ValidOccurrence:
         evidence_data = {}
     if not isinstance(evidence_data, dict):
         raise _invalid("evidence_data", "must be an object")
-    _check_depth(evidence_data, "evidence_data", limits)
+    _check_depth(evidence_data, "evidence_data", limits, inner)
     evidence_display = _evidence_display(raw["evidence_display"])
     type_id = _int(raw["type"], "type")
     detection_time = parse_time(raw["detection_time"], "detection_time")
@@ -328,7 +335,7 @@ def validate_occurrence(raw: Any, limits: Limits = Limits()) -> ValidOccurrence:
     event: dict[str, Any] | None = None
     ignored: list[str] = []
     if raw_event is not None:
-        event, ignored = _event(raw_event, limits)
+        event, ignored = _event(raw_event, limits, inner)
         if event["project_id"] != project_id:
             raise PayloadError(
                 "event_project_mismatch",
