@@ -106,6 +106,12 @@ def normalize_uuid(value: Any, field_name: str) -> str:
     """A UUID (dashed or 32 hex) as 32 lowercase hex."""
     if not isinstance(value, str) or not UUID_RE.match(value):
         raise _invalid(field_name, "must be a UUID (dashed or 32 hex characters)")
+    # The two exact shapes need no uuid.UUID round trip; anything else the pattern lets through
+    # (a trailing newline matches "$") still goes to uuid.UUID, which decides as it always has.
+    if len(value) == 32:
+        return value.lower()
+    if len(value) == 36:
+        return value.replace("-", "").lower()
     return uuid.UUID(value).hex
 
 
@@ -133,12 +139,14 @@ def parse_time(value: Any, field_name: str) -> datetime:
         return datetime.fromtimestamp(value, UTC)
     if isinstance(value, str) and value.strip():
         text = value.strip()
-        try:
-            number = float(text)
-        except ValueError:
-            pass
-        else:
-            return parse_time(number, field_name)
+        # float() never accepts ":", so an ISO time with hours and minutes skips the attempt.
+        if ":" not in text:
+            try:
+                number = float(text)
+            except ValueError:
+                pass
+            else:
+                return parse_time(number, field_name)
         try:
             parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
         except ValueError:
@@ -204,17 +212,21 @@ def _evidence_display(value: Any) -> list[dict[str, Any]]:
     if not isinstance(value, list):
         raise _invalid("evidence_display", "must be a list")
     out = []
+    # Field names are only spelled out for an error: most payloads never need them.
     for i, item in enumerate(value):
-        name = f"evidence_display.{i}"
         if not isinstance(item, dict):
-            raise _invalid(name, "must be an object with name, value and important")
-        entry_name = _str(item.get("name"), f"{name}.name")
+            raise _invalid(
+                f"evidence_display.{i}", "must be an object with name, value and important"
+            )
+        entry_name = item.get("name")
+        if not isinstance(entry_name, str):
+            raise _invalid(f"evidence_display.{i}.name", "must be a string")
         entry_value = item.get("value")
         if not isinstance(entry_value, str):
-            raise _invalid(f"{name}.value", "must be a string")
+            raise _invalid(f"evidence_display.{i}.value", "must be a string")
         important = item.get("important", False)
         if not isinstance(important, bool):
-            raise _invalid(f"{name}.important", "must be a boolean")
+            raise _invalid(f"evidence_display.{i}.important", "must be a boolean")
         out.append({"name": entry_name, "value": entry_value, "important": important})
     return out
 
