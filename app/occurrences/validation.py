@@ -98,6 +98,17 @@ class ValidOccurrence:
     ignored_fields: list[str] = field(default_factory=list)
 
 
+def _build(**values: Any) -> ValidOccurrence:
+    """``ValidOccurrence(**values)`` given every field, minus the frozen ``__init__``'s cost.
+
+    A frozen dataclass sets each field through ``object.__setattr__``; filling ``__dict__`` at
+    once gives the same instance several times faster (tests check it against the constructor).
+    """
+    occurrence = object.__new__(ValidOccurrence)
+    occurrence.__dict__.update(values)
+    return occurrence
+
+
 def _invalid(field_name: str, message: str) -> PayloadError:
     return PayloadError("invalid_payload", f"{field_name}: {message}", field_name)
 
@@ -364,7 +375,7 @@ def validate_occurrence(raw: Any, limits: Limits = Limits()) -> ValidOccurrence:
     else:
         assert top_event_id is not None
         event_id = top_event_id
-    return ValidOccurrence(
+    return _build(
         id=occ_id,
         project_id=project_id,
         fingerprint=tuple(fingerprint),
