@@ -9,13 +9,66 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 MIN_INT = -(2**63)
 MAX_UINT = 2**64 - 1
 MAX_DEPTH = 64
 
+# orjson reads a dict's or str's storage, the walk calls its methods: subclasses (which may
+# override them) are refused by the fast check and left to the walk.
+_PLAIN_ONLY = orjson.OPT_PASSTHROUGH_SUBCLASS
+_ESCAPED_NUL = b"\\u0000"
+_CONTAINERS = frozenset((dict, list, tuple))
 
-def unstorable(value: Any, path: str = "", depth: int = 0) -> str | None:
+
+def nesting_bound(value: Any) -> int | None:
+    """An upper bound on how deeply lists and objects nest in ``value``, if it is surely storable.
+
+    None means "not sure": ``unstorable_path`` must decide. One orjson pass in C replaces the
+    Python walk for the usual payload: orjson refuses exactly the integers the walk refuses, and a
+    NUL always comes out as ``\\u0000`` (also inside keys). What is left is the depth at which the
+    walk gives up: every list, tuple or object writes one opening bracket, so few brackets settle
+    it at once (brackets inside strings only loosen the bound); many are counted level by level.
+    """
+    try:
+        text = orjson.dumps(value, option=_PLAIN_ONLY)
+    except Exception:  # whatever orjson refuses (types, surrogates, recursion), the walk judges
+        return None
+    if _ESCAPED_NUL in text:  # also an escaped backslash followed by "u0000": the walk decides
+        return None
+    brackets = text.count(b"[") + text.count(b"{")
+    # Fewer than MAX_DEPTH containers: nothing sits at depth MAX_DEPTH, where the walk stops.
+    levels = brackets if brackets < MAX_DEPTH else _levels(value)
+    return levels if levels < MAX_DEPTH else None
+
+
+def _levels(value: Any) -> int:
+    """How many levels of lists, tuples and objects nest in ``value``, counted up to MAX_DEPTH.
+
+    Only for what orjson wrote with the subclass passthrough: every container is then exactly a
+    dict, list or tuple (and there is no cycle), the ones the walk descends into.
+    """
+    levels = 0
+    layer = [value] if type(value) in _CONTAINERS else []
+    while layer and levels < MAX_DEPTH:
+        levels += 1
+        children: list[Any] = []
+        for container in layer:
+            children.extend(container.values() if type(container) is dict else container)
+        layer = [child for child in children if type(child) in _CONTAINERS]
+    return levels
+
+
+def unstorable(value: Any) -> str | None:
     """The path of the first part of ``value`` that cannot be stored, or None if all can."""
+    if nesting_bound(value) is not None:
+        return None
+    return unstorable_path(value)
+
+
+def unstorable_path(value: Any, path: str = "", depth: int = 0) -> str | None:
+    """``unstorable`` by walking every value: the reference rule, and the path of the culprit."""
     if isinstance(value, str):
         return path or "." if "\x00" in value else None
     if isinstance(value, bool) or value is None or isinstance(value, float):
@@ -29,13 +82,13 @@ def unstorable(value: Any, path: str = "", depth: int = 0) -> str | None:
             child = f"{path}.{key}" if path else str(key)
             if isinstance(key, str) and "\x00" in key:
                 return child
-            found = unstorable(item, child, depth + 1)
+            found = unstorable_path(item, child, depth + 1)
             if found is not None:
                 return found
         return None
     if isinstance(value, list | tuple):
         for i, item in enumerate(value):
-            found = unstorable(item, f"{path}.{i}" if path else str(i), depth + 1)
+            found = unstorable_path(item, f"{path}.{i}" if path else str(i), depth + 1)
             if found is not None:
                 return found
     return None
