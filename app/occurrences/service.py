@@ -256,6 +256,7 @@ class _Batch:
     now: datetime
     projects: dict[int, store.ProjectInfo]
     sql: store.HotStatements
+    cur: Any  # the DBAPI cursor of the session's connection (store.cursor)
     known: dict[tuple[int, str], int] = field(default_factory=dict)
     groups: dict[int, Group] = field(default_factory=dict)
     plain: dict[int, _Plain] = field(default_factory=dict)
@@ -277,8 +278,9 @@ def _ingest_valid(
         refresh_if_stale(ctx, session)
         sql = store.statements(session)
         project_ids = sorted({v.project_id for _, v, _ in valid})
-        projects = {p.id: p for p in store.projects(session, sql, project_ids)}
-        batch = _Batch(session=session, ctx=ctx, now=now, projects=projects, sql=sql)
+        cur = store.cursor(session)
+        projects = {p.id: p for p in store.projects(cur, sql, project_ids)}
+        batch = _Batch(session=session, ctx=ctx, now=now, projects=projects, sql=sql, cur=cur)
 
         # Checks that need the database but change nothing.
         candidates: list[tuple[int, ValidOccurrence, IssueType, list[str]]] = []
@@ -369,7 +371,7 @@ def _existing_occurrences(
     found: dict[tuple[int, str], int | None] = {}
     for project_id, occ_ids in by_project.items():
         for occ_id, group_id in store.existing_occurrences(
-            batch.session, batch.sql, project_id, occ_ids
+            batch.cur, batch.sql, project_id, occ_ids
         ):
             found[(project_id, occ_id)] = group_id
     return found
@@ -388,7 +390,7 @@ def _load_known(
         by_project[occ.project_id].update(hashes)
     for project_id, project_hashes in by_project.items():
         project = batch.projects[project_id]
-        for row in store.known_groups(batch.session, batch.sql, project_id, sorted(project_hashes)):
+        for row in store.known_groups(batch.cur, batch.sql, project_id, sorted(project_hashes)):
             batch.known[(project_id, row.hash)] = row.id
             if row.id not in batch.plain and _is_plain(batch, row, project):
                 batch.plain[row.id] = _Plain.of(row)
@@ -791,7 +793,7 @@ def _flush_writes(batch: _Batch) -> None:
     session = batch.session
     session.flush()  # issues created or changed through the ORM first (rows reference them)
     store.write_batch(
-        session,
+        batch.cur,
         batch.sql,
         now=batch.now,
         events=[(p, e, data) for (p, e), data in batch.events.items() if data],

@@ -207,32 +207,33 @@ def statements(session: Session) -> HotStatements:
 
 
 def cursor(session: Session) -> Any:
-    """A DBAPI cursor on the session's connection, inside its open transaction."""
+    """A DBAPI cursor on the session's connection, inside its open transaction.
+
+    Taken once per transaction: each ``session.connection()`` walks SQLAlchemy's transaction
+    state machinery.
+    """
     return session.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
 
 
-def projects(session: Session, sql: HotStatements, ids: Sequence[int]) -> list[ProjectInfo]:
+def projects(cur: Any, sql: HotStatements, ids: Sequence[int]) -> list[ProjectInfo]:
     """The projects among ``ids`` that exist, with their organization's early-adopter flag."""
-    cur = cursor(session)
     cur.execute(sql.project_rows, (list(ids) if sql.postgres else json_text(list(ids)),))
     return [ProjectInfo(p, o, age, bool(early)) for p, o, age, early in cur.fetchall()]
 
 
 def existing_occurrences(
-    session: Session, sql: HotStatements, project_id: int, ids: Sequence[str]
+    cur: Any, sql: HotStatements, project_id: int, ids: Sequence[str]
 ) -> Iterable[tuple[str, int | None]]:
     """Stored (id, group_id) among ``ids`` of one project."""
-    cur = cursor(session)
     cur.execute(sql.existing, (project_id, sql.ids_param(ids)))
     rows: list[tuple[str, int | None]] = cur.fetchall()
     return rows
 
 
 def known_groups(
-    session: Session, sql: HotStatements, project_id: int, hashes: Sequence[str]
+    cur: Any, sql: HotStatements, project_id: int, hashes: Sequence[str]
 ) -> list[KnownGroup]:
     """Issues reached by ``hashes``, in id order (locked FOR UPDATE on PostgreSQL)."""
-    cur = cursor(session)
     cur.execute(sql.known, (project_id, sql.ids_param(hashes)))
     read = sql.read_time
     return [
@@ -242,7 +243,7 @@ def known_groups(
 
 
 def write_batch(
-    session: Session,
+    cur: Any,
     sql: HotStatements,
     *,
     now: datetime,
@@ -252,7 +253,6 @@ def write_batch(
     groups: Sequence[GroupUpdate],
 ) -> None:
     """Every row of a batch: events, occurrences, hourly counts and plain issue updates."""
-    cur = cursor(session)
     when = sql.time(now)
     if events:
         cur.executemany(sql.insert_events, [(p, e, json_text(data), when) for p, e, data in events])
