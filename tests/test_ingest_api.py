@@ -178,6 +178,19 @@ def test_invalid_payload_names_the_field(admin: TestClient) -> None:
     )
 
 
+def test_a_trailing_newline_is_no_part_of_an_id_or_assignee(admin: TestClient) -> None:
+    # "$" of a pattern also matches before a final newline: these answered 500 or were stored.
+    payload = occurrence(id=uuid.uuid4().hex + "\n")
+    error = assert_error(admin.post("/occurrences", json=payload), 422, "invalid_payload")
+    assert error["details"]["field"] == "id"
+    # An assignee that is not exactly "user:…" or "team:…" is left out, as any invalid one is.
+    answer = post(admin, occurrence(assignee="user:ann\n", fingerprint=["fp-newline"]))
+    assert admin.get(f"/issues/{answer['issue_id']}").json()["assignee"] is None
+    payload = occurrence()
+    payload["event_id"] = payload["event"]["event_id"] = uuid.uuid4().hex + "\n"
+    assert_error(admin.post("/occurrences", json=payload), 422, "invalid_payload")
+
+
 def test_ignored_event_fields_are_listed_and_not_stored(admin: TestClient) -> None:
     payload = occurrence()
     payload["event"]["attachments"] = [{"name": "a.txt"}]

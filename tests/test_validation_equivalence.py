@@ -79,7 +79,7 @@ def _invalid(field_name: str, message: str) -> PayloadError:
 
 
 def _uuid(value: Any, field_name: str) -> str:
-    if not isinstance(value, str) or not _UUID_RE.match(value):
+    if not isinstance(value, str) or not _UUID_RE.fullmatch(value):
         raise _invalid(field_name, "must be a UUID (dashed or 32 hex characters)")
     return uuid.UUID(value).hex
 
@@ -282,7 +282,7 @@ def reference_validate(raw: Any, limits: Limits) -> ValidOccurrence:
     level = _level(raw.get("level"))
     priority = _priority(raw)
     assignee = raw.get("assignee")
-    if not (isinstance(assignee, str) and _ASSIGNEE_RE.match(assignee)):
+    if not (isinstance(assignee, str) and _ASSIGNEE_RE.fullmatch(assignee)):
         assignee = None
     raw_event = raw.get("event")
     top_event_id = raw.get("event_id")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import re
-import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -115,15 +114,14 @@ def _invalid(field_name: str, message: str) -> PayloadError:
 
 def normalize_uuid(value: Any, field_name: str) -> str:
     """A UUID (dashed or 32 hex) as 32 lowercase hex."""
-    if not isinstance(value, str) or not UUID_RE.match(value):
+    # fullmatch: with match(), "$" also matched before a trailing newline, and uuid.UUID then
+    # raised a ValueError that no handler turned into a 422.
+    if not isinstance(value, str) or not UUID_RE.fullmatch(value):
         raise _invalid(field_name, "must be a UUID (dashed or 32 hex characters)")
-    # The two exact shapes need no uuid.UUID round trip; anything else the pattern lets through
-    # (a trailing newline matches "$") still goes to uuid.UUID, which decides as it always has.
+    # The pattern admits exactly these two shapes: no uuid.UUID round trip needed.
     if len(value) == 32:
         return value.lower()
-    if len(value) == 36:
-        return value.replace("-", "").lower()
-    return uuid.UUID(value).hex
+    return value.replace("-", "").lower()
 
 
 def _int(value: Any, field_name: str) -> int:
@@ -347,7 +345,7 @@ def validate_occurrence(raw: Any, limits: Limits = Limits()) -> ValidOccurrence:
     level = _level(raw.get("level"))
     priority = _priority(raw)
     assignee = raw.get("assignee")
-    if not (isinstance(assignee, str) and ASSIGNEE_RE.match(assignee)):
+    if not (isinstance(assignee, str) and ASSIGNEE_RE.fullmatch(assignee)):
         assignee = None
     raw_event = raw.get("event")
     top_event_id = raw.get("event_id")
