@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -30,6 +31,18 @@ def route_template(scope: Scope) -> str:
     route = scope.get("route")
     path = getattr(route, "path", None)
     return path if isinstance(path, str) and path else UNROUTED
+
+
+@functools.cache
+def _latency_of(route: str, method: str) -> Any:
+    # Children are cached: labels() builds and locks on every call. The keys are bounded
+    # (route templates x methods x statuses), like the metric's own label sets.
+    return REQUEST_LATENCY.labels(route=route, method=method)
+
+
+@functools.cache
+def _requests_of(route: str, method: str, status: int) -> Any:
+    return REQUESTS.labels(route=route, method=method, status=str(status))
 
 
 class RequestContextMiddleware:
@@ -73,8 +86,8 @@ class RequestContextMiddleware:
             method = scope.get("method", "GET")
             method = method if method in METHODS else "OTHER"
             route = route_template(scope)
-            REQUEST_LATENCY.labels(route=route, method=method).observe(elapsed)
-            REQUESTS.labels(route=route, method=method, status=str(status)).inc()
+            _latency_of(route, method).observe(elapsed)
+            _requests_of(route, method, status).inc()
             if self.log_requests:
                 access_log.info(
                     "%s %s %d",
