@@ -231,13 +231,15 @@ class _Plain:
             self.priority = occ.priority
 
     def update(self) -> store.GroupUpdate:
-        """The set-based change of this issue."""
+        """The set-based change of this issue (unchanged columns left out: fewer index writes)."""
+        row = self.row
+        newest = self.latest_occurrence_id is not None
         return store.GroupUpdate(
-            id=self.row.id,
+            id=row.id,
             added=self.added,
-            first_seen=self.first_seen,
-            last_seen=self.last_seen,
-            latest_detection_time=self.latest_detection_time,
+            first_seen=self.first_seen if self.first_seen != row.first_seen else None,
+            last_seen=self.last_seen if self.last_seen != row.last_seen else None,
+            latest_detection_time=self.latest_detection_time if newest else None,
             title=self.title,
             subtitle=self.subtitle,
             culprit=self.culprit,

@@ -93,14 +93,18 @@ class KnownGroup:
 
 @dataclass(frozen=True)
 class GroupUpdate:
-    """The aggregated change of one issue by the plain occurrences of a batch."""
+    """The aggregated change of one issue by the plain occurrences of a batch.
+
+    None means unchanged: the column is left out of the UPDATE, so the indexes on it (several
+    on ``last_seen``, one on ``first_seen`` and ``priority``) are not rewritten. The newest
+    occurrence's fields (title … latest_detection_time) change together or not at all.
+    """
 
     id: int
     added: int
-    first_seen: datetime
-    last_seen: datetime
-    latest_detection_time: datetime
-    # None: unchanged (the newest occurrence of the batch is older than the stored one).
+    first_seen: datetime | None
+    last_seen: datetime | None
+    latest_detection_time: datetime | None
     title: str | None
     subtitle: str | None
     culprit: str | None
@@ -145,14 +149,41 @@ class HotStatements:
             "ON CONFLICT (group_id, hour) "
             "DO UPDATE SET count = hourly_counts.count + excluded.count"
         )
-        self.update_groups = (
-            f"UPDATE groups SET times_seen = times_seen + {p}, version = version + {p}, "  # noqa: S608
-            f"updated_at = {p}, first_seen = {p}, last_seen = {p}, latest_detection_time = {p}, "
-            f"title = COALESCE({p}, title), subtitle = COALESCE({p}, subtitle), "
-            f"culprit = COALESCE({p}, culprit), level = COALESCE({p}, level), "
-            f"latest_occurrence_id = COALESCE({p}, latest_occurrence_id), "
-            f"priority = COALESCE({p}, priority) WHERE id = {p}"
-        )
+        self._p = p
+        self._update_sql: dict[tuple[bool, bool, bool, bool], str] = {}
+
+    def update_groups(self, first: bool, last: bool, newest: bool, priority: bool) -> str:
+        """The UPDATE of one issue that sets only the columns named (texts cached by shape)."""
+        key = (first, last, newest, priority)
+        found = self._update_sql.get(key)
+        if found is None:
+            p = self._p
+            sets = [
+                f"times_seen = times_seen + {p}",
+                f"version = version + {p}",
+                f"updated_at = {p}",
+            ]
+            if first:
+                sets.append(f"first_seen = {p}")
+            if last:
+                sets.append(f"last_seen = {p}")
+            if newest:
+                sets += [
+                    f"{c} = {p}"
+                    for c in (
+                        "title",
+                        "subtitle",
+                        "culprit",
+                        "level",
+                        "latest_occurrence_id",
+                        "latest_detection_time",
+                    )
+                ]
+            if priority:
+                sets.append(f"priority = {p}")
+            found = f"UPDATE groups SET {', '.join(sets)} WHERE id = {p}"  # noqa: S608
+            self._update_sql[key] = found
+        return found
 
     def ids_param(self, values: Sequence[str]) -> Any:
         """An id list as the dialect's single parameter."""
@@ -261,25 +292,32 @@ def write_batch(
     if hourly:
         cur.executemany(sql.upsert_hourly, hourly)
     if groups:
+        by_shape: dict[tuple[bool, bool, bool, bool], list[tuple[Any, ...]]] = {}
         t = sql.time
-        cur.executemany(
-            sql.update_groups,
-            [
-                (
-                    g.added,
-                    g.added,
-                    when,
-                    t(g.first_seen),
-                    t(g.last_seen),
-                    t(g.latest_detection_time),
+        for g in groups:
+            shape = (
+                g.first_seen is not None,
+                g.last_seen is not None,
+                g.latest_detection_time is not None,
+                g.priority is not None,
+            )
+            params: list[Any] = [g.added, g.added, when]
+            if g.first_seen is not None:
+                params.append(t(g.first_seen))
+            if g.last_seen is not None:
+                params.append(t(g.last_seen))
+            if g.latest_detection_time is not None:
+                params += [
                     g.title,
                     g.subtitle,
                     g.culprit,
                     g.level,
                     g.latest_occurrence_id,
-                    g.priority,
-                    g.id,
-                )
-                for g in groups
-            ],
-        )
+                    t(g.latest_detection_time),
+                ]
+            if g.priority is not None:
+                params.append(g.priority)
+            params.append(g.id)
+            by_shape.setdefault(shape, []).append(tuple(params))
+        for shape, rows in by_shape.items():
+            cur.executemany(sql.update_groups(*shape), rows)
