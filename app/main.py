@@ -22,6 +22,7 @@ from app.errors import install_error_handlers
 from app.issue_types.registry import Registry
 from app.issue_types.service import load_plugins, reload_registry
 from app.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from app.occurrences.fastpath import IngestFastPath
 from app.openapi_models import add_component_schemas
 from app.organizations.defaults import ensure_defaults
 from app.responses import JSONResponse
@@ -127,6 +128,8 @@ def create_app(
     )
     app.state.ctx = ctx
     install_error_handlers(app)
+    # Added first, so it runs inside the body limit (Starlette puts later ones outside).
+    app.add_middleware(IngestFastPath, fastapi_app=app)
     app.add_middleware(
         BodyLimitMiddleware,
         max_body=settings.max_body_bytes,

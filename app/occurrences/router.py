@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
 from app.auth.dependencies import IngestDep, ReadDep
+from app.auth.principal import Principal
 from app.context import AppContext, get_context
 from app.errors import InvalidPayload, error_responses
 from app.occurrences import reads
@@ -31,12 +32,42 @@ router = APIRouter(tags=["occurrences"])
 CtxDep = Annotated[AppContext, Depends(get_context)]
 
 
-async def _json_body(request: Request) -> Any:
-    raw = await request.body()
+def _parse(raw: bytes) -> Any:
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise InvalidPayload(f"body is not valid JSON: {exc}", details={"field": None}) from None
+
+
+async def _json_body(request: Request) -> Any:
+    return _parse(await request.body())
+
+
+async def answer_occurrence(ctx: AppContext, principal: Principal, raw: bytes) -> JSONResponse:
+    """POST /occurrences once the caller is known (also called by app.occurrences.fastpath)."""
+    payload = _parse(raw)
+    enforce_ingest_rate(ctx, principal, payload)
+    [result] = await writer_of(ctx).submit([payload], principal)
+    return _answer(result.status_code, result.body)
+
+
+async def answer_batch(ctx: AppContext, principal: Principal, raw: bytes) -> JSONResponse:
+    """POST /occurrences/batch once the caller is known (also called by the fast path)."""
+    payload = _parse(raw)
+    if not isinstance(payload, dict) or not isinstance(payload.get("occurrences"), list):
+        raise InvalidPayload(
+            'body must be {"occurrences": [...]}', details={"field": "occurrences"}
+        )
+    items = payload["occurrences"]
+    if len(items) > ctx.settings.max_batch_items:
+        raise InvalidPayload(
+            f"at most {ctx.settings.max_batch_items} occurrences per batch",
+            code="batch_too_large",
+            details={"field": "occurrences", "limit": ctx.settings.max_batch_items},
+        )
+    enforce_ingest_rate(ctx, principal, items)
+    results = await writer_of(ctx).submit(items, principal)
+    return _answer(200, {"results": [_batch_item(r.status_code, r.body) for r in results]})
 
 
 def _answer(status_code: int, body: dict[str, Any]) -> JSONResponse:
@@ -53,11 +84,7 @@ def _answer(status_code: int, body: dict[str, Any]) -> JSONResponse:
 )
 async def post_occurrence(request: Request, principal: IngestDep) -> JSONResponse:
     """Group one occurrence into an issue; answered after the commit with its outcome."""
-    ctx: AppContext = request.app.state.ctx  # the hot path skips a dependency lookup
-    payload = await _json_body(request)
-    enforce_ingest_rate(ctx, principal, payload)
-    [result] = await writer_of(ctx).submit([payload], principal)
-    return _answer(result.status_code, result.body)
+    return await answer_occurrence(request.app.state.ctx, principal, await request.body())
 
 
 @router.post(
@@ -70,21 +97,7 @@ async def post_occurrence(request: Request, principal: IngestDep) -> JSONRespons
 )
 async def post_batch(request: Request, ctx: CtxDep, principal: IngestDep) -> JSONResponse:
     """Each item is judged on its own; one result per item, in order, after one commit."""
-    payload = await _json_body(request)
-    if not isinstance(payload, dict) or not isinstance(payload.get("occurrences"), list):
-        raise InvalidPayload(
-            'body must be {"occurrences": [...]}', details={"field": "occurrences"}
-        )
-    items = payload["occurrences"]
-    if len(items) > ctx.settings.max_batch_items:
-        raise InvalidPayload(
-            f"at most {ctx.settings.max_batch_items} occurrences per batch",
-            code="batch_too_large",
-            details={"field": "occurrences", "limit": ctx.settings.max_batch_items},
-        )
-    enforce_ingest_rate(ctx, principal, items)
-    results = await writer_of(ctx).submit(items, principal)
-    return _answer(200, {"results": [_batch_item(r.status_code, r.body) for r in results]})
+    return await answer_batch(ctx, principal, await request.body())
 
 
 def _batch_item(status_code: int, body: dict[str, Any]) -> dict[str, Any]:
