@@ -196,9 +196,10 @@ class _Plain:
     """
 
     row: store.KnownGroup
-    first_seen: datetime
-    last_seen: datetime
-    latest_detection_time: datetime
+    # Times in the database's form (store.DbTimes): compared without parsing.
+    first_seen: Any
+    last_seen: Any
+    latest_detection_time: Any
     added: int = 0
     title: str | None = None
     subtitle: str | None = None
@@ -212,9 +213,11 @@ class _Plain:
         """The issue as loaded, nothing counted yet."""
         return cls(row, row.first_seen, row.last_seen, row.latest_detection_time)
 
-    def join(self, occ: ValidOccurrence) -> None:
-        """Count one occurrence in (the same rules as _count_into and _join)."""
-        moment = occ.detection_time
+    def join(self, occ: ValidOccurrence, moment: Any) -> None:
+        """Count one occurrence in (the same rules as _count_into and _join).
+
+        ``moment`` is the occurrence's detection time in the database's form.
+        """
         self.added += 1
         if moment > self.last_seen:
             self.last_seen = moment
@@ -258,7 +261,9 @@ class _Batch:
     now: datetime
     projects: dict[int, store.ProjectInfo]
     sql: store.HotStatements
+    times: store.DbTimes
     cur: Any  # the DBAPI cursor of the session's connection (store.cursor)
+    received: str  # batch.now in ISO form, the "received" of stored events
     known: dict[tuple[int, str], int] = field(default_factory=dict)
     groups: dict[int, Group] = field(default_factory=dict)
     plain: dict[int, _Plain] = field(default_factory=dict)
@@ -282,7 +287,16 @@ def _ingest_valid(
         project_ids = sorted({v.project_id for _, v, _ in valid})
         cur = store.cursor(session)
         projects = {p.id: p for p in store.projects(cur, sql, project_ids)}
-        batch = _Batch(session=session, ctx=ctx, now=now, projects=projects, sql=sql, cur=cur)
+        batch = _Batch(
+            session=session,
+            ctx=ctx,
+            now=now,
+            projects=projects,
+            sql=sql,
+            times=sql.times(),
+            cur=cur,
+            received=now.isoformat(),
+        )
 
         # Checks that need the database but change nothing.
         candidates: list[tuple[int, ValidOccurrence, IssueType, list[str]]] = []
@@ -407,7 +421,9 @@ def _is_plain(batch: _Batch, row: store.KnownGroup, project: store.ProjectInfo) 
     if issue_type is None or not issue_type.enable_auto_resolve:
         return True
     # Old enough to count as resolved: the next occurrence regresses it (ORM path).
-    return row.last_seen >= batch.now - timedelta(hours=project.resolve_age_hours)
+    return bool(
+        row.last_seen >= batch.times(batch.now - timedelta(hours=project.resolve_age_hours))
+    )
 
 
 def _orm_group(batch: _Batch, group_id: int) -> Group:
@@ -454,7 +470,7 @@ def _process(
         if plain is not None:
             if plain.row.type_id != occ.type_id:
                 return _accepted(occ, "dropped", reason="type_mismatch", issue_id=None)
-            plain.join(occ)
+            plain.join(occ, batch.times(occ.detection_time))
             batch.hour_increments[(plain.row.id, epoch_hour(occ.detection_time))] += 1
             _store(batch, occ, plain.row.id)
             return _accepted(occ, "grouped", issue_id=plain.row.id)
@@ -781,7 +797,7 @@ def _store(
     batch.stored_ids[(occ.project_id, occ.id)] = group_id
     if occ.event is not None and (occ.project_id, occ.event_id) not in batch.events:
         data = dict(occ.event)
-        data.setdefault("received", batch.now.isoformat())
+        data.setdefault("received", batch.received)
         batch.events[(occ.project_id, occ.event_id)] = data
 
 
@@ -802,6 +818,7 @@ def _flush_writes(batch: _Batch) -> None:
         occurrences=batch.new_rows,
         hourly=[(g, h, n) for (g, h), n in sorted(batch.hour_increments.items())],
         groups=[plain.update() for _, plain in sorted(batch.plain.items()) if plain.added],
+        times=batch.times,
     )
     session.flush()
     for group_id, times in batch.ignored_touched.items():

@@ -55,16 +55,33 @@ def sqlite_time(moment: datetime) -> str:
     return moment.replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
-def _sqlite_read_time(value: str) -> datetime:
-    return datetime.fromisoformat(value).replace(tzinfo=UTC)
-
-
-def _pg_read_time(value: datetime) -> datetime:
-    return value.astimezone(UTC)
+def _sqlite_canonical(value: str) -> str:
+    """A stored SQLite time in the one text form whose order is the time order."""
+    if len(value) == 26 and value[10] == " ":
+        return value
+    return sqlite_time(datetime.fromisoformat(value).replace(tzinfo=UTC))
 
 
 def _same(value: Any) -> Any:
     return value
+
+
+class DbTimes:
+    """Times in the database's own form, converted once per batch and instant.
+
+    On SQLite that is SQLAlchemy's fixed-width text (its order is the time order, so issue
+    times are compared without parsing them); on PostgreSQL the aware datetime itself.
+    """
+
+    def __init__(self, convert: Any) -> None:
+        self._convert = convert
+        self._seen: dict[datetime, Any] = {}
+
+    def __call__(self, moment: datetime) -> Any:
+        found = self._seen.get(moment)
+        if found is None:
+            found = self._seen[moment] = self._convert(moment)
+        return found
 
 
 @dataclass(frozen=True)
@@ -79,15 +96,18 @@ class ProjectInfo:
 
 @dataclass(frozen=True)
 class KnownGroup:
-    """An issue reached by a hash of the batch, with what plain joining needs of it."""
+    """An issue reached by a hash of the batch, with what plain joining needs of it.
+
+    Its times are in the database's form (see DbTimes).
+    """
 
     hash: str
     id: int
     type_id: int
     status: int
-    first_seen: datetime
-    last_seen: datetime
-    latest_detection_time: datetime
+    first_seen: Any
+    last_seen: Any
+    latest_detection_time: Any
     priority_locked: bool
 
 
@@ -102,9 +122,10 @@ class GroupUpdate:
 
     id: int
     added: int
-    first_seen: datetime | None
-    last_seen: datetime | None
-    latest_detection_time: datetime | None
+    # Times in the database's form (DbTimes).
+    first_seen: Any | None
+    last_seen: Any | None
+    latest_detection_time: Any | None
     title: str | None
     subtitle: str | None
     culprit: str | None
@@ -120,7 +141,7 @@ class HotStatements:
         self.postgres = dialect == "postgresql"
         p = "%s" if self.postgres else "?"
         self.time = _same if self.postgres else sqlite_time
-        self.read_time = _pg_read_time if self.postgres else _sqlite_read_time
+        self.canonical_time = _same if self.postgres else _sqlite_canonical
         ids = "= ANY(%s)" if self.postgres else "IN (SELECT value FROM json_each(?))"
         self.project_rows = (
             "SELECT p.id, p.organization_id, p.resolve_age_hours, o.early_adopter "  # noqa: S608
@@ -189,17 +210,12 @@ class HotStatements:
         """An id list as the dialect's single parameter."""
         return list(values) if self.postgres else json_text(list(values))
 
-    def occurrence_rows(self, rows: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    def times(self) -> DbTimes:
+        """A converter of this dialect for one batch."""
+        return DbTimes(self.time)
+
+    def occurrence_rows(self, rows: Sequence[dict[str, Any]], t: DbTimes) -> list[tuple[Any, ...]]:
         """Queued occurrences (column -> value) as the insert's parameters, in column order."""
-        convert = self.time
-        times: dict[datetime, Any] = {}  # a batch repeats its instants (received_at always)
-
-        def t(moment: datetime) -> Any:
-            found = times.get(moment)
-            if found is None:
-                found = times[moment] = convert(moment)
-            return found
-
         return [
             (
                 r["project_id"],
@@ -266,7 +282,7 @@ def known_groups(
 ) -> list[KnownGroup]:
     """Issues reached by ``hashes``, in id order (locked FOR UPDATE on PostgreSQL)."""
     cur.execute(sql.known, (project_id, sql.ids_param(hashes)))
-    read = sql.read_time
+    read = sql.canonical_time
     return [
         KnownGroup(h, gid, type_id, status, read(first), read(last), read(latest), bool(locked))
         for h, gid, type_id, status, first, last, latest, locked in cur.fetchall()
@@ -282,18 +298,18 @@ def write_batch(
     occurrences: Sequence[dict[str, Any]],
     hourly: Sequence[tuple[int, int, int]],
     groups: Sequence[GroupUpdate],
+    times: DbTimes,
 ) -> None:
     """Every row of a batch: events, occurrences, hourly counts and plain issue updates."""
-    when = sql.time(now)
+    when = times(now)
     if events:
         cur.executemany(sql.insert_events, [(p, e, json_text(data), when) for p, e, data in events])
     if occurrences:
-        cur.executemany(sql.insert_occurrences, sql.occurrence_rows(occurrences))
+        cur.executemany(sql.insert_occurrences, sql.occurrence_rows(occurrences, times))
     if hourly:
         cur.executemany(sql.upsert_hourly, hourly)
     if groups:
         by_shape: dict[tuple[bool, bool, bool, bool], list[tuple[Any, ...]]] = {}
-        t = sql.time
         for g in groups:
             shape = (
                 g.first_seen is not None,
@@ -303,9 +319,9 @@ def write_batch(
             )
             params: list[Any] = [g.added, g.added, when]
             if g.first_seen is not None:
-                params.append(t(g.first_seen))
+                params.append(g.first_seen)
             if g.last_seen is not None:
-                params.append(t(g.last_seen))
+                params.append(g.last_seen)
             if g.latest_detection_time is not None:
                 params += [
                     g.title,
@@ -313,7 +329,7 @@ def write_batch(
                     g.culprit,
                     g.level,
                     g.latest_occurrence_id,
-                    t(g.latest_detection_time),
+                    g.latest_detection_time,
                 ]
             if g.priority is not None:
                 params.append(g.priority)
