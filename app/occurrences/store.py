@@ -148,14 +148,36 @@ class HotStatements:
             "FROM projects p JOIN organizations o ON o.id = p.organization_id "
             f"WHERE p.id {ids}"
         )
-        self.existing = f"SELECT id, group_id FROM occurrences WHERE project_id = {p} AND id {ids}"  # noqa: S608
-        self.known = (
-            "SELECT gh.hash, g.id, g.type_id, g.status, g.first_seen, g.last_seen, "  # noqa: S608
-            "g.latest_detection_time, g.priority_locked "
-            "FROM group_hashes gh JOIN groups g ON g.id = gh.group_id "
-            f"WHERE gh.project_id = {p} AND gh.hash {ids} ORDER BY g.id"
-            + (" FOR UPDATE OF g" if self.postgres else "")
-        )
+        if self.postgres:
+            # Per-id index look-ups, whatever the table statistics say: with the plain
+            # `id = ANY(…)` form, a freshly grown table (not yet analyzed) was scanned whole.
+            # The OFFSET 0 keeps the planner from flattening the lateral subquery into a join.
+            # Parameters: (ids, project_id).
+            self.existing = (
+                "SELECT k.id, o.group_id FROM unnest(CAST(%s AS varchar[])) AS k(id) "
+                "CROSS JOIN LATERAL (SELECT group_id FROM occurrences "
+                "WHERE project_id = %s AND id = k.id OFFSET 0) AS o"
+            )
+            self.known = (
+                "SELECT k.hash, g.id, g.type_id, g.status, g.first_seen, g.last_seen, "
+                "g.latest_detection_time, g.priority_locked "
+                "FROM unnest(CAST(%s AS varchar[])) AS k(hash) "
+                "CROSS JOIN LATERAL (SELECT group_id FROM group_hashes "
+                "WHERE project_id = %s AND hash = k.hash OFFSET 0) AS gh "
+                "JOIN groups g ON g.id = gh.group_id ORDER BY g.id FOR UPDATE OF g"
+            )
+        else:
+            # Parameters: (ids as one JSON array, project_id); SQLite looks each id up.
+            self.existing = (
+                "SELECT id, group_id FROM occurrences "  # noqa: S608
+                f"WHERE id {ids} AND project_id = ?"
+            )
+            self.known = (
+                "SELECT gh.hash, g.id, g.type_id, g.status, g.first_seen, g.last_seen, "  # noqa: S608
+                "g.latest_detection_time, g.priority_locked "
+                "FROM group_hashes gh JOIN groups g ON g.id = gh.group_id "
+                f"WHERE gh.hash {ids} AND gh.project_id = ? ORDER BY g.id"
+            )
         json_value = f"CAST({p} AS jsonb)" if self.postgres else p
         values = ", ".join(json_value if c in _JSON_COLUMNS else p for c in OCCURRENCE_COLUMNS)
         self.insert_occurrences = (
@@ -272,7 +294,7 @@ def existing_occurrences(
     cur: Any, sql: HotStatements, project_id: int, ids: Sequence[str]
 ) -> Iterable[tuple[str, int | None]]:
     """Stored (id, group_id) among ``ids`` of one project."""
-    cur.execute(sql.existing, (project_id, sql.ids_param(ids)))
+    cur.execute(sql.existing, (sql.ids_param(ids), project_id))
     rows: list[tuple[str, int | None]] = cur.fetchall()
     return rows
 
@@ -281,7 +303,7 @@ def known_groups(
     cur: Any, sql: HotStatements, project_id: int, hashes: Sequence[str]
 ) -> list[KnownGroup]:
     """Issues reached by ``hashes``, in id order (locked FOR UPDATE on PostgreSQL)."""
-    cur.execute(sql.known, (project_id, sql.ids_param(hashes)))
+    cur.execute(sql.known, (sql.ids_param(hashes), project_id))
     read = sql.canonical_time
     return [
         KnownGroup(h, gid, type_id, status, read(first), read(last), read(latest), bool(locked))
