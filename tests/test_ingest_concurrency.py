@@ -6,10 +6,14 @@ from many threads at once, on SQLite and, with TEST_DATABASE_URL, on PostgreSQL.
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import uuid
 from collections import Counter
+from typing import Any
 
+import psycopg
+import pytest
 from sqlalchemy import func, select
 
 from app.auth.principal import Principal
@@ -18,6 +22,7 @@ from app.context import AppContext
 from app.issue_types.service import reload_registry
 from app.main import build_context
 from app.models import Group, Occurrence
+from app.occurrences import store
 from app.occurrences.service import ingest_occurrences
 from app.organizations.defaults import ensure_defaults
 from tests.builders import occurrence
@@ -142,3 +147,42 @@ def test_racing_writers_open_one_issue_exactly_at_the_noise_threshold(settings: 
     assert group.times_seen == total == stored
     for ctx in contexts:
         ctx.db.dispose()
+
+
+def test_a_race_lost_in_a_driver_level_insert_is_retried(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The duplicate check misses a row another writer just committed: the unique key refuses
+    the raw insert, the error reaches the retry as SQLAlchemy's IntegrityError, and the retry
+    answers ``duplicate`` (not a 500, not a second row)."""
+    [ctx] = _contexts(settings, 1)
+    payload = occurrence()
+    [first] = ingest_occurrences(ctx, [payload], principal=Principal.admin())
+    assert first.body["outcome"] == "created"
+
+    real = store.existing_occurrences
+    blind = [True]
+
+    def misses_once(*args: Any) -> Any:
+        if blind.pop() if blind else False:
+            return []  # as if the other writer's commit came after our look-up
+        return real(*args)
+
+    monkeypatch.setattr(store, "existing_occurrences", misses_once)
+    [again] = ingest_occurrences(ctx, [payload], principal=Principal.admin())
+    assert again.body["outcome"] == "duplicate"
+    assert again.body["issue_id"] == first.body["issue_id"]
+    with ctx.db.read() as session:
+        assert session.scalar(select(func.count()).select_from(Occurrence)) == 1
+        assert session.scalar(select(func.sum(Group.times_seen))) == 1
+
+
+def test_driver_errors_become_sqlalchemy_errors() -> None:
+    from sqlalchemy.exc import IntegrityError, OperationalError
+
+    with pytest.raises(IntegrityError), store.driver_errors("INSERT"):
+        raise sqlite3.IntegrityError("UNIQUE constraint failed: occurrences.id")
+    with pytest.raises(OperationalError), store.driver_errors("BEGIN"):
+        raise sqlite3.OperationalError("database is locked")
+    with pytest.raises(IntegrityError), store.driver_errors("COPY"):
+        raise psycopg.errors.UniqueViolation("duplicate key")

@@ -12,12 +12,16 @@ server-side prepared statements (psycopg) are reused: id lists travel as one JSO
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+import psycopg
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 OCCURRENCE_COLUMNS = (
@@ -183,6 +187,7 @@ class HotStatements:
         self.insert_occurrences = (
             f"INSERT INTO occurrences ({', '.join(OCCURRENCE_COLUMNS)}) VALUES ({values})"  # noqa: S608
         )
+        self.copy_occurrences = f"COPY occurrences ({', '.join(OCCURRENCE_COLUMNS)}) FROM STDIN"  # noqa: S608
         self.insert_events = (
             "INSERT INTO events (project_id, event_id, data, received_at) "  # noqa: S608
             f"VALUES ({p}, {p}, {json_value}, {p}) ON CONFLICT (project_id, event_id) DO NOTHING"
@@ -284,18 +289,41 @@ def cursor(session: Session) -> Any:
     return session.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
 
 
+@contextmanager
+def driver_errors(statement: str) -> Iterator[None]:
+    """Raise driver errors as SQLAlchemy's (IntegrityError, OperationalError, …).
+
+    Statements sent to the raw cursor bypass SQLAlchemy's translation; the retry of lost races
+    (``service._retrying``) and the 503 handling of an unavailable database both catch
+    SQLAlchemy's types. Parameters are never put into the message.
+    """
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise DBAPIError.instance(
+            statement, None, exc, sqlite3.Error, hide_parameters=True
+        ) from exc
+    except psycopg.Error as exc:
+        raise DBAPIError.instance(
+            statement, None, exc, psycopg.Error, hide_parameters=True
+        ) from exc
+
+
 def projects(cur: Any, sql: HotStatements, ids: Sequence[int]) -> list[ProjectInfo]:
     """The projects among ``ids`` that exist, with their organization's early-adopter flag."""
-    cur.execute(sql.project_rows, (list(ids) if sql.postgres else json_text(list(ids)),))
-    return [ProjectInfo(p, o, age, bool(early)) for p, o, age, early in cur.fetchall()]
+    with driver_errors(sql.project_rows):
+        cur.execute(sql.project_rows, (list(ids) if sql.postgres else json_text(list(ids)),))
+        rows = cur.fetchall()
+    return [ProjectInfo(p, o, age, bool(early)) for p, o, age, early in rows]
 
 
 def existing_occurrences(
     cur: Any, sql: HotStatements, project_id: int, ids: Sequence[str]
 ) -> Iterable[tuple[str, int | None]]:
     """Stored (id, group_id) among ``ids`` of one project."""
-    cur.execute(sql.existing, (sql.ids_param(ids), project_id))
-    rows: list[tuple[str, int | None]] = cur.fetchall()
+    with driver_errors(sql.existing):
+        cur.execute(sql.existing, (sql.ids_param(ids), project_id))
+        rows: list[tuple[str, int | None]] = cur.fetchall()
     return rows
 
 
@@ -303,11 +331,13 @@ def known_groups(
     cur: Any, sql: HotStatements, project_id: int, hashes: Sequence[str]
 ) -> list[KnownGroup]:
     """Issues reached by ``hashes``, in id order (locked FOR UPDATE on PostgreSQL)."""
-    cur.execute(sql.known, (sql.ids_param(hashes), project_id))
+    with driver_errors(sql.known):
+        cur.execute(sql.known, (sql.ids_param(hashes), project_id))
+        rows = cur.fetchall()
     read = sql.canonical_time
     return [
         KnownGroup(h, gid, type_id, status, read(first), read(last), read(latest), bool(locked))
-        for h, gid, type_id, status, first, last, latest, locked in cur.fetchall()
+        for h, gid, type_id, status, first, last, latest, locked in rows
     ]
 
 
@@ -325,11 +355,25 @@ def write_batch(
     """Every row of a batch: events, occurrences, hourly counts and plain issue updates."""
     when = times(now)
     if events:
-        cur.executemany(sql.insert_events, [(p, e, json_text(data), when) for p, e, data in events])
+        with driver_errors(sql.insert_events):
+            cur.executemany(
+                sql.insert_events, [(p, e, json_text(data), when) for p, e, data in events]
+            )
     if occurrences:
-        cur.executemany(sql.insert_occurrences, sql.occurrence_rows(occurrences, times))
+        rows = sql.occurrence_rows(occurrences, times)
+        if sql.postgres:
+            # COPY: far less work per row than INSERT on both sides (no per-row statement);
+            # duplicates were filtered before, and a racing writer's row makes the COPY fail
+            # with a unique-key error like an INSERT would (the batch is retried).
+            with driver_errors(sql.copy_occurrences), cur.copy(sql.copy_occurrences) as copy:
+                for row in rows:
+                    copy.write_row(row)
+        else:
+            with driver_errors(sql.insert_occurrences):
+                cur.executemany(sql.insert_occurrences, rows)
     if hourly:
-        cur.executemany(sql.upsert_hourly, hourly)
+        with driver_errors(sql.upsert_hourly):
+            cur.executemany(sql.upsert_hourly, hourly)
     if groups:
         by_shape: dict[tuple[bool, bool, bool, bool], list[tuple[Any, ...]]] = {}
         for g in groups:
@@ -357,5 +401,7 @@ def write_batch(
                 params.append(g.priority)
             params.append(g.id)
             by_shape.setdefault(shape, []).append(tuple(params))
-        for shape, rows in by_shape.items():
-            cur.executemany(sql.update_groups(*shape), rows)
+        for shape, updates in by_shape.items():
+            statement = sql.update_groups(*shape)
+            with driver_errors(statement):
+                cur.executemany(statement, updates)
