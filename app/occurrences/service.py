@@ -461,24 +461,30 @@ def _process(
     project: store.ProjectInfo,
 ) -> IngestResult:
     """Group one occurrence: join, regress, wait below the noise threshold, or open an issue."""
+    # The common case first, without building a decision: the first known hash (the rule of
+    # grouping.decide) leads to a plain issue.
+    for h in hashes:
+        found = batch.known.get((occ.project_id, h))
+        if found is not None:
+            plain = batch.plain.get(found)
+            if plain is not None:
+                if plain.row.type_id != occ.type_id:
+                    return _accepted(occ, "dropped", reason="type_mismatch", issue_id=None)
+                plain.join(occ, batch.times(occ.detection_time))
+                batch.hour_increments[(found, epoch_hour(occ.detection_time))] += 1
+                _store(batch, occ, found, issue_type)
+                return _accepted(occ, "grouped", issue_id=found)
+            break
     known = {
         h: batch.known[(occ.project_id, h)] for h in hashes if (occ.project_id, h) in batch.known
     }
     decision = decide(hashes, known)
     if decision.group_id is not None:
-        plain = batch.plain.get(decision.group_id)
-        if plain is not None:
-            if plain.row.type_id != occ.type_id:
-                return _accepted(occ, "dropped", reason="type_mismatch", issue_id=None)
-            plain.join(occ, batch.times(occ.detection_time))
-            batch.hour_increments[(plain.row.id, epoch_hour(occ.detection_time))] += 1
-            _store(batch, occ, plain.row.id)
-            return _accepted(occ, "grouped", issue_id=plain.row.id)
         group = _orm_group(batch, decision.group_id)
         if group.type_id != occ.type_id:
             return _accepted(occ, "dropped", reason="type_mismatch", issue_id=None)
         outcome = _join(batch, group, [occ], project)
-        _store(batch, occ, group.id)
+        _store(batch, occ, group.id, issue_type)
         return _accepted(occ, outcome, issue_id=group.id)
 
     primary = decision.primary_hash
@@ -506,7 +512,7 @@ def _process(
             if admission.restarted:
                 _discard_pending(batch, occ.project_id, primary)
             _save_window(batch, window_row, occ, primary, admission.window, cfg.ignore_limit)
-            _store(batch, occ, None, pending_hash=primary)
+            _store(batch, occ, None, issue_type, pending_hash=primary)
             return _accepted(
                 occ,
                 "pending",
@@ -531,7 +537,7 @@ def _process(
     group = _create(batch, occ, issue_type, project, primary, decision.link_hashes)
     if pending:
         _adopt_pending(batch, group, pending)
-    _store(batch, occ, group.id)
+    _store(batch, occ, group.id, issue_type)
     return _accepted(occ, "created", issue_id=group.id, noise=noise_answer)
 
 
@@ -767,7 +773,12 @@ def _join(
 
 
 def _store(
-    batch: _Batch, occ: ValidOccurrence, group_id: int | None, *, pending_hash: str | None = None
+    batch: _Batch,
+    occ: ValidOccurrence,
+    group_id: int | None,
+    issue_type: IssueType,
+    *,
+    pending_hash: str | None = None,
 ) -> None:
     """Queue the occurrence row (and its event) for the batch insert."""
     batch.new_rows.append(
@@ -787,9 +798,7 @@ def _store(
             "evidence_display": occ.evidence_display,
             "detection_time": occ.detection_time,
             "level": occ.level,
-            "priority": occ.priority
-            if occ.priority is not None
-            else _type_default(batch, occ.type_id),
+            "priority": occ.priority if occ.priority is not None else issue_type.default_priority,
             "assignee": occ.assignee,
             "received_at": batch.now,
         }
@@ -799,11 +808,6 @@ def _store(
         data = dict(occ.event)
         data.setdefault("received", batch.received)
         batch.events[(occ.project_id, occ.event_id)] = data
-
-
-def _type_default(batch: _Batch, type_id: int) -> int:
-    issue_type = batch.ctx.registry.get(type_id)
-    return issue_type.default_priority if issue_type else 50
 
 
 def _flush_writes(batch: _Batch) -> None:

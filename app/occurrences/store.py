@@ -98,7 +98,7 @@ class ProjectInfo:
     early_adopter: bool
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class KnownGroup:
     """An issue reached by a hash of the batch, with what plain joining needs of it.
 
@@ -115,7 +115,7 @@ class KnownGroup:
     priority_locked: bool
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class GroupUpdate:
     """The aggregated change of one issue by the plain occurrences of a batch.
 
