@@ -186,7 +186,7 @@ def ingest_requests(
     return answers
 
 
-@dataclass
+@dataclass(slots=True)
 class _Plain:
     """An unresolved issue that the batch's occurrences only count into (no ORM object).
 
@@ -805,8 +805,9 @@ def _store(
     )
     batch.stored_ids[(occ.project_id, occ.id)] = group_id
     if occ.event is not None and (occ.project_id, occ.event_id) not in batch.events:
-        data = dict(occ.event)
-        data.setdefault("received", batch.received)
+        data = occ.event
+        if "received" not in data:
+            data = {**data, "received": batch.received}  # a copy: the payload stays as sent
         batch.events[(occ.project_id, occ.event_id)] = data
 
 
