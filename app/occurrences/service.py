@@ -58,9 +58,6 @@ MAX_ATTEMPTS = 5
 LOCK_BUCKETS = 1 << 16
 
 
-# Statements of the hot path, built once (SQLAlchemy then reuses their compiled form).
-
-
 @dataclass(frozen=True)
 class IngestResult:
     """The answer to one message: HTTP status, body, and the message's payload type."""
