@@ -43,26 +43,42 @@ class KeyCache:
             self._entries.clear()
 
 
-def _bearer(request: Request) -> str:
-    header = request.headers.get("authorization", "")
+def bearer_token(header: str) -> str | None:
+    """The token of an ``Authorization: Bearer …`` header value, or None."""
     scheme, _, token = header.partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
+        return None
+    return token
+
+
+def _bearer(request: Request) -> str:
+    token = bearer_token(request.headers.get("authorization", ""))
+    if token is None:
         raise Unauthenticated("missing bearer token")
     return token
 
 
-def resolve_principal(ctx: AppContext, token: str) -> Principal:
-    """The principal a token stands for, or 401."""
+def principal_without_io(ctx: AppContext, token: str) -> tuple[bool, Principal | None]:
+    """What a token stands for when known without a query: the admin token or a cached key.
+
+    ``(True, principal)``, with None for a cached unknown token; ``(False, None)`` when only
+    the database can tell (resolve_principal).
+    """
     admin = ctx.admin_token
     if admin and hmac.compare_digest(token.encode(), admin.encode()):
-        return Principal.admin()
-    digest = hash_token(token)
-    hit, cached = ctx.key_cache.get(digest)
+        return True, Principal.admin()
+    return ctx.key_cache.get(hash_token(token))
+
+
+def resolve_principal(ctx: AppContext, token: str) -> Principal:
+    """The principal a token stands for, or 401."""
+    hit, known = principal_without_io(ctx, token)
     if hit:
-        if cached is None:
+        if known is None:
             raise Unauthenticated("unknown token")
-        return cached
+        return known
+    digest = hash_token(token)
     principal = None
     with ctx.db.read() as session:
         key = session.scalars(
@@ -87,14 +103,11 @@ async def current_principal(request: Request) -> Principal:
     """Any authenticated caller (async: the admin token and cached keys skip the threadpool)."""
     ctx: AppContext = request.app.state.ctx
     token = _bearer(request)
-    admin = ctx.admin_token
-    if admin and hmac.compare_digest(token.encode(), admin.encode()):
-        return Principal.admin()
-    hit, cached = ctx.key_cache.get(hash_token(token))
+    hit, known = principal_without_io(ctx, token)
     if hit:
-        if cached is None:
+        if known is None:
             raise Unauthenticated("unknown token")
-        return cached
+        return known
     return await run_in_threadpool(resolve_principal, ctx, token)
 
 

@@ -15,7 +15,6 @@ application's own exception handlers. The routes stay declared in FastAPI for Op
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -23,7 +22,8 @@ from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.routing import Match
 
-from app.auth.principal import Principal, hash_token
+from app.auth.dependencies import bearer_token, principal_without_io
+from app.auth.principal import Principal
 from app.context import AppContext
 from app.middleware import ASGIApp, Message, Receive, Scope, Send
 from app.occurrences.router import answer_batch, answer_occurrence
@@ -50,18 +50,13 @@ class IngestFastPath:
             if name == b"authorization":
                 header = value.decode("latin-1")  # as Starlette decodes headers
                 break
-        # The same reading of the header as app.auth.dependencies.
-        scheme, _, token = header.partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not token:
+        token = bearer_token(header)
+        if token is None:
             return None
-        admin = ctx.admin_token
-        if admin and hmac.compare_digest(token.encode(), admin.encode()):
-            return Principal.admin()
-        hit, cached = ctx.key_cache.get(hash_token(token))
-        if not hit or cached is None or not cached.has_scope("ingest"):
+        hit, principal = principal_without_io(ctx, token)
+        if not hit or principal is None or not principal.has_scope("ingest"):
             return None
-        return cached
+        return principal
 
     def _route(self, scope: Scope) -> Any:
         """The framework's route object, so metrics label the request by its template."""
