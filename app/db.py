@@ -68,7 +68,8 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _json_dumps(value: Any) -> str:
+def json_text(value: Any) -> str:
+    """JSON text as the JSON columns store it (orjson), for the engine and direct inserts."""
     return orjson.dumps(value).decode()
 
 
@@ -127,7 +128,7 @@ def create_db_engine(
         )
         engine = create_engine(
             url,
-            json_serializer=_json_dumps,
+            json_serializer=json_text,
             hide_parameters=True,
             connect_args={"check_same_thread": False, "timeout": busy_timeout_ms / 1000},
             **pool_args,
@@ -157,7 +158,7 @@ def create_db_engine(
         return engine
     return create_engine(
         url,
-        json_serializer=_json_dumps,
+        json_serializer=json_text,
         # Error messages then never carry bound values (webhook secrets, key hashes, payloads).
         hide_parameters=True,
         connect_args={"connect_timeout": connect_timeout},

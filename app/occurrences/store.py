@@ -19,10 +19,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 import psycopg
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
+
+from app.db import json_text
 
 OCCURRENCE_COLUMNS = (
     "project_id",
@@ -45,11 +46,6 @@ OCCURRENCE_COLUMNS = (
     "received_at",
 )
 _JSON_COLUMNS = frozenset({"fingerprint", "evidence_data", "evidence_display"})
-
-
-def json_text(value: Any) -> str:
-    """JSON text as the engine's JSON columns store it (orjson)."""
-    return orjson.dumps(value).decode()
 
 
 def sqlite_time(moment: datetime) -> str:
@@ -233,7 +229,7 @@ class HotStatements:
             self._update_sql[key] = found
         return found
 
-    def ids_param(self, values: Sequence[str]) -> Any:
+    def ids_param(self, values: Sequence[Any]) -> Any:
         """An id list as the dialect's single parameter."""
         return list(values) if self.postgres else json_text(list(values))
 
@@ -312,7 +308,7 @@ def driver_errors(statement: str) -> Iterator[None]:
 def projects(cur: Any, sql: HotStatements, ids: Sequence[int]) -> list[ProjectInfo]:
     """The projects among ``ids`` that exist, with their organization's early-adopter flag."""
     with driver_errors(sql.project_rows):
-        cur.execute(sql.project_rows, (list(ids) if sql.postgres else json_text(list(ids)),))
+        cur.execute(sql.project_rows, (sql.ids_param(ids),))
         rows = cur.fetchall()
     return [ProjectInfo(p, o, age, bool(early)) for p, o, age, early in rows]
 
