@@ -458,31 +458,25 @@ def _process(
     project: store.ProjectInfo,
 ) -> IngestResult:
     """Group one occurrence: join, regress, wait below the noise threshold, or open an issue."""
-    # The common case first, without building a decision: the first known hash (the rule of
-    # grouping.decide) leads to a plain issue.
-    for h in hashes:
-        found = batch.known.get((occ.project_id, h))
-        if found is not None:
-            plain = batch.plain.get(found)
-            if plain is not None:
-                if plain.row.type_id != occ.type_id:
-                    return _accepted(occ, "dropped", reason="type_mismatch", issue_id=None)
-                plain.join(occ, batch.times(occ.detection_time))
-                batch.hour_increments[(found, epoch_hour(occ.detection_time))] += 1
-                _store(batch, occ, found, issue_type)
-                return _accepted(occ, "grouped", issue_id=found)
-            break
     known = {
         h: batch.known[(occ.project_id, h)] for h in hashes if (occ.project_id, h) in batch.known
     }
     decision = decide(hashes, known)
     if decision.group_id is not None:
-        group = _orm_group(batch, decision.group_id)
-        if group.type_id != occ.type_id:
-            return _accepted(occ, "dropped", reason="type_mismatch", issue_id=None)
-        outcome = _join(batch, group, [occ], project)
-        _store(batch, occ, group.id, issue_type)
-        return _accepted(occ, outcome, issue_id=group.id)
+        plain = batch.plain.get(decision.group_id)
+        if plain is not None:  # the common case: counted without an ORM object
+            if plain.row.type_id != occ.type_id:
+                return _accepted(occ, "dropped", reason="type_mismatch", issue_id=None)
+            plain.join(occ, batch.times(occ.detection_time))
+            batch.hour_increments[(decision.group_id, epoch_hour(occ.detection_time))] += 1
+            outcome = "grouped"
+        else:
+            group = _orm_group(batch, decision.group_id)
+            if group.type_id != occ.type_id:
+                return _accepted(occ, "dropped", reason="type_mismatch", issue_id=None)
+            outcome = _join(batch, group, [occ], project)
+        _store(batch, occ, decision.group_id, issue_type)
+        return _accepted(occ, outcome, issue_id=decision.group_id)
 
     primary = decision.primary_hash
     pending: list[Occurrence] = []
