@@ -45,7 +45,6 @@ OCCURRENCE_COLUMNS = (
     "assignee",
     "received_at",
 )
-_JSON_COLUMNS = frozenset({"fingerprint", "evidence_data", "evidence_display"})
 
 
 def sqlite_time(moment: datetime) -> str:
@@ -179,11 +178,13 @@ class HotStatements:
                 f"WHERE gh.hash {ids} AND gh.project_id = ? ORDER BY g.id"
             )
         json_value = f"CAST({p} AS jsonb)" if self.postgres else p
-        values = ", ".join(json_value if c in _JSON_COLUMNS else p for c in OCCURRENCE_COLUMNS)
+        columns = ", ".join(OCCURRENCE_COLUMNS)
+        # Occurrences: INSERT on SQLite, COPY on PostgreSQL (write_batch).
         self.insert_occurrences = (
-            f"INSERT INTO occurrences ({', '.join(OCCURRENCE_COLUMNS)}) VALUES ({values})"  # noqa: S608
+            f"INSERT INTO occurrences ({columns}) "  # noqa: S608
+            f"VALUES ({', '.join('?' for _ in OCCURRENCE_COLUMNS)})"
         )
-        self.copy_occurrences = f"COPY occurrences ({', '.join(OCCURRENCE_COLUMNS)}) FROM STDIN"  # noqa: S608
+        self.copy_occurrences = f"COPY occurrences ({columns}) FROM STDIN"  # noqa: S608
         self.insert_events = (
             "INSERT INTO events (project_id, event_id, data, received_at) "  # noqa: S608
             f"VALUES ({p}, {p}, {json_value}, {p}) ON CONFLICT (project_id, event_id) DO NOTHING"
