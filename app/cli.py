@@ -120,7 +120,9 @@ def _context() -> AppContext:
     from app.main import build_context
 
     _migrate()
-    ctx = build_context(get_settings())
+    settings = get_settings()
+    ctx = build_context(settings)
+    ctx.db.start_checkpointer(settings.sqlite_checkpoint_seconds)
     from app.issue_types.service import reload_registry
 
     with ctx.db.read() as session:

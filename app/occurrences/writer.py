@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 # Group formation of the inline writer (see _flush_inline).
 GATHER_SECONDS = 0.002
 GATHER_STEP_SECONDS = 0.0002
+# How soon the inline writer looks again while the WAL checkpointer's final pass runs.
+GATE_RETRY_SECONDS = 0.0005
 
 
 @dataclass
@@ -68,10 +70,20 @@ def _settle(
 class GroupCommitWriter:
     """The per-process ingest writer."""
 
-    def __init__(self, ctx: AppContext, *, max_items: int, inline: bool = False) -> None:
+    def __init__(
+        self,
+        ctx: AppContext,
+        *,
+        max_items: int,
+        inline: bool = False,
+        gate: threading.Lock | None = None,
+    ) -> None:
         self.ctx = ctx
         self.max_items = max_items
         self.inline = inline
+        # Held around each transaction; the SQLite WAL checkpointer takes it for its short
+        # blocking pass (Database.checkpoint_gate).
+        self._gate = gate if gate is not None else threading.Lock()
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -119,6 +131,18 @@ class GroupCommitWriter:
             else:
                 loop.call_later(GATHER_STEP_SECONDS, self._flush_inline)
             return
+        gate = self._gate
+        if not gate.acquire(blocking=False):
+            # The WAL checkpointer's final pass holds the database for a few milliseconds;
+            # the loop keeps reading requests (they join this group) instead of blocking.
+            loop.call_later(GATE_RETRY_SECONDS, self._flush_inline)
+            return
+        try:
+            self._take_and_process(loop)
+        finally:
+            gate.release()
+
+    def _take_and_process(self, loop: asyncio.AbstractEventLoop) -> None:
         jobs: list[_Job] = []
         count = 0
         while self._waiting and count < self.max_items:
@@ -167,7 +191,8 @@ class GroupCommitWriter:
                     break
                 jobs.append(more)
                 count += len(more.raws)
-            self._process(jobs)
+            with self._gate:
+                self._process(jobs)
 
     def _process(self, jobs: list[_Job]) -> None:
         INGEST_BATCH_SIZE.observe(sum(len(j.raws) for j in jobs))
@@ -218,6 +243,7 @@ def writer_of(ctx: AppContext) -> GroupCommitWriter:
             ctx,
             max_items=ctx.settings.ingest_group_max_items,
             inline=ctx.settings.ingest_writer == "inline",
+            gate=ctx.db.checkpoint_gate,
         )
         ctx.extras["ingest_writer"] = writer
     assert isinstance(writer, GroupCommitWriter)

@@ -1,0 +1,189 @@
+"""The SQLite WAL checkpointer: copies the WAL without making writers wait for the disk.
+
+SQLite only (the checkpointer does nothing on PostgreSQL). Real files, real threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import struct
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from app.auth.principal import Principal
+from app.config import Settings
+from app.db import Database, WalCheckpointer, _sync_fd, create_db_engine
+from app.issue_types.service import reload_registry
+from app.main import build_context
+from app.organizations.defaults import ensure_defaults
+from tests.builders import occurrence
+from tests.conftest import ON_POSTGRES
+
+pytestmark = pytest.mark.skipif(ON_POSTGRES, reason="the WAL checkpointer is SQLite's")
+
+
+def _database(tmp_path: Path, **kwargs: int) -> tuple[Database, str]:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    path = str(tmp_path / "wal.db")
+    db = Database(create_db_engine(f"sqlite:///{path}", **kwargs))
+    with db.engine.begin() as conn:
+        conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT NOT NULL)"))
+    return db, path
+
+
+def _write(db: Database, rows: int, start: int = 0) -> None:
+    with db.engine.begin() as conn:
+        conn.execute(
+            text("INSERT INTO t (id, body) VALUES (:id, :body)"),
+            [{"id": start + i, "body": "x" * 2000} for i in range(rows)],
+        )
+
+
+def _wal_state(path: str) -> tuple[int, int]:
+    """(pages in the WAL, pages already copied to the database), read without side effects.
+
+    From the WAL index (the -shm file): its header's mxFrame and the checkpoint's nBackfill,
+    in the machine's byte order (SQLite's file format documentation, "WAL-index format").
+    """
+    head = Path(path + "-shm").read_bytes()[:100]
+    (mx_frame,) = struct.unpack_from("=I", head, 16)
+    (backfilled,) = struct.unpack_from("=I", head, 96)
+    return mx_frame, backfilled
+
+
+class _ForbiddenGate:
+    """A gate the code under test must not take."""
+
+    def __enter__(self) -> None:
+        raise AssertionError("the completing pass ran")
+
+    def __exit__(self, *_: object) -> None:
+        return None
+
+
+def test_the_committing_connection_does_not_checkpoint_below_the_safety_net(
+    tmp_path: Path,
+) -> None:
+    db, _ = _database(tmp_path, wal_autocheckpoint=100_000)
+    with db.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 100_000
+    db.dispose()
+    plain, _ = _database(tmp_path / "plain")
+    with plain.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 1000
+    plain.dispose()
+
+
+def test_a_cycle_that_is_not_due_copies_the_wal_without_blocking_writers(tmp_path: Path) -> None:
+    db, path = _database(tmp_path, wal_autocheckpoint=100_000)
+    _write(db, 200)
+    frames, copied = _wal_state(path)
+    assert frames > 0 and copied == 0
+    checkpointer = WalCheckpointer(path, _ForbiddenGate())  # type: ignore[arg-type]
+    checkpointer.cycle()
+    frames, copied = _wal_state(path)
+    assert frames > 0
+    assert copied == frames  # copied (and synced) by the passive pass
+    checkpointer.close()
+    db.dispose()
+
+
+def test_a_due_cycle_completes_the_checkpoint_so_the_wal_starts_over(tmp_path: Path) -> None:
+    db, path = _database(tmp_path, wal_autocheckpoint=100_000)
+    _write(db, 300)
+    checkpointer = WalCheckpointer(path, db.checkpoint_gate)
+    checkpointer._completed_at -= WalCheckpointer.COMPLETE_SECONDS  # due now
+    checkpointer.cycle()
+    frames_before, copied = _wal_state(path)
+    assert copied == frames_before > 0
+    _write(db, 1, start=10_000)
+    frames_after, _ = _wal_state(path)
+    # The next commit started the WAL over: it holds that commit's few pages only.
+    assert frames_after < frames_before
+    with db.engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM t")).scalar() == 301
+    checkpointer.close()
+    db.dispose()
+
+
+def test_a_cycle_completes_while_another_thread_keeps_committing(tmp_path: Path) -> None:
+    db, path = _database(tmp_path, wal_autocheckpoint=100_000)
+    checkpointer = WalCheckpointer(path, db.checkpoint_gate)
+    stop = threading.Event()
+    written = [0]
+
+    def writer() -> None:
+        while not stop.is_set():
+            with db.checkpoint_gate:  # as the ingest writer does
+                _write(db, 5, start=written[0])
+            written[0] += 5
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        time.sleep(0.2)
+        checkpointer._completed_at -= WalCheckpointer.COMPLETE_SECONDS
+        checkpointer.cycle()
+        assert checkpointer._completed_at > time.monotonic() - 5  # the FULL pass completed
+    finally:
+        stop.set()
+        thread.join()
+    with db.engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM t")).scalar() == written[0]
+    checkpointer.close()
+    db.dispose()
+
+
+def test_the_background_thread_checkpoints_and_stops(tmp_path: Path) -> None:
+    db, path = _database(tmp_path, wal_autocheckpoint=100_000)
+    _write(db, 200)
+    assert _wal_state(path)[1] == 0
+    db.start_checkpointer(0.02)
+    deadline = time.monotonic() + 10
+    while _wal_state(path)[1] == 0:
+        assert time.monotonic() < deadline, "the WAL was never checkpointed"
+        time.sleep(0.02)
+    db.dispose()
+    assert db._checkpointer is None
+
+
+def test_the_sync_descriptor_is_opened_once_per_file_and_kept(tmp_path: Path) -> None:
+    db, path = _database(tmp_path)
+    fd = _sync_fd(path)
+    assert _sync_fd(path) == fd
+    os.fstat(fd)  # still open: closing it would drop this process's SQLite locks on the file
+    db.dispose()
+
+
+def test_the_inline_writer_waits_for_the_checkpoint_gate_without_blocking_the_loop(
+    settings: Settings,
+) -> None:
+    from app.occurrences.writer import GroupCommitWriter
+
+    ctx = build_context(settings)
+    ensure_defaults(ctx.db)
+    with ctx.db.read() as session:
+        reload_registry(session, ctx.registry)
+    writer = GroupCommitWriter(ctx, max_items=100, inline=True, gate=ctx.db.checkpoint_gate)
+
+    async def scenario() -> tuple[bool, int, str]:
+        ctx.db.checkpoint_gate.acquire()
+        task = asyncio.create_task(writer.submit([occurrence()], Principal.admin()))
+        ticks = 0
+        for _ in range(20):  # the loop keeps running while the writer waits
+            await asyncio.sleep(0.002)
+            ticks += 1
+        waited = not task.done()
+        ctx.db.checkpoint_gate.release()
+        [result] = await asyncio.wait_for(task, 5)
+        return waited, ticks, str(result.body["outcome"])
+
+    waited, ticks, outcome = asyncio.run(scenario())
+    assert waited and ticks == 20
+    assert outcome == "created"
+    ctx.db.dispose()
