@@ -264,7 +264,9 @@ class WalCheckpointer:
         for _ in range(self.PASSES):
             # ``frames`` is the WAL's length when the pass began: what arrived during the pass
             # shows only in the next pass's answer.
-            _, frames, copied = self._pass("PASSIVE")
+            busy, frames, copied = self._pass("PASSIVE")
+            if busy:
+                return  # another process's checkpointer is copying: its cycle does the work
             if frames <= 0 or frames == copied_before:
                 # Not in WAL mode, empty, or nothing new: all of the WAL is in the database.
                 self._completed_at = now

@@ -187,3 +187,24 @@ def test_the_inline_writer_waits_for_the_checkpoint_gate_without_blocking_the_lo
     assert waited and ticks == 20
     assert outcome == "created"
     ctx.db.dispose()
+
+
+def test_a_cycle_leaves_the_work_to_another_process_copying_at_the_same_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db, path = _database(tmp_path)
+    checkpointer = WalCheckpointer(path, _ForbiddenGate())  # type: ignore[arg-type]
+    checkpointer._completed_at -= WalCheckpointer.COMPLETE_SECONDS  # due
+    before = checkpointer._completed_at
+    passes: list[str] = []
+
+    def busy_pass(mode: str) -> tuple[int, int, int]:
+        passes.append(mode)
+        return 1, -1, -1  # what SQLite answers while another connection checkpoints
+
+    monkeypatch.setattr(checkpointer, "_pass", busy_pass)
+    monkeypatch.setattr(checkpointer, "_sync", lambda: pytest.fail("synced nothing"))
+    checkpointer.cycle()
+    assert passes == ["PASSIVE"]
+    assert checkpointer._completed_at == before  # not taken for a complete checkpoint
+    db.dispose()
