@@ -140,6 +140,10 @@ def create_db_engine(
         engine = create_engine(
             url,
             json_serializer=json_text,
+            # Stored JSON is orjson's own output; reading it back with orjson is about three
+            # times faster than the standard library (the issue stream reads three columns
+            # of every latest occurrence).
+            json_deserializer=orjson.loads,
             hide_parameters=True,
             connect_args={"check_same_thread": False, "timeout": busy_timeout_ms / 1000},
             **pool_args,
@@ -168,6 +172,7 @@ def create_db_engine(
     return create_engine(
         url,
         json_serializer=json_text,
+        json_deserializer=orjson.loads,
         # Error messages then never carry bound values (webhook secrets, key hashes, payloads).
         hide_parameters=True,
         connect_args={"connect_timeout": connect_timeout},

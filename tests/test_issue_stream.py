@@ -211,11 +211,18 @@ def test_unreleased_type_follows_its_ingest_and_visible_flags(admin: TestClient)
     assert_error(admin.get(f"/issues/{created['issue_id']}", headers=key), 404, "issue_not_found")
     assert ids(admin.get("/issues")) == []
     assert ids(admin.get("/issues", params={"include_hidden": "true"})) == [created["issue_id"]]
+    # A search for a released and a hidden type: the condition still applies to the hidden one.
+    released = post(admin, fingerprint=["released"])["issue_id"]
+    both = {"type": ["error", "profile_file_io_main_thread"]}
+    assert ids(admin.get("/issues", params=both, headers=key)) == [released]
+    assert ids(admin.get("/issues", params={"type": "error"}, headers=key)) == [released]
     set_flag(ctx, 2001, "visible", "ea", [])
-    assert ids(admin.get("/issues", headers=key)) == []
+    assert ids(admin.get("/issues", headers=key)) == [released]
     set_flag(ctx, 2001, "visible", "ga", [])
-    assert ids(admin.get("/issues", headers=key)) == [created["issue_id"]]
-    assert ids(admin.get("/issues")) == [created["issue_id"]]
+    assert set(ids(admin.get("/issues", params=both, headers=key))) == {
+        released,
+        created["issue_id"],
+    }
 
 
 def test_issue_occurrences_are_paged_newest_first(admin: TestClient) -> None:

@@ -75,10 +75,18 @@ def _unreleased_types(ctx: AppContext) -> list[IssueType]:
 
 
 def _visibility_condition(
-    ctx: AppContext, session: Session, principal: Principal, include_hidden: bool
+    ctx: AppContext,
+    session: Session,
+    principal: Principal,
+    include_hidden: bool,
+    type_ids: set[int] | None,
 ) -> ColumnElement[bool]:
-    """Leave out issues of types whose visible flag is off for the issue's organization."""
-    unreleased = _unreleased_types(ctx)
+    """Leave out issues of types whose visible flag is off for the issue's organization.
+
+    ``type_ids``: the types the query is already limited to (None: all). Only unreleased types
+    among them need a condition, so a search for released types reads no flags.
+    """
+    unreleased = [t for t in _unreleased_types(ctx) if type_ids is None or t.type_id in type_ids]
     if not unreleased or (principal.is_admin and include_hidden):
         return true()
     flags = {
@@ -166,7 +174,9 @@ def list_issues(
             allowed = visible_project_ids(session, principal)
             if allowed is not None:
                 stmt = stmt.where(Group.project_id.in_(allowed))
-        stmt = stmt.where(_visibility_condition(ctx, session, principal, filters.include_hidden))
+        stmt = stmt.where(
+            _visibility_condition(ctx, session, principal, filters.include_hidden, type_ids)
+        )
         if statuses:
             stmt = stmt.where(Group.status.in_(statuses))
         if substatuses:
