@@ -208,10 +208,11 @@ class WalCheckpointer:
     while it copies), and a FULL one holds the write lock through its fsyncs: tens of
     milliseconds on an ordinary disk, which every request waiting to commit would pay.
 
-    So a cycle copies in passes that block nobody: after each passive pass, the pages it
-    copied are synced from here, outside every SQLite lock. Each pass has less left to copy
-    than the one before; the last, FULL pass then copies and syncs only what arrived in the
-    last few milliseconds, and that is all the writers wait for.
+    So each cycle runs one passive pass, which blocks nobody, and the pages it copied are then
+    synced from here, outside every SQLite lock. Only now and then (COMPLETE_FRAMES,
+    COMPLETE_SECONDS) does a cycle complete the checkpoint: more passive passes, each with less
+    left to copy than the one before, then a FULL pass that copies and syncs only what arrived
+    in the last few milliseconds. That final pass is all the writers wait for.
     """
 
     # Before a completing pass, each passive pass copies what arrived during the one before,
