@@ -128,13 +128,9 @@ def _sqlite_connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
-def sqlite_rate(path: Path, todo: list[Item], batch: int) -> float:
-    """Occurrences per second into a fresh SQLite file, one transaction per ``batch``."""
-    migrated_sqlite(path)
-    conn = _sqlite_connect(path)
+def _sqlite_write(conn: sqlite3.Connection, todo: list[Item], batch: int, short_id: int) -> int:
+    """Store ``todo``, one transaction per ``batch``; returns the last short id used."""
     group_sql = GROUP_UPSERT.format(p="?")
-    start = time.perf_counter()
-    short_id = 0
     for begin in range(0, len(todo), batch):
         chunk = todo[begin : begin + batch]
         conn.execute("BEGIN IMMEDIATE")
@@ -153,10 +149,36 @@ def sqlite_rate(path: Path, todo: list[Item], batch: int) -> float:
             COUNT_UPSERT.format(p="?"), [(ids[h], HOUR, n) for h, n in sorted(seen.items())]
         )
         conn.execute("COMMIT")
-    elapsed = time.perf_counter() - start
-    _check(conn.execute, len(todo))
+    return short_id
+
+
+def sqlite_rates(
+    path: Path, prefill: list[Item], runs: list[list[Item]], batch: int
+) -> list[float]:
+    """Occurrences per second of each run into one SQLite file that first holds ``prefill``.
+
+    The prefill (batches of 100, not timed) gives the tables the size the service's own runs
+    write into; the runs then follow one another, so the tables grow as they do for the service.
+    """
+    migrated_sqlite(path)
+    conn = _sqlite_connect(path)
+    short_id = _sqlite_write(conn, prefill, 100, 0)
+    stored = len(prefill)
+    rates = []
+    for todo in runs:
+        start = time.perf_counter()
+        short_id = _sqlite_write(conn, todo, batch, short_id)
+        elapsed = time.perf_counter() - start
+        stored += len(todo)
+        _check(conn.execute, stored)
+        rates.append(len(todo) / elapsed)
     conn.close()
-    return len(todo) / elapsed
+    return rates
+
+
+def sqlite_rate(path: Path, todo: list[Item], batch: int) -> float:
+    """Occurrences per second into a fresh SQLite file, one transaction per ``batch``."""
+    return sqlite_rates(path, [], [todo], batch)[0]
 
 
 def _check(execute: Any, expected: int) -> None:
@@ -166,42 +188,58 @@ def _check(execute: Any, expected: int) -> None:
         raise RuntimeError(f"storage limit: {stored} rows, times_seen {seen}, {expected} expected")
 
 
-def postgres_rate(url: str, todo: list[Item], batch: int) -> float:
-    """Occurrences per second into a fresh PostgreSQL database (pipelined executemany)."""
+def _pg_write(conn: psycopg.Connection[Any], todo: list[Item], batch: int, short_id: int) -> int:
+    """Store ``todo`` (pipelined executemany), one transaction per ``batch``; the last short id."""
+    group_sql = GROUP_UPSERT.format(p="%s")
+    for begin in range(0, len(todo), batch):
+        chunk = todo[begin : begin + batch]
+        seen = Counter(i.hash for i in chunk)
+        firsts = {i.hash: i for i in reversed(chunk)}
+        hashes = sorted(seen)
+        with conn.cursor() as cur:
+            rows = []
+            for h in hashes:
+                short_id += 1
+                rows.append(_group_row(firsts[h], short_id, seen[h], DETECTED))
+            cur.executemany(group_sql, rows, returning=True)
+            group_ids = []
+            while True:
+                group_ids.append(cur.fetchone()[0])  # type: ignore[index]
+                if not cur.nextset():
+                    break
+            ids = dict(zip(hashes, group_ids, strict=True))
+            cur.executemany(HASH_INSERT.format(p="%s"), list(ids.items()))
+            cur.executemany(
+                OCC_INSERT.format(p="%s"), [_occ_row(i, ids[i.hash], DETECTED) for i in chunk]
+            )
+            cur.executemany(COUNT_UPSERT.format(p="%s"), [(ids[h], HOUR, seen[h]) for h in hashes])
+        conn.commit()
+    return short_id
+
+
+def postgres_rates(
+    url: str, prefill: list[Item], runs: list[list[Item]], batch: int
+) -> list[float]:
+    """``sqlite_rates`` on a fresh PostgreSQL database (pipelined executemany)."""
     upgrade(url)
     dsn = url.replace("postgresql+psycopg://", "postgresql://")
     with psycopg.connect(dsn) as conn:
         conn.execute("INSERT INTO organizations VALUES (1, 'default', 'Default', false, now())")
         conn.execute("INSERT INTO projects VALUES (1, 1, 'default', 'Default', 0, 1, now())")
         conn.commit()
-        group_sql = GROUP_UPSERT.format(p="%s")
-        start = time.perf_counter()
-        short_id = 0
-        for begin in range(0, len(todo), batch):
-            chunk = todo[begin : begin + batch]
-            seen = Counter(i.hash for i in chunk)
-            firsts = {i.hash: i for i in reversed(chunk)}
-            hashes = sorted(seen)
-            with conn.cursor() as cur:
-                rows = []
-                for h in hashes:
-                    short_id += 1
-                    rows.append(_group_row(firsts[h], short_id, seen[h], DETECTED))
-                cur.executemany(group_sql, rows, returning=True)
-                group_ids = []
-                while True:
-                    group_ids.append(cur.fetchone()[0])  # type: ignore[index]
-                    if not cur.nextset():
-                        break
-                ids = dict(zip(hashes, group_ids, strict=True))
-                cur.executemany(HASH_INSERT.format(p="%s"), list(ids.items()))
-                cur.executemany(
-                    OCC_INSERT.format(p="%s"), [_occ_row(i, ids[i.hash], DETECTED) for i in chunk]
-                )
-                cur.executemany(
-                    COUNT_UPSERT.format(p="%s"), [(ids[h], HOUR, seen[h]) for h in hashes]
-                )
-            conn.commit()
-        elapsed = time.perf_counter() - start
-        _check(conn.execute, len(todo))
-    return len(todo) / elapsed
+        short_id = _pg_write(conn, prefill, 100, 0)
+        stored = len(prefill)
+        rates = []
+        for todo in runs:
+            start = time.perf_counter()
+            short_id = _pg_write(conn, todo, batch, short_id)
+            elapsed = time.perf_counter() - start
+            stored += len(todo)
+            _check(conn.execute, stored)
+            rates.append(len(todo) / elapsed)
+    return rates
+
+
+def postgres_rate(url: str, todo: list[Item], batch: int) -> float:
+    """Occurrences per second into a fresh PostgreSQL database (pipelined executemany)."""
+    return postgres_rates(url, [], [todo], batch)[0]
