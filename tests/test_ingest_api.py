@@ -6,11 +6,12 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from app.models import Project
-from tests.builders import occurrence
+from app.models import HourlyCount, Project
+from tests.builders import ctx_of, occurrence
 from tests.conftest import assert_error
 
 
@@ -93,6 +94,55 @@ def test_duplicate_inside_one_batch_counts_once(admin: TestClient) -> None:
     ]
     assert [r["outcome"] for r in results] == ["created", "duplicate"]
     assert issue(admin, results[0]["issue_id"])["times_seen"] == 1
+
+
+def test_one_batch_changes_each_issue_its_own_way(admin: TestClient, app: FastAPI) -> None:
+    """Issues joined in one batch get different changes (the set-based update, by shape)."""
+    t = datetime(2026, 11, 2, 10, tzinfo=UTC)
+    ids = {
+        name: post(admin, occurrence(fingerprint=[name], detection_time=t.isoformat()))["issue_id"]
+        for name in ("older", "newer", "louder", "same")
+    }
+    batch = [
+        occurrence(fingerprint=["older"], detection_time=(t - timedelta(hours=3)).isoformat()),
+        occurrence(
+            fingerprint=["newer"],
+            detection_time=(t + timedelta(hours=2)).isoformat(),
+            issue_title="newest title",
+            subtitle="newest subtitle",
+            culprit="newest.culprit",
+            level="fatal",
+        ),
+        occurrence(fingerprint=["louder"], detection_time=t.isoformat(), priority="high"),
+        occurrence(fingerprint=["same"], detection_time=t.isoformat()),
+        occurrence(fingerprint=["same"], detection_time=t.isoformat()),
+        occurrence(fingerprint=["older"], detection_time=(t - timedelta(hours=1)).isoformat()),
+    ]
+    results = admin.post("/occurrences/batch", json={"occurrences": batch}).json()["results"]
+    assert [r["outcome"] for r in results] == ["grouped"] * 6
+    older, newer = issue(admin, ids["older"]), issue(admin, ids["newer"])
+    louder, same = issue(admin, ids["louder"]), issue(admin, ids["same"])
+    assert older["times_seen"] == 3 and older["first_seen"] == "2026-11-02T07:00:00Z"
+    assert older["last_seen"] == "2026-11-02T10:00:00Z" and older["title"] == "Slow thing"
+    assert newer["times_seen"] == 2 and newer["last_seen"] == "2026-11-02T12:00:00Z"
+    assert newer["first_seen"] == "2026-11-02T10:00:00Z"
+    assert (newer["title"], newer["culprit"], newer["level"]) == (
+        "newest title",
+        "newest.culprit",
+        "fatal",
+    )
+    assert newer["latest_occurrence"]["id"] == batch[1]["id"]
+    assert louder["times_seen"] == 2 and louder["priority"] == "high"
+    assert same["times_seen"] == 3 and same["priority"] == older["priority"]
+    with ctx_of(app).db.read() as session:
+        counts = dict(
+            session.execute(
+                select(HourlyCount.group_id, func.sum(HourlyCount.count)).group_by(
+                    HourlyCount.group_id
+                )
+            ).all()
+        )
+    assert counts == {ids["older"]: 3, ids["newer"]: 2, ids["louder"]: 2, ids["same"]: 3}
 
 
 def test_first_known_fingerprint_element_decides_and_free_ones_are_linked(
