@@ -125,8 +125,8 @@ def create_db_engine(
     """Create the engine with the per-backend settings the service relies on.
 
     ``wal_autocheckpoint``: WAL length (pages) at which a committing SQLite connection
-    checkpoints by itself; a process running :class:`WalCheckpointer` raises it far above what
-    one cycle leaves, so that commits never pay a checkpoint.
+    checkpoints by itself; :meth:`Database.start_checkpointer` raises it far above what one
+    of its cycles leaves, so that commits never pay a checkpoint.
     """
     if is_sqlite(url):
         database = make_url(url).database
@@ -223,6 +223,9 @@ class WalCheckpointer:
     # for two fsyncs, so it is rare; the passive passes keep the copying current in between.
     COMPLETE_FRAMES = 32_768
     COMPLETE_SECONDS = 10.0
+    # The WAL length (pages, about 400 MB) at which a commit of a process running the
+    # checkpointer checkpoints by itself: only if the checkpointer cannot keep up or has died.
+    SAFETY_NET_PAGES = 100_000
     # How long the final pass waits for other processes' writers and older readers; it holds
     # the write lock meanwhile, so it gives up early and the next cycle tries again.
     BUSY_TIMEOUT_MS = 100
@@ -342,6 +345,15 @@ class Database:
         database = self.engine.url.database
         if not database or database == ":memory:":
             return
+
+        # From now on commits never checkpoint by themselves (the checkpointer does): every
+        # connection, pooled before or opened after, gets the safety net at its next checkout.
+        @event.listens_for(self.engine, "checkout")
+        def _safety_net(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+            if not record.info.get("wal_safety_net"):
+                dbapi_conn.execute(f"PRAGMA wal_autocheckpoint={WalCheckpointer.SAFETY_NET_PAGES}")
+                record.info["wal_safety_net"] = True
+
         checkpointer = WalCheckpointer(database, self.checkpoint_gate)
         stop = threading.Event()
 

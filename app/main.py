@@ -59,9 +59,6 @@ def build_context(settings: Settings, clock: Callable[[], datetime] | None = Non
         max_overflow=settings.db_max_overflow,
         busy_timeout_ms=settings.sqlite_busy_timeout_ms,
         connect_timeout=settings.db_connect_timeout_seconds,
-        # With the background checkpointer (Database.start_checkpointer) the automatic
-        # checkpoint is only a safety net, far above what one of its cycles leaves in the WAL.
-        wal_autocheckpoint=100_000 if settings.sqlite_checkpoint_seconds > 0 else 1_000,
     )
     load_plugins()
     return AppContext(

@@ -66,17 +66,23 @@ class _ForbiddenGate:
         return None
 
 
-def test_the_committing_connection_does_not_checkpoint_below_the_safety_net(
+def test_commits_checkpoint_only_at_the_safety_net_once_the_checkpointer_runs(
     tmp_path: Path,
 ) -> None:
-    db, _ = _database(tmp_path, wal_autocheckpoint=100_000)
-    with db.engine.connect() as conn:
-        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 100_000
-    db.dispose()
-    plain, _ = _database(tmp_path / "plain")
-    with plain.engine.connect() as conn:
+    db, _ = _database(tmp_path)
+    with db.engine.connect() as conn:  # pooled before the checkpointer starts
         assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 1000
-    plain.dispose()
+    db.start_checkpointer(0)  # off: SQLite's own automatic checkpoints stay
+    with db.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 1000
+    db.start_checkpointer(60)
+    for engine in (db.engine, db.write_sessions.kw["bind"]):
+        with engine.connect() as conn:
+            assert (
+                conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar()
+                == WalCheckpointer.SAFETY_NET_PAGES
+            )
+    db.dispose()
 
 
 def test_a_cycle_that_is_not_due_copies_the_wal_without_blocking_writers(tmp_path: Path) -> None:

@@ -59,26 +59,28 @@ def _bearer(request: Request) -> str:
     return token
 
 
-def principal_without_io(ctx: AppContext, token: str) -> tuple[bool, Principal | None]:
+def principal_without_io(
+    ctx: AppContext, token: str, digest: str | None = None
+) -> tuple[bool, Principal | None]:
     """What a token stands for when known without a query: the admin token or a cached key.
 
     ``(True, principal)``, with None for a cached unknown token; ``(False, None)`` when only
-    the database can tell (resolve_principal).
+    the database can tell (resolve_principal). ``digest``: the token's hash, if already known.
     """
     admin = ctx.admin_token
     if admin and hmac.compare_digest(token.encode(), admin.encode()):
         return True, Principal.admin()
-    return ctx.key_cache.get(hash_token(token))
+    return ctx.key_cache.get(digest or hash_token(token))
 
 
 def resolve_principal(ctx: AppContext, token: str) -> Principal:
     """The principal a token stands for, or 401."""
-    hit, known = principal_without_io(ctx, token)
+    digest = hash_token(token)
+    hit, known = principal_without_io(ctx, token, digest)
     if hit:
         if known is None:
             raise Unauthenticated("unknown token")
         return known
-    digest = hash_token(token)
     principal = None
     with ctx.db.read() as session:
         key = session.scalars(
