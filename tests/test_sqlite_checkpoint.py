@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import struct
+import sys
 import threading
 import time
 from pathlib import Path
@@ -17,7 +18,7 @@ from sqlalchemy import text
 
 from app.auth.principal import Principal
 from app.config import Settings
-from app.db import Database, WalCheckpointer, _sync_fd, create_db_engine
+from app.db import Database, PriorityRunner, WalCheckpointer, _sync_fd, create_db_engine
 from app.issue_types.service import reload_registry
 from app.main import build_context
 from app.organizations.defaults import ensure_defaults
@@ -156,6 +157,58 @@ def test_the_background_thread_checkpoints_and_stops(tmp_path: Path) -> None:
         time.sleep(0.02)
     db.dispose()
     assert db._checkpointer is None
+
+
+def _niceness() -> int:
+    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread niceness")
+def test_passive_passes_run_niced_and_the_gated_pass_at_the_process_priority(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[tuple[str, int]] = []
+    real_pass = WalCheckpointer._pass
+
+    def spy(self: WalCheckpointer, mode: str) -> tuple[int, int, int]:
+        seen.append((mode, _niceness()))
+        return real_pass(self, mode)
+
+    monkeypatch.setattr(WalCheckpointer, "_pass", spy)
+    monkeypatch.setattr(WalCheckpointer, "COMPLETE_SECONDS", 0.0)  # every cycle completes
+    db, _ = _database(tmp_path, wal_autocheckpoint=100_000)
+    own = _niceness()
+    stop = threading.Event()
+
+    def writer() -> None:  # new frames for every pass, so that cycles reach the final pass
+        start = 0
+        while not stop.is_set():
+            with db.checkpoint_gate:
+                _write(db, 5, start=start)
+            start += 5
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        db.start_checkpointer(0.02)
+        deadline = time.monotonic() + 10
+        while not any(mode == "FULL" for mode, _ in seen):
+            assert time.monotonic() < deadline, "no completing pass ran"
+            time.sleep(0.02)
+    finally:
+        stop.set()
+        thread.join()
+        db.dispose()
+    assert set(seen) == {("PASSIVE", max(own, 10)), ("FULL", own)}
+
+
+def test_the_priority_runner_hands_back_results_and_errors() -> None:
+    runner = PriorityRunner("test-runner")
+    assert runner.run(lambda: threading.current_thread().name) == "test-runner"
+    with pytest.raises(ZeroDivisionError):
+        runner.run(lambda: 1 // 0)
+    assert runner.run(lambda: 42) == 42  # still serving after an error
+    runner.close()
 
 
 def test_the_sync_descriptor_is_opened_once_per_file_and_kept(tmp_path: Path) -> None:
