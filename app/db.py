@@ -362,7 +362,9 @@ class Database:
         write_engine = engine.execution_options(sqlite_begin="IMMEDIATE") if self.sqlite else engine
         self.read_sessions = sessionmaker(bind=engine, expire_on_commit=False)
         self.write_sessions = sessionmaker(bind=write_engine, expire_on_commit=False)
-        self._checkpointer: tuple[threading.Thread, threading.Event, PriorityRunner] | None = None
+        self._checkpointer: (
+            tuple[threading.Thread, threading.Event, PriorityRunner, Callable[..., None]] | None
+        ) = None
         # Held by the ingest writer around its transactions and by the WAL checkpointer around
         # its final, blocking pass (see WalCheckpointer).
         self.checkpoint_gate = threading.Lock()
@@ -402,11 +404,12 @@ class Database:
 
         # From now on commits never checkpoint by themselves (the checkpointer does): every
         # connection, pooled before or opened after, gets the safety net at its next checkout.
-        @event.listens_for(self.engine, "checkout")
-        def _safety_net(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        def safety_net(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
             if not record.info.get("wal_safety_net"):
                 dbapi_conn.execute(f"PRAGMA wal_autocheckpoint={WalCheckpointer.SAFETY_NET_PAGES}")
                 record.info["wal_safety_net"] = True
+
+        event.listen(self.engine, "checkout", safety_net)
 
         # Started from this thread, so it keeps this thread's priority (see PriorityRunner).
         final_runner = PriorityRunner("sqlite-checkpoint-final")
@@ -425,15 +428,16 @@ class Database:
 
         thread = threading.Thread(target=run, name="sqlite-checkpointer", daemon=True)
         thread.start()
-        self._checkpointer = (thread, stop, final_runner)
+        self._checkpointer = (thread, stop, final_runner, safety_net)
 
     def dispose(self) -> None:
         """Stop the checkpointer and close pooled connections."""
         if self._checkpointer is not None:
-            thread, stop, final_runner = self._checkpointer
+            thread, stop, final_runner, safety_net = self._checkpointer
             stop.set()
             thread.join(timeout=5)
             final_runner.close()
+            event.remove(self.engine, "checkout", safety_net)
             self._checkpointer = None
         self.engine.dispose()
 
