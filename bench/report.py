@@ -247,6 +247,8 @@ def chart(result: Result, path: Path) -> bool:
             fontsize=7,
             color="#555555",
         )
+    # Room on the right for the reference labels (they name the table size, so they are long).
+    ax.set_xlim(0, 1.45 * max(max(r.rate or 0, r.reference_rate or 0) for r in rows))
     ax.set_yticks(list(ys), labels, fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel("occurrences per second (median)")
