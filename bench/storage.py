@@ -238,8 +238,3 @@ def postgres_rates(
             _check(conn.execute, stored)
             rates.append(len(todo) / elapsed)
     return rates
-
-
-def postgres_rate(url: str, todo: list[Item], batch: int) -> float:
-    """Occurrences per second into a fresh PostgreSQL database (pipelined executemany)."""
-    return postgres_rates(url, [], [todo], batch)[0]
