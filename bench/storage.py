@@ -11,6 +11,7 @@ import random
 import sqlite3
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -162,16 +163,11 @@ def sqlite_rates(
     """
     migrated_sqlite(path)
     conn = _sqlite_connect(path)
-    short_id = _sqlite_write(conn, prefill, 100, 0)
-    stored = len(prefill)
-    rates = []
-    for todo in runs:
-        start = time.perf_counter()
-        short_id = _sqlite_write(conn, todo, batch, short_id)
-        elapsed = time.perf_counter() - start
-        stored += len(todo)
-        _check(conn.execute, stored)
-        rates.append(len(todo) / elapsed)
+
+    def write(todo: list[Item], size: int, short_id: int) -> int:
+        return _sqlite_write(conn, todo, size, short_id)
+
+    rates = _timed_runs(write, conn.execute, prefill, runs, batch)
     conn.close()
     return rates
 
@@ -179,6 +175,30 @@ def sqlite_rates(
 def sqlite_rate(path: Path, todo: list[Item], batch: int) -> float:
     """Occurrences per second into a fresh SQLite file, one transaction per ``batch``."""
     return sqlite_rates(path, [], [todo], batch)[0]
+
+
+def _timed_runs(
+    write: Callable[[list[Item], int, int], int],
+    execute: Any,
+    prefill: list[Item],
+    runs: list[list[Item]],
+    batch: int,
+) -> list[float]:
+    """Store ``prefill`` (batches of 100, untimed), then each run timed and checked.
+
+    ``write(items, batch, short_id)`` stores items and returns the last short id it used.
+    """
+    short_id = write(prefill, 100, 0)
+    stored = len(prefill)
+    rates = []
+    for todo in runs:
+        start = time.perf_counter()
+        short_id = write(todo, batch, short_id)
+        elapsed = time.perf_counter() - start
+        stored += len(todo)
+        _check(execute, stored)
+        rates.append(len(todo) / elapsed)
+    return rates
 
 
 def _check(execute: Any, expected: int) -> None:
@@ -227,14 +247,8 @@ def postgres_rates(
         conn.execute("INSERT INTO organizations VALUES (1, 'default', 'Default', false, now())")
         conn.execute("INSERT INTO projects VALUES (1, 1, 'default', 'Default', 0, 1, now())")
         conn.commit()
-        short_id = _pg_write(conn, prefill, 100, 0)
-        stored = len(prefill)
-        rates = []
-        for todo in runs:
-            start = time.perf_counter()
-            short_id = _pg_write(conn, todo, batch, short_id)
-            elapsed = time.perf_counter() - start
-            stored += len(todo)
-            _check(conn.execute, stored)
-            rates.append(len(todo) / elapsed)
-    return rates
+
+        def write(todo: list[Item], size: int, short_id: int) -> int:
+            return _pg_write(conn, todo, size, short_id)
+
+        return _timed_runs(write, conn.execute, prefill, runs, batch)
