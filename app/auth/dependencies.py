@@ -9,6 +9,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.requests import HTTPConnection
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import select
 
@@ -53,10 +54,22 @@ def bearer_token(header: str) -> str | None:
     return token
 
 
-# Declares the ``bearer`` security scheme in OpenAPI (the Authorize button of /docs) and marks
-# every operation depending on ``current_principal`` as protected. ``auto_error=False``: a
-# missing token is answered by ``current_principal`` with the service's own 401.
-BEARER_SCHEME = HTTPBearer(
+class BearerScheme(HTTPBearer):
+    """The ``bearer`` security scheme of the OpenAPI document (the Authorize button of /docs).
+
+    Every operation depending on ``current_principal`` declares it. The header is parsed by
+    ``bearer_token``, as on the ingest fast path; a missing token gives None, which
+    ``current_principal`` answers with the service's own 401.
+    """
+
+    async def __call__(self, request: HTTPConnection) -> HTTPAuthorizationCredentials | None:
+        token = bearer_token(request.headers.get("authorization", ""))
+        if token is None:
+            return None
+        return HTTPAuthorizationCredentials(scheme="Bearer", credentials=token)
+
+
+BEARER_SCHEME = BearerScheme(
     scheme_name="bearer",
     description="The admin token or an API key: `Authorization: Bearer <token>`.",
     auto_error=False,
@@ -109,7 +122,6 @@ def resolve_principal(ctx: AppContext, token: str) -> Principal:
 async def current_principal(request: Request, credentials: BearerCredentials) -> Principal:
     """Any authenticated caller (async: the admin token and cached keys skip the threadpool)."""
     ctx: AppContext = request.app.state.ctx
-    # HTTPBearer parses the header as bearer_token (the ingest fast path's parser) does.
     if credentials is None:
         raise Unauthenticated("missing bearer token")
     token = credentials.credentials
