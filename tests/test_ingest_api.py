@@ -153,8 +153,78 @@ def test_first_known_fingerprint_element_decides_and_free_ones_are_linked(
     assert via_b["issue_id"] == a["issue_id"]
     c = post(admin, occurrence(fingerprint=["c", "a"]))
     assert c["outcome"] == "grouped" and c["issue_id"] == a["issue_id"]
-    # "c" was not linked by joining; it opens its own issue.
-    assert post(admin, occurrence(fingerprint=["c"]))["outcome"] == "created"
+    # Joining linked "c" (no issue had it) to a's issue.
+    via_c = post(admin, occurrence(fingerprint=["c"]))
+    assert via_c["outcome"] == "grouped" and via_c["issue_id"] == a["issue_id"]
+
+
+def test_an_element_seen_first_beside_a_known_one_joins_its_issue(admin: TestClient) -> None:
+    a = post(admin, occurrence(fingerprint=["a"]))
+    ab = post(admin, occurrence(fingerprint=["a", "b"]))
+    b = post(admin, occurrence(fingerprint=["b"]))
+    assert (ab["outcome"], b["outcome"]) == ("grouped", "grouped")
+    assert ab["issue_id"] == b["issue_id"] == a["issue_id"]
+    assert issue(admin, a["issue_id"])["times_seen"] == 3
+
+
+def test_elements_before_the_known_one_are_linked_too(admin: TestClient) -> None:
+    a = post(admin, occurrence(fingerprint=["a"]))
+    post(admin, occurrence(fingerprint=["x", "a", "y"]))
+    for element in ("x", "y"):
+        answer = post(admin, occurrence(fingerprint=[element]))
+        assert (answer["outcome"], answer["issue_id"]) == ("grouped", a["issue_id"])
+
+
+def test_an_element_linked_in_a_batch_groups_the_batchs_later_items(admin: TestClient) -> None:
+    a = post(admin, occurrence(fingerprint=["a"]))
+    items = [occurrence(fingerprint=["a", "b"]), occurrence(fingerprint=["b"])]
+    response = admin.post("/occurrences/batch", json={"occurrences": items})
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert [r["outcome"] for r in results] == ["grouped", "grouped"]
+    assert {r["issue_id"] for r in results} == {a["issue_id"]}
+
+
+def test_joining_a_resolved_issue_links_its_free_elements(admin: TestClient) -> None:
+    # A regression goes through the ORM write path, not the set-based one: it links too.
+    a = post(admin, occurrence(fingerprint=["a"]))
+    resolved = admin.patch(f"/issues/{a['issue_id']}", json={"status": "resolved"})
+    assert resolved.status_code == 200, resolved.text
+    ab = post(admin, occurrence(fingerprint=["a", "b"]))
+    assert ab["outcome"] == "regressed"
+    b = post(admin, occurrence(fingerprint=["b"]))
+    assert (b["outcome"], b["issue_id"]) == ("grouped", a["issue_id"])
+
+
+def test_joining_an_ignored_issue_links_its_free_elements(admin: TestClient) -> None:
+    a = post(admin, occurrence(fingerprint=["a"]))
+    ignored = admin.patch(
+        f"/issues/{a['issue_id']}",
+        json={"status": "ignored", "substatus": "archived_forever"},
+    )
+    assert ignored.status_code == 200, ignored.text
+    post(admin, occurrence(fingerprint=["a", "b"]))
+    b = post(admin, occurrence(fingerprint=["b"]))
+    assert (b["outcome"], b["issue_id"]) == ("grouped", a["issue_id"])
+    assert issue(admin, a["issue_id"])["status"] == "ignored"
+
+
+def test_an_element_of_another_issue_stays_with_it_when_joining(admin: TestClient) -> None:
+    a = post(admin, occurrence(fingerprint=["a"]))
+    b = post(admin, occurrence(fingerprint=["b"]))
+    post(admin, occurrence(fingerprint=["a", "b", "c"]))
+    via_b = post(admin, occurrence(fingerprint=["b"]))
+    via_c = post(admin, occurrence(fingerprint=["c"]))
+    assert via_b["issue_id"] == b["issue_id"] != a["issue_id"]
+    assert via_c["issue_id"] == a["issue_id"]
+
+
+def test_a_dropped_occurrence_links_nothing(admin: TestClient) -> None:
+    a = post(admin, occurrence(fingerprint=["a"]))
+    dropped = post(admin, occurrence(fingerprint=["a", "b"], type=4001))
+    assert (dropped["outcome"], dropped["reason"]) == ("dropped", "type_mismatch")
+    b = post(admin, occurrence(fingerprint=["b"]))
+    assert b["outcome"] == "created" and b["issue_id"] != a["issue_id"]
 
 
 def test_element_owned_by_another_issue_is_not_stolen(admin: TestClient) -> None:
