@@ -30,12 +30,27 @@ def test_no_known_hash_opens_issue_keyed_by_first_element() -> None:
 def test_first_known_hash_in_order_wins() -> None:
     decision = decide(["h1", "h2", "h3"], {"h3": 7, "h2": 9})
     assert decision.group_id == 9
-    assert decision.link_hashes == ()
+    assert decision.primary_hash == "h2"
 
 
 def test_new_issue_links_only_elements_no_other_issue_has() -> None:
     # h1 unknown but h2 known: the occurrence joins h2's issue; a new one never steals h2.
     assert decide(["h1", "h2"], {"h2": 4}).group_id == 4
+    assert decide(["h1", "h2", "h3"], {"h2": 4}).link_hashes == ("h1", "h3")
+
+
+def test_joining_an_issue_links_the_elements_no_issue_has() -> None:
+    # [a] then [a, b]: b joins a's issue, so a later [b] lands there too.
+    assert decide(["a", "b"], {"a": 3}).link_hashes == ("b",)
+
+
+def test_joining_leaves_an_element_of_another_issue_where_it_is() -> None:
+    decision = decide(["a", "b", "c"], {"a": 3, "b": 5})
+    assert (decision.group_id, decision.link_hashes) == (3, ("c",))
+
+
+def test_a_known_one_element_fingerprint_links_nothing() -> None:
+    assert decide(["a"], {"a": 3}).link_hashes == ()
 
 
 def test_noise_window_counts_until_threshold() -> None:

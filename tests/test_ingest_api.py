@@ -6,6 +6,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
@@ -153,8 +154,78 @@ def test_first_known_fingerprint_element_decides_and_free_ones_are_linked(
     assert via_b["issue_id"] == a["issue_id"]
     c = post(admin, occurrence(fingerprint=["c", "a"]))
     assert c["outcome"] == "grouped" and c["issue_id"] == a["issue_id"]
-    # "c" was not linked by joining; it opens its own issue.
-    assert post(admin, occurrence(fingerprint=["c"]))["outcome"] == "created"
+    # Joining linked "c" (no issue had it) to a's issue.
+    via_c = post(admin, occurrence(fingerprint=["c"]))
+    assert via_c["outcome"] == "grouped" and via_c["issue_id"] == a["issue_id"]
+
+
+def test_an_element_seen_first_beside_a_known_one_joins_its_issue(admin: TestClient) -> None:
+    a = post(admin, occurrence(fingerprint=["a"]))
+    ab = post(admin, occurrence(fingerprint=["a", "b"]))
+    b = post(admin, occurrence(fingerprint=["b"]))
+    assert (ab["outcome"], b["outcome"]) == ("grouped", "grouped")
+    assert ab["issue_id"] == b["issue_id"] == a["issue_id"]
+    assert issue(admin, a["issue_id"])["times_seen"] == 3
+
+
+def test_elements_before_the_known_one_are_linked_too(admin: TestClient) -> None:
+    a = post(admin, occurrence(fingerprint=["a"]))
+    post(admin, occurrence(fingerprint=["x", "a", "y"]))
+    for element in ("x", "y"):
+        answer = post(admin, occurrence(fingerprint=[element]))
+        assert (answer["outcome"], answer["issue_id"]) == ("grouped", a["issue_id"])
+
+
+def test_an_element_linked_in_a_batch_groups_the_batchs_later_items(admin: TestClient) -> None:
+    a = post(admin, occurrence(fingerprint=["a"]))
+    items = [occurrence(fingerprint=["a", "b"]), occurrence(fingerprint=["b"])]
+    response = admin.post("/occurrences/batch", json={"occurrences": items})
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert [r["outcome"] for r in results] == ["grouped", "grouped"]
+    assert {r["issue_id"] for r in results} == {a["issue_id"]}
+
+
+def test_joining_a_resolved_issue_links_its_free_elements(admin: TestClient) -> None:
+    # A regression goes through the ORM write path, not the set-based one: it links too.
+    a = post(admin, occurrence(fingerprint=["a"]))
+    resolved = admin.patch(f"/issues/{a['issue_id']}", json={"status": "resolved"})
+    assert resolved.status_code == 200, resolved.text
+    ab = post(admin, occurrence(fingerprint=["a", "b"]))
+    assert ab["outcome"] == "regressed"
+    b = post(admin, occurrence(fingerprint=["b"]))
+    assert (b["outcome"], b["issue_id"]) == ("grouped", a["issue_id"])
+
+
+def test_joining_an_ignored_issue_links_its_free_elements(admin: TestClient) -> None:
+    a = post(admin, occurrence(fingerprint=["a"]))
+    ignored = admin.patch(
+        f"/issues/{a['issue_id']}",
+        json={"status": "ignored", "substatus": "archived_forever"},
+    )
+    assert ignored.status_code == 200, ignored.text
+    post(admin, occurrence(fingerprint=["a", "b"]))
+    b = post(admin, occurrence(fingerprint=["b"]))
+    assert (b["outcome"], b["issue_id"]) == ("grouped", a["issue_id"])
+    assert issue(admin, a["issue_id"])["status"] == "ignored"
+
+
+def test_an_element_of_another_issue_stays_with_it_when_joining(admin: TestClient) -> None:
+    a = post(admin, occurrence(fingerprint=["a"]))
+    b = post(admin, occurrence(fingerprint=["b"]))
+    post(admin, occurrence(fingerprint=["a", "b", "c"]))
+    via_b = post(admin, occurrence(fingerprint=["b"]))
+    via_c = post(admin, occurrence(fingerprint=["c"]))
+    assert via_b["issue_id"] == b["issue_id"] != a["issue_id"]
+    assert via_c["issue_id"] == a["issue_id"]
+
+
+def test_a_dropped_occurrence_links_nothing(admin: TestClient) -> None:
+    a = post(admin, occurrence(fingerprint=["a"]))
+    dropped = post(admin, occurrence(fingerprint=["a", "b"], type=4001))
+    assert (dropped["outcome"], dropped["reason"]) == ("dropped", "type_mismatch")
+    b = post(admin, occurrence(fingerprint=["b"]))
+    assert b["outcome"] == "created" and b["issue_id"] != a["issue_id"]
 
 
 def test_element_owned_by_another_issue_is_not_stolen(admin: TestClient) -> None:
@@ -249,6 +320,97 @@ def test_ignored_event_fields_are_listed_and_not_stored(admin: TestClient) -> No
     stored = admin.get(f"/occurrences/{payload['id']}", params={"project_id": 1}).json()
     assert "attachments" not in stored["event"]
     assert stored["event"]["level"] == "warning" and stored["event"]["title"] == "Slow thing"
+
+
+def test_unknown_top_level_keys_are_listed_as_ignored(admin: TestClient) -> None:
+    payload = occurrence(colour="red", tags={"env": "prod"})
+    payload["event"]["attachments"] = []
+    answer = post(admin, payload)
+    assert answer["outcome"] == "created"
+    # Unknown top-level keys first, in the order sent, then the event's unkept keys.
+    assert answer["ignored_fields"] == ["colour", "tags", "attachments"]
+    assert post(admin, payload)["ignored_fields"] == ["colour", "tags", "attachments"]  # duplicate
+    assert post(admin, occurrence())["ignored_fields"] == []
+
+
+def test_unknown_top_level_keys_are_listed_per_batch_item_and_ingest_message(
+    admin: TestClient,
+) -> None:
+    items = [occurrence(colour="red"), occurrence(), occurrence(size=1, payload_type="occurrence")]
+    batch = admin.post("/occurrences/batch", json={"occurrences": items})
+    assert batch.status_code == 200, batch.text
+    assert [r["ignored_fields"] for r in batch.json()["results"]] == [
+        ["colour"],
+        [],
+        ["size", "payload_type"],  # /occurrences takes no payload_type: it is ignored there
+    ]
+    # On /ingest, payload_type is the message's own key, not an ignored one.
+    one = admin.post("/ingest", json=occurrence(payload_type="occurrence", colour="red"))
+    assert one.status_code == 202, one.text
+    assert one.json()["ignored_fields"] == ["colour"]
+    many = admin.post("/ingest", json=[occurrence(colour="red"), occurrence()])
+    assert [r["ignored_fields"] for r in many.json()["results"]] == [["colour"], []]
+
+
+STATUS_CHANGE = {
+    "fingerprint": ["fp-1"],
+    "project_id": 1,
+    "new_status": "resolved",
+    "new_substatus": None,
+}
+
+
+def _points_to_status_changes(error: dict[str, Any]) -> None:
+    assert "/status-changes" in error["message"] and "/ingest" in error["message"]
+    assert '"payload_type": "status_change"' in error["message"]
+
+
+def test_a_status_change_sent_as_an_occurrence_says_where_to_send_it(admin: TestClient) -> None:
+    post(admin, occurrence())
+    for body in (STATUS_CHANGE, dict(STATUS_CHANGE, id=uuid.uuid4().hex)):
+        error = assert_error(admin.post("/occurrences", json=body), 422, "invalid_payload")
+        _points_to_status_changes(error)
+        assert error["details"] == {"field": "new_status"}
+    tagged = dict(STATUS_CHANGE, payload_type="status_change")
+    error = assert_error(admin.post("/occurrences", json=tagged), 422, "invalid_payload")
+    _points_to_status_changes(error)
+    assert error["details"] == {"field": "payload_type"}
+    batch = admin.post("/occurrences/batch", json={"occurrences": [STATUS_CHANGE, occurrence()]})
+    assert batch.status_code == 200, batch.text
+    rejected, accepted = batch.json()["results"]
+    assert (rejected["status"], rejected["code"]) == (422, "invalid_payload")
+    _points_to_status_changes(rejected)
+    assert accepted["outcome"] == "grouped"
+    # On /ingest, a message without payload_type is an occurrence: the same hint.
+    untagged = admin.post("/ingest", json=STATUS_CHANGE)
+    _points_to_status_changes(assert_error(untagged, 422, "invalid_payload"))
+    # Nothing was changed by any of them.
+    assert admin.get("/issues").json()["data"][0]["status"] == "unresolved"
+
+
+def test_a_status_change_on_the_topic_without_payload_type_is_dead_lettered_with_the_hint(
+    admin: TestClient, app: FastAPI
+) -> None:
+    # (``admin``: the application has started, so the built-in types are registered.)
+    from app.consumer.batch import InboundMessage, default_ingest, process_batch
+
+    values = [STATUS_CHANGE, occurrence(colour="red")]
+    messages = [
+        InboundMessage("ingest-occurrences", 0, n, b"k", orjson.dumps(v))
+        for n, v in enumerate(values)
+    ]
+    outcome = process_batch(ctx_of(app), messages, ingest=default_ingest())
+    assert outcome.accepted == 1
+    [rejection] = outcome.rejected
+    assert (rejection.message.offset, rejection.code) == (0, "invalid_payload")
+    assert "/status-changes" in rejection.reason and "status_change" in rejection.reason
+
+
+def test_an_occurrence_with_new_status_and_a_title_is_judged_as_an_occurrence(
+    admin: TestClient,
+) -> None:
+    answer = post(admin, occurrence(new_status="resolved"))
+    assert (answer["outcome"], answer["ignored_fields"]) == ("created", ["new_status"])
 
 
 def test_stored_occurrence_is_returned_normalised(admin: TestClient) -> None:

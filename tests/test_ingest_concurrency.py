@@ -21,11 +21,11 @@ from app.config import Settings
 from app.context import AppContext
 from app.issue_types.service import reload_registry
 from app.main import build_context
-from app.models import Group, Occurrence
+from app.models import Group, GroupHash, Occurrence
 from app.occurrences import store
 from app.occurrences.service import ingest_occurrences
 from app.organizations.defaults import ensure_defaults
-from tests.builders import occurrence
+from tests.builders import md5, occurrence
 
 THREADS = 8
 PER_THREAD = 15
@@ -175,6 +175,85 @@ def test_a_race_lost_in_a_driver_level_insert_is_retried(
     with ctx.db.read() as session:
         assert session.scalar(select(func.count()).select_from(Occurrence)) == 1
         assert session.scalar(select(func.sum(Group.times_seen))) == 1
+
+
+def test_racing_writers_link_a_new_element_to_one_issue(settings: Settings) -> None:
+    """Writers joining different issues link the same new element at once: the unique key
+    lets one link win, the others retry and leave it there (no error, no second link)."""
+    contexts = _contexts(settings, 2)
+    owners = []
+    for k in range(4):
+        [made] = ingest_occurrences(
+            contexts[0], [occurrence(fingerprint=[f"k{k}"])], principal=Principal.admin()
+        )
+        owners.append(made.body["issue_id"])
+    barrier = threading.Barrier(THREADS)
+    outcomes: Counter[str] = Counter()
+    lock = threading.Lock()
+    errors: list[BaseException] = []
+
+    def worker(n: int) -> None:
+        try:
+            barrier.wait()
+            for i in range(PER_THREAD):
+                payload = occurrence(fingerprint=[f"k{(n + i) % 4}", "shared"])
+                [result] = ingest_occurrences(
+                    contexts[n % 2], [payload], principal=Principal.admin()
+                )
+                with lock:
+                    outcomes[result.body.get("outcome", "error")] += 1
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(THREADS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert outcomes == Counter({"grouped": THREADS * PER_THREAD})
+    with contexts[0].db.read() as session:
+        links = session.scalars(select(GroupHash).where(GroupHash.hash == md5("shared"))).all()
+        total = session.scalar(select(func.sum(Group.times_seen)))
+        issues = session.scalar(select(func.count()).select_from(Group))
+    assert len(links) == 1 and links[0].group_id in owners
+    assert issues == 4
+    assert total == 4 + THREADS * PER_THREAD
+    [lone] = ingest_occurrences(
+        contexts[1], [occurrence(fingerprint=["shared"])], principal=Principal.admin()
+    )
+    assert (lone.body["outcome"], lone.body["issue_id"]) == ("grouped", links[0].group_id)
+    for ctx in contexts:
+        ctx.db.dispose()
+
+
+def test_a_link_lost_to_another_writer_leaves_the_element_with_its_issue(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another writer linked "b" to its issue after our look-up: our link fails on the unique
+    key, the batch is retried, the occurrence joins a's issue and "b" stays where it is."""
+    [ctx] = _contexts(settings, 1)
+    admin = Principal.admin()
+    [a] = ingest_occurrences(ctx, [occurrence(fingerprint=["a"])], principal=admin)
+    [b] = ingest_occurrences(ctx, [occurrence(fingerprint=["b"])], principal=admin)
+
+    real = store.known_groups
+    blind = [True]
+
+    def misses_b_once(*args: Any) -> Any:
+        rows = real(*args)
+        if blind.pop() if blind else False:
+            return [row for row in rows if row.hash != md5("b")]
+        return rows
+
+    monkeypatch.setattr(store, "known_groups", misses_b_once)
+    [joined] = ingest_occurrences(ctx, [occurrence(fingerprint=["a", "b"])], principal=admin)
+    assert (joined.body["outcome"], joined.body["issue_id"]) == ("grouped", a.body["issue_id"])
+    assert not blind  # the look-up that missed "b" did run
+    with ctx.db.read() as session:
+        owner = session.scalars(select(GroupHash.group_id).where(GroupHash.hash == md5("b")))
+        assert list(owner) == [b.body["issue_id"]]
+        assert session.scalar(select(func.sum(Group.times_seen))) == 3
 
 
 def test_driver_errors_become_sqlalchemy_errors() -> None:

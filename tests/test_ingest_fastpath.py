@@ -36,6 +36,9 @@ def _requests(
         ("/occurrences/batch", {"json": {"items": []}}),
         ("/occurrences/batch", {"json": big}),
         ("/occurrences/batch", {"json": {"occurrences": [occurrence(), {"id": "x"}]}}),
+        ("/occurrences", {"json": occurrence(colour="red")}),  # ignored_fields: ["colour"]
+        ("/occurrences", {"json": {"fingerprint": ["a"], "project_id": 1, "new_status": 1}}),
+        ("/occurrences/batch", {"json": {"occurrences": [occurrence(colour="red", size=2)]}}),
         ("/occurrences", {"json": occurrence(), "headers": {}}),  # no token: 401
         ("/occurrences", {"json": occurrence(), "headers": auth("nope")}),  # unknown: 401
         ("/occurrences", {"json": occurrence(), "headers": auth(read_only_key)}),  # 403
@@ -92,14 +95,21 @@ def test_fast_path_answers_like_the_framework_route(
     fast = _answers(client, _requests(read_only, other, uuid.uuid4().hex))
     # Unknown, unprivileged or missing tokens go to the framework (which answers 401/403); so
     # do keys not in the key cache (disabled in the tests' settings).
-    assert calls == ["fast"] * 10 + ["framework"] * 4
+    assert calls == ["fast"] * 13 + ["framework"] * 4
 
     # The same requests through FastAPI's routes only.
     monkeypatch.setattr(fastpath.IngestFastPath, "_principal", lambda *_: None)
     framework = _answers(client, _requests(read_only, other, uuid.uuid4().hex))
     assert fast == framework
     statuses = [a[0] for a in fast]
-    assert statuses == [422, 422, 422, 404, 422, 202, 202, 422, 200, 200, 401, 401, 403, 403]
+    assert statuses == [
+        *(422, 422, 422, 404, 422, 202, 202, 422, 200, 200),
+        *(202, 422, 200),
+        *(401, 401, 403, 403),
+    ]
+    assert fast[10][3]["ignored_fields"] == ["colour"]
+    assert fast[11][3]["error"]["details"] == {"field": "new_status"}
+    assert fast[12][3]["results"][0]["ignored_fields"] == ["colour", "size"]
 
 
 def test_fast_path_renders_rate_limits_and_batch_limits(settings: Settings) -> None:

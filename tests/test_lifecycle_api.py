@@ -122,6 +122,36 @@ def test_new_issue_becomes_ongoing_after_a_week(
     assert activity(admin, issue_id) == ["auto_set_ongoing"]
 
 
+def test_moving_a_regressed_issue_to_ongoing_by_hand_is_set_unresolved(
+    admin: TestClient, clock: FakeClock
+) -> None:
+    hook = admin.post(
+        "/admin/projects/1/webhooks",
+        json={
+            "url": "https://hooks.example.com/x",
+            "secret": "s3cret",
+            "events": ["issue.unresolved"],
+        },
+    )
+    assert hook.status_code == 201, hook.text
+    by_detector = post_many(admin, [at(clock.now, fingerprint=["d"])])[0]["issue_id"]
+    by_person = post_many(admin, [at(clock.now, fingerprint=["p"])])[0]["issue_id"]
+    for issue_id in (by_detector, by_person):
+        for step in ({"status": "resolved"}, {"status": "unresolved", "substatus": "regressed"}):
+            assert admin.patch(f"/issues/{issue_id}", json=step).status_code == 200
+    change = {"fingerprint": ["d"], "project_id": 1, "new_status": "unresolved"}
+    answer = admin.post("/status-changes", json=dict(change, new_substatus="ongoing"))
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["activity"]["type"] == "set_unresolved"
+    patched = admin.patch(f"/issues/{by_person}", json={"status": "unresolved", "substatus": 3})
+    assert patched.json()["substatus"] == "ongoing"
+    for issue_id in (by_detector, by_person):
+        assert activity(admin, issue_id)[0] == "set_unresolved"
+    # The issues were unresolved (regressed) already: nobody is told they are unresolved again.
+    deliveries = admin.get(f"/admin/webhooks/{hook.json()['id']}/deliveries").json()["data"]
+    assert deliveries == []
+
+
 def test_status_change_through_ingest(admin: TestClient, clock: FakeClock) -> None:
     post_many(admin, [at(clock.now, fingerprint=["checkout-timeout"])])
     change = {

@@ -414,7 +414,8 @@ ALLOWED_FROM = {
     "auto_set_ongoing": {"unresolved"},
     "set_resolved_by_age": {"unresolved"},
     "set_ignored": {"unresolved", "resolved"},
-    "set_unresolved": {"resolved", "ignored"},
+    # from unresolved too: a status change from new or regressed to ongoing
+    "set_unresolved": {"resolved", "ignored", "unresolved"},
     # from unresolved only when the issue counted as resolved by age (its first recent occurrence)
     "set_regression": {"resolved", "unresolved"},
 }

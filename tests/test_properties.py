@@ -173,7 +173,8 @@ def test_first_known_hash_decides_the_issue(fingerprint: list[str], data: st.Dat
     if first_known is not None:
         assert decision.group_id == known[first_known]
         assert decision.primary_hash == first_known
-        assert decision.link_hashes == ()
+        # Every element no issue has is linked to the one joined; known ones stay put.
+        assert decision.link_hashes == tuple(h for h in hashes if h not in known)
     else:
         assert decision.group_id is None
         assert decision.primary_hash == hashes[0]

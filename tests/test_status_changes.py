@@ -57,6 +57,8 @@ def test_resolve_records_activity_with_its_data(admin: TestClient, app: FastAPI)
         ((2, 1), 0, 2, "set_escalating", ("unresolved", "escalating")),
         ((1, None), "unresolved", "regressed", "set_regression", ("unresolved", "regressed")),
         ((0, 2), "unresolved", "ongoing", "auto_set_ongoing", ("unresolved", "ongoing")),
+        ((0, 6), "unresolved", "ongoing", "set_unresolved", ("unresolved", "ongoing")),
+        ((0, 7), "unresolved", "ongoing", "set_unresolved", ("unresolved", "ongoing")),
         ((1, None), "unresolved", "ongoing", "set_unresolved", ("unresolved", "ongoing")),
         ((2, 5), "0", "3", "set_unresolved", ("unresolved", "ongoing")),
     ],

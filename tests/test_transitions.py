@@ -121,7 +121,15 @@ def test_target_checks_itself() -> None:
             "auto_set_ongoing",
             None,
         ),
-        (state(S.UNRESOLVED, SS.NEW), Target(S.UNRESOLVED, SS.ONGOING), "auto_set_ongoing", None),
+        # A person or a detector moving an unresolved issue to ongoing: only leaving
+        # escalating is auto_set_ongoing; the issue was unresolved already, so no notification.
+        (state(S.UNRESOLVED, SS.NEW), Target(S.UNRESOLVED, SS.ONGOING), "set_unresolved", None),
+        (
+            state(S.UNRESOLVED, SS.REGRESSED),
+            Target(S.UNRESOLVED, SS.ONGOING),
+            "set_unresolved",
+            None,
+        ),
         (
             state(S.RESOLVED, None),
             Target(S.UNRESOLVED, SS.ONGOING),

@@ -58,6 +58,26 @@ def test_stale_if_match_is_precondition_failed(admin: TestClient, app: FastAPI) 
         assert ok.headers["ETag"] == second.headers["ETag"]
 
 
+def test_an_unquoted_if_match_equal_to_the_etag_is_accepted(
+    admin: TestClient, app: FastAPI
+) -> None:
+    group = make_group(ctx_of(app))
+    tag = admin.get(f"/issues/{group.id}").headers["ETag"]
+    bare = tag.strip('"')
+    assert bare != tag  # the ETag is quoted; the header below is not
+    ok = admin.patch(f"/issues/{group.id}", json={"priority": "high"}, headers={"If-Match": bare})
+    assert ok.status_code == 200, ok.text
+    again = ok.headers["ETag"]
+    bare_again = again.strip('"')
+    for header in (f"W/{bare_again}", f'"0-0", {bare_again}'):
+        same = admin.patch(f"/issues/{group.id}", json={}, headers={"If-Match": header})
+        assert same.status_code == 200, same.text
+    # An unquoted old version is still stale.
+    stale = admin.patch(f"/issues/{group.id}", json={"priority": "low"}, headers={"If-Match": bare})
+    assert assert_error(stale, 412, "precondition_failed")["details"] == {"etag": again}
+    assert group_row(ctx_of(app), group.id).priority == 75
+
+
 def test_priority_by_hand_locks_it(admin: TestClient, app: FastAPI) -> None:
     group = make_group(ctx_of(app), priority=25, initial_priority=25)
     body = admin.patch(f"/issues/{group.id}", json={"priority": 75}).json()

@@ -7,7 +7,12 @@ from datetime import UTC, datetime
 
 import pytest
 
-from app.occurrences.validation import PayloadError, truncate_culprit, validate_occurrence
+from app.occurrences.validation import (
+    OCCURRENCE_KEYS,
+    PayloadError,
+    truncate_culprit,
+    validate_occurrence,
+)
 from tests.builders import occurrence
 
 
@@ -136,6 +141,32 @@ def test_unkept_event_keys_are_listed_as_ignored() -> None:
     assert valid.ignored_fields == ["attachments", "spans"]
     assert valid.event is not None and valid.event["release"] == "1.0"
     assert valid.event["level"] == "warning" and valid.event["title"] == "Slow thing"
+
+
+def test_unknown_top_level_keys_are_listed_before_the_events() -> None:
+    payload = occurrence(zeta=1, alpha=2)
+    payload["event"]["spans"] = []
+    assert validate_occurrence(payload).ignored_fields == ["zeta", "alpha", "spans"]
+
+
+def test_the_known_top_level_keys_are_the_documented_ones() -> None:
+    from app.occurrences.schemas import OccurrenceIn
+
+    assert set(OccurrenceIn.model_fields) == OCCURRENCE_KEYS
+
+
+@pytest.mark.parametrize(
+    ("extra", "field"),
+    [({"new_status": 1}, "new_status"), ({"payload_type": "status_change"}, "payload_type")],
+)
+def test_a_status_change_body_is_refused_with_where_to_send_it(
+    extra: dict[str, object], field: str
+) -> None:
+    body = {"fingerprint": ["a"], "project_id": 1, **extra}
+    with pytest.raises(PayloadError) as info:
+        validate_occurrence(body)
+    assert (info.value.code, info.value.field) == ("invalid_payload", field)
+    assert "POST /status-changes" in info.value.message and "POST /ingest" in info.value.message
 
 
 def test_event_or_event_id_is_required() -> None:

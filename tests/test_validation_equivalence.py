@@ -229,9 +229,22 @@ def _event(raw_event: Any, limits: Limits) -> tuple[dict[str, Any], list[str]]:
     return kept, ignored
 
 
+_OCCURRENCE_KEYS = validation.OCCURRENCE_KEYS
+
+
 def reference_validate(raw: Any, limits: Limits) -> ValidOccurrence:
     if not isinstance(raw, dict):
         raise PayloadError("invalid_payload", "occurrence must be a JSON object", None)
+    if raw.get("payload_type") == "status_change":
+        why = "payload_type status_change"
+        raise PayloadError(
+            "invalid_payload", validation.STATUS_CHANGE_HINT.format(why=why), "payload_type"
+        )
+    if "new_status" in raw and "issue_title" not in raw:
+        why = "new_status and no issue_title"
+        raise PayloadError(
+            "invalid_payload", validation.STATUS_CHANGE_HINT.format(why=why), "new_status"
+        )
     bad = reference_unstorable(raw)
     if bad is not None:
         raise _invalid(bad, "must not contain NUL characters or integers beyond 64 bits")
@@ -291,9 +304,10 @@ def reference_validate(raw: Any, limits: Limits) -> ValidOccurrence:
     if top_event_id is not None:
         top_event_id = _uuid(top_event_id, "event_id")
     event: dict[str, Any] | None = None
-    ignored: list[str] = []
+    ignored = [k for k in raw if k not in _OCCURRENCE_KEYS]
     if raw_event is not None:
-        event, ignored = _event(raw_event, limits)
+        event, event_ignored = _event(raw_event, limits)
+        ignored += event_ignored
         if event["project_id"] != project_id:
             raise PayloadError(
                 "event_project_mismatch",
@@ -583,6 +597,25 @@ def test_validating_any_value_answers_as_before(raw: Any) -> None:
 @given(field=st.sampled_from(FIELDS), value=field_values, limits=small_limits | st.just(Limits()))
 def test_one_mangled_field_answers_as_before(field: str, value: Any, limits: Limits) -> None:
     assert_same_validation(occurrence(**{field: value}), limits)
+
+
+@EQUIV
+@given(
+    extra=st.dictionaries(
+        st.sampled_from(["new_status", "payload_type", "colour", "issue_title", "id"]) | st.text(),
+        field_values,
+        max_size=4,
+    ),
+    drop=st.sets(st.sampled_from(["issue_title", "event", "id"])),
+)
+def test_extra_and_missing_top_level_keys_answer_as_before(
+    extra: dict[str, Any], drop: set[str]
+) -> None:
+    raw = occurrence()
+    for key in drop:
+        del raw[key]
+    raw.update(extra)
+    assert_same_validation(raw)
 
 
 @EQUIV

@@ -162,12 +162,15 @@ def plan_transition(state: IssueState, target: Target) -> Transition | None:
     if target.substatus == GroupSubStatus.REGRESSED:
         event = None if state.status == GroupStatus.UNRESOLVED else "issue.regressed"
         return Transition(target.status, target.substatus, SET_REGRESSION, None, event)
-    # unresolved/ongoing
-    if state.status == GroupStatus.UNRESOLVED:
-        if state.substatus == GroupSubStatus.ESCALATING and not state.priority_locked:
+    # unresolved/ongoing: leaving escalating calms the issue down (back to its initial
+    # priority); any other move there is a plain "unresolved", notified only when the issue was
+    # not unresolved before.
+    if state.status == GroupStatus.UNRESOLVED and state.substatus == GroupSubStatus.ESCALATING:
+        if not state.priority_locked:
             priority = state.initial_priority
         return Transition(target.status, target.substatus, AUTO_SET_ONGOING, priority, None)
-    return Transition(target.status, target.substatus, SET_UNRESOLVED, None, "issue.unresolved")
+    event = None if state.status == GroupStatus.UNRESOLVED else "issue.unresolved"
+    return Transition(target.status, target.substatus, SET_UNRESOLVED, None, event)
 
 
 def escalation(state: IssueState) -> Transition:
@@ -178,10 +181,13 @@ def escalation(state: IssueState) -> Transition:
 
 
 def new_or_regressed_to_ongoing(state: IssueState) -> Transition | None:
-    """The automatic move of a new or regressed issue to ongoing (None if it does not apply)."""
+    """The automatic move of a new or regressed issue to ongoing (None if it does not apply).
+
+    Recorded as ``auto_set_ongoing``, unlike the same move asked by a person or a detector.
+    """
     if state.status != GroupStatus.UNRESOLVED or state.substatus not in (
         GroupSubStatus.NEW,
         GroupSubStatus.REGRESSED,
     ):
         return None
-    return plan_transition(state, ONGOING)
+    return Transition(ONGOING.status, ONGOING.substatus, AUTO_SET_ONGOING, None, None)

@@ -87,7 +87,10 @@ class OccurrenceAccepted(BaseModel):
     reason: str | None = Field(description="`ingest_disabled` or `type_mismatch` when dropped.")
     issue_id: int | None
     noise: NoiseOut | None
-    ignored_fields: list[str] = Field(description="Event keys that were not stored.")
+    ignored_fields: list[str] = Field(
+        description="Keys that were not stored: unknown top-level keys of the occurrence, in "
+        "the order sent, then the event's keys outside the kept list."
+    )
 
 
 class BatchIn(BaseModel):

@@ -475,6 +475,8 @@ def _process(
             if group.type_id != occ.type_id:
                 return _accepted(occ, "dropped", reason="type_mismatch", issue_id=None)
             outcome = _join(batch, group, [occ], project)
+        if decision.link_hashes:
+            _link(batch, occ.project_id, decision.group_id, decision.link_hashes)
         _store(batch, occ, decision.group_id, issue_type)
         return _accepted(occ, outcome, issue_id=decision.group_id)
 
@@ -671,15 +673,26 @@ def _create(
     session.add(group)
     session.flush()
     session.add(GroupHash(project_id=occ.project_id, hash=primary, group_id=group.id))
-    for h in link_hashes:
-        session.add(GroupHash(project_id=occ.project_id, hash=h, group_id=group.id))
-        batch.known[(occ.project_id, h)] = group.id
     batch.known[(occ.project_id, primary)] = group.id
     batch.groups[group.id] = group
     session.flush()
+    if link_hashes:
+        _link(batch, occ.project_id, group.id, link_hashes)
     batch.hour_increments[(group.id, epoch_hour(occ.detection_time))] += 1
     enqueue(session, batch.ctx, group, "issue.created", now=batch.now)
     return group
+
+
+def _link(batch: _Batch, project_id: int, group_id: int, hashes: Sequence[str]) -> None:
+    """Link the free hashes of a fingerprint to the issue it went to (SPEC §6).
+
+    Only fingerprints with several elements get here. When a concurrent writer linked one of
+    them first, the insert fails and ``_retrying`` runs the batch again: the hash is then
+    known, stays with that writer's issue, and groups this batch's later items as it should.
+    """
+    store.link_hashes(batch.cur, batch.sql, project_id, group_id, hashes)
+    for h in hashes:
+        batch.known[(project_id, h)] = group_id
 
 
 def _apply_times(group: Group, detection_time: datetime) -> None:

@@ -194,6 +194,12 @@ class HotStatements:
             "ON CONFLICT (group_id, hour) "
             "DO UPDATE SET count = hourly_counts.count + excluded.count"
         )
+        # A concurrent writer that linked the same hash first makes this insert fail with a
+        # unique-key error: the batch is retried and then sees that hash as known.
+        self.link_hash = (
+            "INSERT INTO group_hashes (project_id, hash, group_id) "  # noqa: S608
+            f"VALUES ({p}, {p}, {p})"
+        )
         self._p = p
         self._update_sql: dict[tuple[bool, bool, bool, bool], str] = {}
 
@@ -336,6 +342,14 @@ def known_groups(
         KnownGroup(h, gid, type_id, status, read(first), read(last), read(latest), bool(locked))
         for h, gid, type_id, status, first, last, latest, locked in rows
     ]
+
+
+def link_hashes(
+    cur: Any, sql: HotStatements, project_id: int, group_id: int, hashes: Sequence[str]
+) -> None:
+    """Link hashes that no issue has to the issue (a unique-key error if one has it by now)."""
+    with driver_errors(sql.link_hash):
+        cur.executemany(sql.link_hash, [(project_id, h, group_id) for h in hashes])
 
 
 def write_batch(

@@ -49,6 +49,50 @@ KEPT_EVENT_KEYS = (
 )
 _KEPT = frozenset(KEPT_EVENT_KEYS) | {"level", "title"}
 
+# Top-level keys of an occurrence; any other is answered as ``ignored_fields``.
+OCCURRENCE_KEYS = frozenset(
+    {
+        "id",
+        "project_id",
+        "fingerprint",
+        "issue_title",
+        "subtitle",
+        "culprit",
+        "resource_id",
+        "evidence_data",
+        "evidence_display",
+        "type",
+        "detection_time",
+        "level",
+        "priority",
+        "initial_issue_priority",
+        "assignee",
+        "event_id",
+        "event",
+    }
+)
+STATUS_CHANGE_HINT = (
+    "this body is a status change ({why}), not an occurrence: send it to POST /status-changes, "
+    'or to POST /ingest with "payload_type": "status_change"'
+)
+_STATUS_CHANGE_SIGNS = {
+    "payload_type": "payload_type status_change",
+    "new_status": "new_status and no issue_title",
+}
+
+
+def status_change_key(raw: dict[str, Any]) -> str | None:
+    """The key that shows a status-change body sent where an occurrence was expected, if any.
+
+    ``payload_type: status_change``, or ``new_status`` without ``issue_title`` (an occurrence
+    always has a title; a status change never does).
+    """
+    if raw.get("payload_type") == "status_change":
+        return "payload_type"
+    if "new_status" in raw and "issue_title" not in raw:
+        return "new_status"
+    return None
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -291,6 +335,10 @@ def validate_occurrence(raw: Any, limits: Limits = Limits()) -> ValidOccurrence:
     """Check one occurrence payload (SPEC §5); raise ``PayloadError`` at the first broken rule."""
     if not isinstance(raw, dict):
         raise PayloadError("invalid_payload", "occurrence must be a JSON object", None)
+    status_key = status_change_key(raw)
+    if status_key is not None:
+        why = _STATUS_CHANGE_SIGNS[status_key]
+        raise PayloadError("invalid_payload", STATUS_CHANGE_HINT.format(why=why), status_key)
     nesting = nesting_bound(raw)
     if nesting is None:
         bad = unstorable_path(raw)
@@ -354,9 +402,10 @@ def validate_occurrence(raw: Any, limits: Limits = Limits()) -> ValidOccurrence:
     if top_event_id is not None:
         top_event_id = normalize_uuid(top_event_id, "event_id")
     event: dict[str, Any] | None = None
-    ignored: list[str] = []
+    ignored = [k for k in raw if k not in OCCURRENCE_KEYS]
     if raw_event is not None:
-        event, ignored = _event(raw_event, limits, inner)
+        event, event_ignored = _event(raw_event, limits, inner)
+        ignored += event_ignored
         if event["project_id"] != project_id:
             raise PayloadError(
                 "event_project_mismatch",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 from pydantic import ValidationError
@@ -24,14 +23,10 @@ from app.issues.serialize import issue_payload
 from app.lifecycle.service import apply_transition, lock_group, state_of
 from app.lifecycle.transitions import TransitionRejected, parse_target, plan_transition
 from app.models import Activity, GroupHash, StatusChangeRecord
+from app.occurrences.grouping import hash_element
 from app.organizations.access import project_for
 from app.status_changes.schemas import StatusChangeIn
 from app.triage.schemas import ActivityOut
-
-
-def fingerprint_hash(element: str) -> str:
-    """MD5 hex of a fingerprint element's UTF-8 text (the grouping hash of SPEC §6)."""
-    return hashlib.md5(element.encode("utf-8"), usedforsecurity=False).hexdigest()
 
 
 def activity_out(row: Activity) -> ActivityOut:
@@ -91,7 +86,7 @@ def _change_status(
     group_id = session.scalar(
         select(GroupHash.group_id).where(
             GroupHash.project_id == project.id,
-            GroupHash.hash == fingerprint_hash(payload.fingerprint[0]),
+            GroupHash.hash == hash_element(payload.fingerprint[0]),
         )
     )
     group = lock_group(session, group_id) if group_id is not None else None

@@ -39,7 +39,11 @@ def patch_issue(
     principal: TriageDep,
     ctx: ContextDep,
     if_match: Annotated[
-        str | None, Header(description="The `ETag` the change is based on.")
+        str | None,
+        Header(
+            description="The `ETag` the change is based on (its quotes may be left out); "
+            "`*` matches any."
+        ),
     ] = None,
 ) -> JSONResponse:
     """Apply a person's changes to an issue."""

@@ -39,12 +39,18 @@ def issue_for(
 
 
 def check_if_match(group: Group, if_match: str | None) -> None:
-    """412 ``precondition_failed`` unless ``If-Match`` is absent, ``*`` or the current ETag."""
+    """412 ``precondition_failed`` unless ``If-Match`` is absent, ``*`` or the current ETag.
+
+    The ETag is also accepted without its quotes (``If-Match: 7-3`` for ``"7-3"``): a shell
+    easily drops them, and the bare value names the same version, so refusing it with "the
+    issue changed" would be wrong.
+    """
     if if_match is None:
         return
     current = etag(group)
+    bare = current.strip('"')
     for tag in (t.strip() for t in if_match.split(",")):
-        if tag == "*" or tag.removeprefix("W/") == current:
+        if tag == "*" or tag.removeprefix("W/") in (current, bare):
             return
     raise PreconditionFailed(
         f"the issue changed: its ETag is now {current}", details={"etag": current}
