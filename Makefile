@@ -24,8 +24,8 @@ test: install ## Install and run the whole test suite (PostgreSQL too when TEST_
 	$(BIN)/pytest
 
 lint: install ## ruff, mypy --strict and the import-layer contracts
-	$(BIN)/ruff check app tests bench
-	$(BIN)/ruff format --check app tests bench
+	$(BIN)/ruff check app tests bench setup.py
+	$(BIN)/ruff format --check app tests bench setup.py
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 

@@ -20,6 +20,26 @@ cli = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from app import __version__
+
+        typer.echo(f"issue-platform {__version__}")
+        raise typer.Exit()
+
+
+@cli.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Issue Platform: occurrences in, deduplicated issues out."""
+
+
 def _ensure_admin_token() -> None:
     settings = get_settings()
     if settings.admin_token:

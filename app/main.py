@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from sqlalchemy.exc import SQLAlchemyError
 
+from app import __version__
 from app.auth.dependencies import KeyCache
 from app.config import Settings, get_settings
 from app.context import AppContext
@@ -119,7 +120,7 @@ def create_app(
 
     app = FastAPI(
         title="Issue Platform",
-        version="0.1.0",
+        version=__version__,
         description=API_DESCRIPTION,
         docs_url=None,
         redoc_url=None,

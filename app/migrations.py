@@ -10,13 +10,31 @@ from alembic.script import ScriptDirectory
 
 from alembic import command
 
-ROOT = Path(__file__).resolve().parent.parent
+_PACKAGE = Path(__file__).resolve().parent
+#: Where an installed wheel keeps the scripts (``setup.py`` copies ``alembic/`` there).
+PACKAGED_SCRIPTS = _PACKAGE / "_migrations"
+#: Where a checkout keeps them (and ``alembic.ini``, for developers running ``alembic``).
+CHECKOUT_SCRIPTS = _PACKAGE.parent / "alembic"
+
+
+def script_location() -> Path:
+    """The folder of the migration scripts: the installed package's, else the checkout's."""
+    if (PACKAGED_SCRIPTS / "env.py").is_file():
+        return PACKAGED_SCRIPTS
+    if (CHECKOUT_SCRIPTS / "env.py").is_file():
+        return CHECKOUT_SCRIPTS
+    raise RuntimeError(
+        f"migration scripts not found in {PACKAGED_SCRIPTS} or {CHECKOUT_SCRIPTS}: "
+        "reinstall the package (pip install --force-reinstall issue-platform)"
+    )
 
 
 def alembic_config(url: str) -> Config:
     """An Alembic config pointing at this project's migrations and the given database."""
-    cfg = Config(str(ROOT / "alembic.ini"))
-    cfg.set_main_option("script_location", str(ROOT / "alembic"))
+    # No ini file: the service needs only the script folder and the URL, and the installed
+    # package has no alembic.ini (which is for developers' `alembic revision` in a checkout).
+    cfg = Config()
+    cfg.set_main_option("script_location", str(script_location()))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     cfg.attributes["configure_logging"] = False
     return cfg
