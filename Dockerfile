@@ -25,7 +25,7 @@ RUN set -eu; \
     fi; \
     python3 -m venv /opt/build; \
     /opt/build/bin/pip wheel "$@" --wheel-dir /wheels "/src${EXTRAS:+[${EXTRAS}]}"; \
-    ls /wheels
+    cd /wheels && sha256sum -- *.whl > /wheels.sha256
 
 # ---- runtime: the service installed from that wheelhouse only; no source tree ---------------------
 FROM ${BASE} AS runtime
@@ -34,6 +34,9 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
     PATH=/opt/issue-platform/bin:$PATH \
     ISSUE_PLATFORM_DATA_DIR=/data
+# The list of wheels with their hashes: it is what the RUN below installs, and copying it makes the
+# layer cache see a new wheel (a bind mount's content is not part of every builder's cache key).
+COPY --from=build /wheels.sha256 /opt/issue-platform.wheels.sha256
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
     set -eu; \
     python3 -m venv /opt/issue-platform; \
