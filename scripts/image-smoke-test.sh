@@ -104,7 +104,11 @@ server_pid=$!
 base="http://127.0.0.1:$port"
 ready=""
 while (( SECONDS - start < READY_TIMEOUT )); do
-  kill -0 "$server_pid" 2>/dev/null || { cat "$log" >&2; fail "the server exited before it was ready"; }
+  if ! kill -0 "$server_pid" 2>/dev/null; then
+    cat "$log" >&2
+    ls -ld "$data" >&2
+    fail "the server exited before it was ready"
+  fi
   if [[ "$(curl -s -o /dev/null -w '%{http_code}' "$base/readyz")" == 200 ]]; then ready=yes; break; fi
   sleep 0.5
 done
