@@ -18,7 +18,29 @@ IMAGE="${IMAGE:-localhost/issue-platform:latest}"
 EXTRAS="${EXTRAS-kafka}"
 SUITE="${SUITE:-${VERSION_CODENAME:?cannot tell the Debian suite from /etc/os-release; set SUITE}}"
 BASE_IMAGE="${BASE_IMAGE:-localhost/issue-platform-base:${SUITE}}"
-DEBIAN_MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+# The mirror the host's apt already uses for this suite (deb822 sources, then one-line sources);
+# when there is none, debootstrap's own default.
+host_mirror() {
+  local f
+  for f in /etc/apt/sources.list.d/*.sources; do
+    [[ -f $f ]] || continue
+    awk -v suite="$SUITE" 'BEGIN { RS = "" } {
+        uri = ""; ok = 0; n = split($0, lines, "\n")
+        for (i = 1; i <= n; i++) {
+          m = split(lines[i], w, /[ \t]+/)
+          if (w[1] == "URIs:") uri = w[2]
+          if (w[1] == "Suites:") for (j = 2; j <= m; j++) if (w[j] == suite) ok = 1
+        }
+        if (ok && uri != "") { print uri; exit }
+      }' "$f"
+  done
+  awk -v suite="$SUITE" '$1 == "deb" {
+      i = 2; if ($i ~ /^\[/) while ($i !~ /\]$/) i++
+      if ($(i + 2) == suite) { print $(i + 1); exit }
+    }' /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null
+  return 0
+}
+DEBIAN_MIRROR="${DEBIAN_MIRROR:-$(host_mirror | head -n 1 || true)}"
 if [[ -z "${PYTHON:-}" ]]; then
   if [[ -x .venv/bin/python ]]; then PYTHON=.venv/bin/python; else PYTHON=python3; fi
 fi
@@ -40,11 +62,11 @@ fi
 if buildah inspect --type image "$BASE_IMAGE" >/dev/null 2>&1; then
   say "base $BASE_IMAGE exists (REBUILD_BASE=1 to make it again)"
 else
-  say "making base $BASE_IMAGE with debootstrap ($SUITE from $DEBIAN_MIRROR)"
+  say "making base $BASE_IMAGE with debootstrap ($SUITE from ${DEBIAN_MIRROR:-debootstrap's default mirror})"
   rootfs="$(mktemp -d /var/tmp/issue-platform-rootfs.XXXXXX)"
   trap 'rm -rf "$rootfs"' EXIT
   debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates \
-    "$SUITE" "$rootfs" "$DEBIAN_MIRROR" >"$rootfs.log" 2>&1 \
+    "$SUITE" "$rootfs" ${DEBIAN_MIRROR:+"$DEBIAN_MIRROR"} >"$rootfs.log" 2>&1 \
     || { tail -n 20 "$rootfs.log" >&2; rm -f "$rootfs.log"; die "debootstrap failed"; }
   rm -f "$rootfs.log"
   # What a slim image leaves out: package caches and lists, documentation, translations.
