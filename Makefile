@@ -38,13 +38,16 @@ bench: install ## The 3-minute benchmark run (prints a table)
 bench-full: install ## The full benchmark run
 	$(BIN)/python -m bench.run
 
+system-deps: ## Debian packages for the browser and image tests (chromium, buildah, ...; root)
+	scripts/system-deps.sh
+
 image: ## Build the container image offline with buildah (root; Debian buildah, debootstrap, podman)
 	scripts/build-image.sh
 
 image-test: ## Build the image and smoke-test it: /readyz, healthcheck, one occurrence (about 3 min cold)
 	scripts/image-smoke-test.sh
 
-.PHONY: image image-test
+.PHONY: system-deps image image-test
 
 clean: ## Remove the venv and local data
 	rm -rf $(VENV) data

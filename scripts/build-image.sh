@@ -62,7 +62,7 @@ fi
 if buildah inspect --type image "$BASE_IMAGE" >/dev/null 2>&1; then
   say "base $BASE_IMAGE exists (REBUILD_BASE=1 to make it again)"
 else
-  say "making base $BASE_IMAGE with debootstrap ($SUITE from ${DEBIAN_MIRROR:-debootstrap's default mirror})"
+  say "making base $BASE_IMAGE with debootstrap ($SUITE from ${DEBIAN_MIRROR:-the default mirror of debootstrap})"
   rootfs="$(mktemp -d /var/tmp/issue-platform-rootfs.XXXXXX)"
   trap 'rm -rf "$rootfs"' EXIT
   debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates \
