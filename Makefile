@@ -52,4 +52,35 @@ image-test: ## Build the image and smoke-test it: /readyz, healthcheck, one occu
 clean: ## Remove the venv and local data
 	rm -rf $(VENV) data
 
-.PHONY: help install run test lint openapi bench bench-full clean
+# The mutants `make mutate` runs (docs/testing.md): every function of the pure rule modules, and
+# the functions of the ingest service that decide an occurrence's outcome.
+MUTATE_ONLY := app.occurrences.grouping.* app.occurrences.noise.* app.occurrences.validation.* \
+	app.lifecycle.transitions.* app.lifecycle.forecast.* app.notifications.signing.* \
+	app.issues.cursor.* app.issues.status.* \
+	app.occurrences.service.x__process__mutmut_* app.occurrences.service.x*_Plain*join__mutmut_* \
+	app.occurrences.service.x__is_plain__mutmut_* app.occurrences.service.x__apply_times__mutmut_* \
+	app.occurrences.service.x__counts_as_resolved__mutmut_*
+
+mutate: install ## Mutation testing of the rule modules and ingest decisions (mutmut, ~10 min)
+	$(BIN)/pip install --quiet -e ".[mutate]"
+	rm -rf mutants && mkdir mutants && echo '*' > mutants/.gitignore
+	$(BIN)/mutmut run --max-children $$(nproc) $(foreach m,$(MUTATE_ONLY),'$(m)')
+	$(BIN)/mutmut results | grep -v ': not checked$$' || true
+	$(BIN)/python -c "$$MUTATION_SCORE"
+
+# Killed (or timed out) among the mutants run; "not checked" are the service functions left out.
+define MUTATION_SCORE
+import collections, json, pathlib
+codes = [c for p in pathlib.Path("mutants").rglob("*.meta")
+         for c in json.loads(p.read_text())["exit_code_by_key"].values() if c is not None]
+n = collections.Counter("killed" if c in (1, 3) else "timeout" if c in (-24, 24, 36, 152, 255)
+                        else "survived" if c == 0 else "no tests" if c in (5, 33) else "other"
+                        for c in codes)
+print(dict(n), f"score {(n['killed'] + n['timeout']) / len(codes):.1%} of {len(codes)} mutants")
+endef
+export MUTATION_SCORE
+
+clean: ## Remove the venv and local data
+	rm -rf $(VENV) data mutants
+
+.PHONY: help install run test lint openapi bench bench-full mutate clean

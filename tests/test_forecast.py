@@ -118,3 +118,20 @@ def test_ceiling_lookup_by_day(offset_days: int, expected: int) -> None:
 def test_ceiling_without_forecast_is_ten() -> None:
     assert ceiling_on(None, None, date(2026, 11, 2)) == 10
     assert ceiling_on([], date(2026, 11, 2), date(2026, 11, 2)) == 10
+
+
+def test_unclamped_week_uses_the_sample_standard_deviation() -> None:
+    # Hours alternate 0 and 200: mean m = 100, sample deviation s = 100 * sqrt(168 / 167)
+    # = 100.29895 (the population deviation would be exactly 100). Neither clamp decides:
+    # (m + 5s) / m = 6.0149 lies in [5, 8], 5 * exp(-0.65 * s / m) = 2.6015 lies in [2, 5].
+    # Every day has 12 zero and 12 busy hours, so each weighted mean is 100 and the spike
+    # 100 + 601.49 = 701.49 beats the bursty limit 200 * 2.6015 = 520.3: 701 (pstdev gives 700).
+    counts = [0 if i % 2 == 0 else 200 for i in range(168)]
+    assert forecast_ceilings(counts, computed_hour=H) == [701] * 14
+
+
+def test_an_hour_escalates_only_above_its_ceiling() -> None:
+    from app.lifecycle.forecast import exceeds
+
+    assert not exceeds(10, 10)
+    assert exceeds(11, 10)

@@ -74,3 +74,17 @@ def test_noise_window_counts_occurrence_older_than_its_start() -> None:
     early = admit(window, T0 - timedelta(days=3), ignore_limit=2, expiry=timedelta(hours=1))
     assert early.reached and not early.restarted
     assert early.window.started_at == T0
+
+
+def test_noise_window_end_is_held_at_the_largest_aware_datetime() -> None:
+    late = datetime.max.replace(tzinfo=UTC) - timedelta(hours=1)
+    admission = admit(None, late, ignore_limit=3, expiry=timedelta(days=2))
+    assert admission.window.ends_at == datetime.max.replace(tzinfo=UTC)
+    assert admission.window.ends_at.tzinfo is UTC
+
+
+def test_counting_into_an_open_window_is_no_restart() -> None:
+    window = Window(1, T0, T0 + timedelta(hours=1))
+    admission = admit(window, T0 + timedelta(minutes=5), ignore_limit=3, expiry=timedelta(hours=1))
+    assert admission.restarted is False
+    assert admission.window == Window(2, T0, T0 + timedelta(hours=1))

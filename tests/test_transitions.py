@@ -217,3 +217,30 @@ def test_only_new_and_regressed_move_to_ongoing(current: IssueState, moves: bool
     assert (transition is not None) == moves
     if transition:
         assert transition.activity_type == "auto_set_ongoing"
+
+
+@pytest.mark.parametrize(
+    ("status", "substatus", "message"),
+    [
+        ("muted", "ongoing", "unsupported status 'muted': use unresolved, resolved or ignored"),
+        ("ignored", None, "status ignored needs a substatus"),
+        (0, "", "status unresolved needs a substatus"),
+        ("resolved", "ongoing", "status resolved takes no substatus"),
+        ("ignored", "nonsense", "unknown substatus 'nonsense'"),
+        ("unresolved", "new", "substatus new is not valid with status unresolved"),
+        (2, 3, "substatus ongoing is not valid with status ignored"),
+    ],
+)
+def test_rejections_carry_the_message_the_api_answers(
+    status: Any, substatus: Any, message: str
+) -> None:
+    with pytest.raises(TransitionRejected) as exc:
+        parse_target(status, substatus)
+    assert exc.value.message == message
+    assert str(exc.value) == message
+
+
+def test_escalating_rejection_names_the_current_status() -> None:
+    with pytest.raises(TransitionRejected) as exc:
+        plan_transition(state(S.RESOLVED, None), Target(S.UNRESOLVED, SS.ESCALATING))
+    assert exc.value.message == "an issue becomes escalating only from ignored, not from resolved"

@@ -211,3 +211,40 @@ def test_limits_on_fingerprint_titles_and_nesting_are_enforced() -> None:
         "b",
         "c",
     )
+
+
+@pytest.mark.parametrize(
+    ("evidence_data", "accepted"),
+    [
+        ({}, True),
+        ({"a": 1}, True),
+        ({"a": {"b": 1}}, True),
+        ({"a": {}}, True),
+        ({"a": []}, True),
+        ({"a": [1, "x"]}, True),
+        ({"a": {"b": {}}}, False),
+        ({"a": [[]]}, False),
+        ({"a": [{}]}, False),
+        ({"a": [1, [2]]}, False),
+        ({"a": 1, "b": {"c": []}}, False),
+    ],
+)
+def test_nesting_limit_counts_every_list_and_object(
+    evidence_data: dict[str, object], accepted: bool
+) -> None:
+    # evidence_data itself is level 1: with a limit of 2, one more list or object fits.
+    from app.occurrences.validation import Limits
+
+    payload = occurrence(evidence_data=evidence_data)
+    if accepted:
+        assert validate_occurrence(payload, Limits(max_depth=2)).evidence_data == evidence_data
+    else:
+        with pytest.raises(PayloadError) as info:
+            validate_occurrence(payload, Limits(max_depth=2))
+        assert info.value.field == "evidence_data"
+        assert info.value.message == "evidence_data: is nested deeper than 2 levels"
+
+
+def test_error_without_a_field_has_no_details() -> None:
+    assert PayloadError("invalid_payload", "occurrence must be a JSON object").details() is None
+    assert PayloadError("invalid_payload", "is required", "id").details() == {"field": "id"}
