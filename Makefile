@@ -47,11 +47,6 @@ image: ## Build the container image offline with buildah (root; Debian buildah, 
 image-test: ## Build the image and smoke-test it: /readyz, healthcheck, one occurrence (about 3 min cold)
 	scripts/image-smoke-test.sh
 
-.PHONY: system-deps image image-test
-
-clean: ## Remove the venv and local data
-	rm -rf $(VENV) data
-
 # The mutants `make mutate` runs (docs/testing.md): every function of the pure rule modules, and
 # the functions of the ingest service that decide an occurrence's outcome.
 MUTATE_ONLY := app.occurrences.grouping.* app.occurrences.noise.* app.occurrences.validation.* \
@@ -83,4 +78,4 @@ export MUTATION_SCORE
 clean: ## Remove the venv and local data
 	rm -rf $(VENV) data mutants
 
-.PHONY: help install run test lint openapi bench bench-full mutate clean
+.PHONY: help install run test lint openapi bench bench-full mutate system-deps image image-test clean
