@@ -131,7 +131,7 @@ def _load_plugins() -> None:
     except DuplicateIssueType as exc:
         raise StartupError(
             f"issue type plugin conflict: {exc}",
-            "uninstall one of the two plugins, or give its type a type_id and slug of its own",
+            "uninstall the conflicting plugin, or give its type a type_id and slug of its own",
         ) from exc
 
 

@@ -282,7 +282,9 @@ def test_consume_waits_for_postgres_then_consumes(scratch_postgres: str, tmp_pat
         proxy.close()
 
 
-def test_app_on_a_sqlite_folder_that_appears_later_gets_ready(tmp_path: Path) -> None:
+def test_app_on_a_sqlite_folder_that_appears_later_gets_ready(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     # SQLite cannot open a file in a folder that does not exist: the database is "down".
     folder = tmp_path / "later"
     settings = Settings(
@@ -292,7 +294,8 @@ def test_app_on_a_sqlite_folder_that_appears_later_gets_ready(tmp_path: Path) ->
     )
     from app.main import create_app
 
-    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+    app = create_app(settings, start_workers=True)
+    with TestClient(app, raise_server_exceptions=False) as client:
         client.headers.update(auth(ADMIN_TOKEN))
         assert client.get("/healthz").status_code == 200
         assert client.get("/readyz").json()["database"] == "unreachable"
@@ -306,6 +309,9 @@ def test_app_on_a_sqlite_folder_that_appears_later_gets_ready(tmp_path: Path) ->
             time.sleep(0.05)
         response = client.post("/occurrences", json=occurrence())
         assert response.status_code == 202, response.text
+    # The periodic jobs waited for the start-up instead of failing against a missing database.
+    assert not [r for r in caplog.records if r.name == "app.jobs.runner" and r.exc_info]
+    assert any("database not ready" in r.getMessage() for r in caplog.records)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -429,7 +435,7 @@ def test_duplicate_plugin_names_both_types(tmp_path: Path) -> None:
     env = {**_environment(tmp_path), "PYTHONPATH": str(plugins)}
     result = _run(["serve", "--port", str(_free_port())], env, tmp_path)
     _assert_short_error(result, "31338", "twin_plugin_1.TwinType1", "twin_plugin_2.TwinType2")
-    assert "uninstall one of the two plugins" in result.stderr
+    assert "uninstall the conflicting plugin" in result.stderr
 
 
 def test_port_in_use_names_the_port(tmp_path: Path) -> None:
