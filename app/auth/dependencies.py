@@ -9,6 +9,8 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.requests import HTTPConnection
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import select
 
 from app.auth.principal import Principal, hash_token
@@ -52,11 +54,27 @@ def bearer_token(header: str) -> str | None:
     return token
 
 
-def _bearer(request: Request) -> str:
-    token = bearer_token(request.headers.get("authorization", ""))
-    if token is None:
-        raise Unauthenticated("missing bearer token")
-    return token
+class BearerScheme(HTTPBearer):
+    """The ``bearer`` security scheme of the OpenAPI document (the Authorize button of /docs).
+
+    Every operation depending on ``current_principal`` declares it. The header is parsed by
+    ``bearer_token``, as on the ingest fast path; a missing token gives None, which
+    ``current_principal`` answers with the service's own 401.
+    """
+
+    async def __call__(self, request: HTTPConnection) -> HTTPAuthorizationCredentials | None:
+        token = bearer_token(request.headers.get("authorization", ""))
+        if token is None:
+            return None
+        return HTTPAuthorizationCredentials(scheme="Bearer", credentials=token)
+
+
+BEARER_SCHEME = BearerScheme(
+    scheme_name="bearer",
+    description="The admin token or an API key: `Authorization: Bearer <token>`.",
+    auto_error=False,
+)
+BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER_SCHEME)]
 
 
 def principal_without_io(
@@ -101,10 +119,12 @@ def resolve_principal(ctx: AppContext, token: str) -> Principal:
     return principal
 
 
-async def current_principal(request: Request) -> Principal:
+async def current_principal(request: Request, credentials: BearerCredentials) -> Principal:
     """Any authenticated caller (async: the admin token and cached keys skip the threadpool)."""
     ctx: AppContext = request.app.state.ctx
-    token = _bearer(request)
+    if credentials is None:
+        raise Unauthenticated("missing bearer token")
+    token = credentials.credentials
     hit, known = principal_without_io(ctx, token)
     if hit:
         if known is None:
