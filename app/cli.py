@@ -188,6 +188,9 @@ def serve(
         log_level=settings.log_level.lower(),
         access_log=False,
         proxy_headers=False,
+        # uvicorn answers 503 once its count of open connections (this one included) reaches
+        # the limit: so MAX_CONNECTIONS connections are served and the next one refused.
+        limit_concurrency=settings.max_connections + 1,
     )
     if stopped:
         typer.echo(f"stopped on signal {stopped[0]}", err=True)

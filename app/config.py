@@ -29,6 +29,12 @@ class Settings(BaseSettings):
     max_batch_body_bytes: int = Field(
         8 * 1024 * 1024, ge=1024, description="Body limit for /occurrences/batch and /ingest."
     )
+    body_timeout_seconds: float = Field(
+        30.0, gt=0, description="How long a request body may take to arrive before 408."
+    )
+    max_connections: int = Field(
+        1000, ge=1, description="Open connections a `serve` process accepts; more answer 503."
+    )
     ingest_group_max_items: int = Field(
         1000, ge=1, description="Most occurrences the ingest writer puts in one transaction."
     )

@@ -58,6 +58,13 @@ class Conflict(DomainError):
     code = "conflict"
 
 
+class RequestTimeout(DomainError):
+    """The request body did not arrive within the time limit (the connection is closed)."""
+
+    status_code = 408
+    code = "request_timeout"
+
+
 class PreconditionFailed(DomainError):
     status_code = 412
     code = "precondition_failed"
@@ -123,6 +130,7 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         401: "Missing or unknown token (`unauthenticated`).",
         403: "Key outside its organization, projects or scopes (`forbidden`).",
         404: "Not found.",
+        408: "Body not received within the time limit (`request_timeout`).",
         409: "Conflict.",
         412: "Stale `If-Match` (`precondition_failed`).",
         413: "Body over the size limit (`payload_too_large`).",

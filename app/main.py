@@ -150,6 +150,7 @@ def create_app(
         BodyLimitMiddleware,
         max_body=settings.max_body_bytes,
         max_batch_body=settings.max_batch_body_bytes,
+        body_timeout=settings.body_timeout_seconds,
     )
     # Outside the others: until the start-up is done, answer 503 without reading the body.
     app.add_middleware(StartupGate, startup=startup)

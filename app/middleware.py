@@ -1,7 +1,8 @@
-"""ASGI middleware: request id, latency metrics and body-size limits, all before any handler."""
+"""ASGI middleware: request id, latency metrics, body size and time limits, before any handler."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import time
@@ -10,6 +11,7 @@ from typing import Any
 
 import orjson
 
+from app.errors import PayloadTooLarge, RequestTimeout
 from app.logs import REQUEST_ID, request_id_from
 from app.metrics import REQUEST_LATENCY, REQUESTS
 
@@ -107,23 +109,33 @@ class RequestContextMiddleware:
 
 
 class BodyLimitMiddleware:
-    """Answer 413 ``payload_too_large`` for bodies over the limit, with or without a length.
+    """Read every request body before the application, within a size and a time limit.
 
-    The body is read here (it is bounded by the limit) and replayed to the application, so a
-    handler never sees a partial body and a chunked upload cannot bypass the limit.
+    Over the size limit (with or without a ``Content-Length``): 413 ``payload_too_large``. Not
+    all there within ``body_timeout`` seconds of the first read: 408 ``request_timeout``, and
+    the connection is closed, so a client that stops sending cannot hold it open. The body is
+    read here and replayed to the application, so a handler never sees a partial body, a chunked
+    upload cannot bypass the limit, and the ingest fast path (inside this layer) is covered too.
+
+    POST, PUT and PATCH bodies are always read; other methods' only when the request declares
+    one (``Content-Length`` above 0 or ``Transfer-Encoding``).
     """
 
-    def __init__(self, app: ASGIApp, *, max_body: int, max_batch_body: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_body: int, max_batch_body: int, body_timeout: float = 30.0
+    ) -> None:
         self.app = app
         self.max_body = max_body
         self.max_batch_body = max_batch_body
+        self.body_timeout = body_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         path: str = scope.get("path", "")
         limit = self.max_batch_body if path.rstrip("/") in BATCH_PATHS else self.max_body
+        has_body = scope["method"] in ("POST", "PUT", "PATCH")
         for name, value in scope.get("headers", []):
             if name == b"content-length":
                 try:
@@ -133,20 +145,35 @@ class BodyLimitMiddleware:
                 if declared > limit:
                     await _too_large(send, limit)
                     return
+                has_body = has_body or declared > 0
+            elif name == b"transfer-encoding":
+                has_body = True
+        if not has_body:
+            await self.app(scope, receive, send)
+            return
         chunks: list[bytes] = []
         size = 0
         more = True
-        while more:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                await _too_large(send, limit)
-                return
-            chunks.append(chunk)
-            more = message.get("more_body", False)
+        try:
+            # One timer for the whole body (not per read): a client trickling a byte now and
+            # then is cut off too. Cheap when the body is already there: no task, one handle.
+            async with asyncio.timeout(self.body_timeout):
+                while more:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        return
+                    chunk = message.get("body", b"")
+                    size += len(chunk)
+                    if size > limit:
+                        break
+                    chunks.append(chunk)
+                    more = message.get("more_body", False)
+        except TimeoutError:
+            await _timed_out(send, self.body_timeout)
+            return
+        if size > limit:
+            await _too_large(send, limit)
+            return
         body = b"".join(chunks)
         sent = False
 
@@ -160,20 +187,24 @@ class BodyLimitMiddleware:
         await self.app(scope, replay, send)
 
 
-async def _too_large(send: Send, limit: int) -> None:
-    body = orjson.dumps(
-        {
-            "error": {
-                "code": "payload_too_large",
-                "message": f"request body exceeds {limit} bytes",
-                "details": {"limit": limit},
-            }
-        }
+async def _timed_out(send: Send, seconds: float) -> None:
+    error = RequestTimeout(
+        f"request body not received within {seconds:g} s", details={"limit_seconds": seconds}
     )
+    await _answer_and_close(send, error.status_code, orjson.dumps(error.body()))
+
+
+async def _too_large(send: Send, limit: int) -> None:
+    error = PayloadTooLarge(f"request body exceeds {limit} bytes", details={"limit": limit})
+    await _answer_and_close(send, error.status_code, orjson.dumps(error.body()))
+
+
+async def _answer_and_close(send: Send, status: int, body: bytes) -> None:
+    """An error answer after which the server closes the connection (the body is unread)."""
     await send(
         {
             "type": "http.response.start",
-            "status": 413,
+            "status": status,
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
