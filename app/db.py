@@ -19,9 +19,9 @@ from typing import Any, TypeVar
 import orjson
 from sqlalchemy import JSON, DateTime, Dialect, Engine, MetaData, create_engine, event
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL, ExceptionContext, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, ORMExecuteState, Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.types import TypeDecorator
 
@@ -96,12 +96,56 @@ SQLITE_UNAVAILABLE = (
 # resources, operator intervention (shutdown, admin termination).
 POSTGRES_UNAVAILABLE_CLASSES = ("08", "53", "57")
 
+# Errors saying the database cannot store anything, whatever the request: the disk (or the
+# database's own size limit) is full, the database is read-only, or its storage fails. By kind.
+CANNOT_WRITE_SQLITE = {
+    "SQLITE_FULL": "full",
+    "SQLITE_READONLY": "read_only",
+    "SQLITE_IOERR": "io_error",
+}
+# The same by message, for errors that carry no SQLite error name.
+CANNOT_WRITE_SQLITE_MESSAGES = {
+    "database or disk is full": "full",
+    "attempt to write a readonly database": "read_only",
+    "disk i/o error": "io_error",
+}
+# disk_full, read_only_sql_transaction (a read-only database or a standby), io_error.
+CANNOT_WRITE_POSTGRES = {"53100": "full", "25006": "read_only", "58030": "io_error"}
+
+
+def cannot_write(exc: BaseException) -> str | None:
+    """The kind of failure (``full``, ``read_only``, ``io_error``) when ``exc`` says the database
+    cannot write at all, as opposed to one statement's fault; else None."""
+    orig = exc.orig if isinstance(exc, DBAPIError) else exc
+    sqlstate = getattr(orig, "sqlstate", None)
+    if isinstance(sqlstate, str):
+        return CANNOT_WRITE_POSTGRES.get(sqlstate)
+    if not isinstance(orig, sqlite3.Error):
+        return None
+    name = getattr(orig, "sqlite_errorname", None)
+    if isinstance(name, str):
+        # Extended codes (SQLITE_IOERR_WRITE, SQLITE_READONLY_DBMOVED, ...) share the prefix.
+        for prefix, kind in CANNOT_WRITE_SQLITE.items():
+            if name == prefix or name.startswith(prefix + "_"):
+                return kind
+        return None
+    message = str(orig).lower()
+    for marker, kind in CANNOT_WRITE_SQLITE_MESSAGES.items():
+        if marker in message:
+            return kind
+    return None
+
 
 def database_unavailable(exc: BaseException) -> bool:
-    """Whether ``exc`` says the database cannot be used now (as opposed to a bad statement)."""
+    """Whether ``exc`` says the database cannot be used now (as opposed to a bad statement).
+
+    A database that cannot write (:func:`cannot_write`) counts as unavailable.
+    """
     if not isinstance(exc, DBAPIError):
         return False
     if exc.connection_invalidated:
+        return True
+    if cannot_write(exc) is not None:
         return True
     if not isinstance(exc, OperationalError):
         return False
@@ -113,6 +157,49 @@ def database_unavailable(exc: BaseException) -> bool:
         return True
     # A driver error without an SQLSTATE is a client-side failure to reach the server.
     return type(exc.orig).__module__.startswith("psycopg")
+
+
+class WriteHealth:
+    """Whether this process's writes are failing because the database cannot write.
+
+    Set by any write that failed with a :func:`cannot_write` error (the engine's error hook,
+    and the ingest writer, whose statements bypass the engine), cleared by the next write that
+    commits — or, when no write has failed for ``HOLD_SECONDS``, by itself: a process taken out
+    of the load balancer gets no writes that could clear it, so after a while it reports ready
+    again and the next write decides. ``/readyz`` reads it; the check costs nothing.
+    """
+
+    HOLD_SECONDS = 30.0
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._failed_at: float | None = None
+        self._kind = ""
+
+    def failed(self, kind: str) -> None:
+        """A write failed: the database cannot write (``kind`` says why)."""
+        self._kind = kind
+        self._failed_at = self._clock()
+
+    def succeeded(self) -> None:
+        """A write committed."""
+        self._failed_at = None
+
+    def note(self, exc: BaseException) -> str | None:
+        """Record ``exc`` if it says the database cannot write; its kind, else None."""
+        kind = cannot_write(exc)
+        if kind is not None:
+            self.failed(kind)
+        return kind
+
+    def failing(self) -> str | None:
+        """The kind of the last failure while writes are failing; None when they are not."""
+        failed_at = self._failed_at
+        if failed_at is None:
+            return None
+        if self._clock() - failed_at >= self.HOLD_SECONDS:
+            return None
+        return self._kind
 
 
 def create_db_engine(
@@ -353,6 +440,23 @@ class WalCheckpointer:
             self._conn = None
 
 
+# Session.info key: the session's transaction changed rows (see Database._on_commit).
+WROTE = "wrote"
+
+
+def _mark_written(session: Session, _flush_context: Any) -> None:
+    session.info[WROTE] = True
+
+
+def _mark_dml(state: ORMExecuteState) -> None:
+    if state.is_insert or state.is_update or state.is_delete:
+        state.session.info[WROTE] = True
+
+
+def _unmark_written(session: Session) -> None:
+    session.info.pop(WROTE, None)
+
+
 class Database:
     """Holds the engine and two session factories: one for reads, one for write use cases."""
 
@@ -362,12 +466,26 @@ class Database:
         write_engine = engine.execution_options(sqlite_begin="IMMEDIATE") if self.sqlite else engine
         self.read_sessions = sessionmaker(bind=engine, expire_on_commit=False)
         self.write_sessions = sessionmaker(bind=write_engine, expire_on_commit=False)
+        self.write_health = WriteHealth()
+        event.listen(engine, "handle_error", self._on_error)
+        event.listen(self.write_sessions, "after_flush", _mark_written)
+        event.listen(self.write_sessions, "do_orm_execute", _mark_dml)
+        event.listen(self.write_sessions, "after_commit", self._on_commit)
+        event.listen(self.write_sessions, "after_rollback", _unmark_written)
         self._checkpointer: (
             tuple[threading.Thread, threading.Event, PriorityRunner, Callable[..., None]] | None
         ) = None
         # Held by the ingest writer around its transactions and by the WAL checkpointer around
         # its final, blocking pass (see WalCheckpointer).
         self.checkpoint_gate = threading.Lock()
+
+    def _on_error(self, context: ExceptionContext) -> None:
+        self.write_health.note(context.original_exception)
+
+    def _on_commit(self, session: Session) -> None:
+        # Only a commit that wrote something proves the database can write.
+        if session.info.pop(WROTE, False):
+            self.write_health.succeeded()
 
     @contextmanager
     def read(self) -> Iterator[Session]:

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.db import database_unavailable
 from app.responses import JSONResponse
 
 log = logging.getLogger(__name__)
@@ -191,8 +192,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(DBAPIError)
     async def _db_error(_: Request, exc: DBAPIError) -> JSONResponse:
-        if exc.connection_invalidated:
-            log.warning("database connection lost: %s", type(exc.orig).__name__)
+        if exc.connection_invalidated or database_unavailable(exc):
+            # A lost connection, or a database that cannot write (PostgreSQL's read-only
+            # transactions are not OperationalErrors).
+            log.warning("database unavailable: %s", type(exc.orig).__name__)
             body = ServiceUnavailable(UNAVAILABLE_MESSAGE).body()
             return JSONResponse(body, status_code=503, headers=dict(RETRY_HEADERS))
         log.exception("database error")

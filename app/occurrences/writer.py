@@ -6,9 +6,11 @@ transaction; while that transaction runs, new requests queue up and form the nex
 lone request pays one transaction, and many concurrent requests share the per-transaction costs.
 Each request is answered only after the commit that holds its items.
 
-When the database is unavailable (locked, unreachable), the transaction's error is handed to
-every request of the group, which answer 503; the thread itself carries on with the next group,
-so the service recovers by itself when the database is back.
+When the database is unavailable (locked, unreachable) or cannot write (disk full, read-only,
+I/O error), the transaction's error is handed to every request of the group, which answer 503,
+without replaying them one by one; the thread itself carries on with the next group, so the
+service recovers by itself when the database is back. A failure to write is also recorded for
+``/readyz`` (``Database.write_health``), and the next committed group clears it.
 """
 
 from __future__ import annotations
@@ -196,14 +198,25 @@ class GroupCommitWriter:
 
     def _process(self, jobs: list[_Job]) -> None:
         INGEST_BATCH_SIZE.observe(sum(len(j.raws) for j in jobs))
+        health = self.ctx.db.write_health
         try:
             answers = ingest_requests(self.ctx, [(j.raws, j.principal) for j in jobs])
         except Exception as exc:
-            unavailable = database_unavailable(exc)
+            # The statements run on the driver's cursor, out of the engine's error hook.
+            cannot_write = health.note(exc)
+            unavailable = cannot_write is not None or database_unavailable(exc)
             WRITER_FAILURES.labels(reason="unavailable" if unavailable else "error").inc()
             if len(jobs) == 1 or unavailable:
-                # Replaying would only wait for the database once more per request.
-                if unavailable:
+                # The database's failure, not one request's: replaying would only fail (or
+                # wait for the database) once more per request.
+                if cannot_write is not None:
+                    log.warning(
+                        "database cannot write (%s: %s); %d request(s) answered 503",
+                        cannot_write,
+                        type(exc).__name__,
+                        len(jobs),
+                    )
+                elif unavailable:
                     log.warning(
                         "database unavailable (%s); %d request(s) answered 503",
                         type(exc).__name__,
@@ -218,6 +231,8 @@ class GroupCommitWriter:
             )
             self._replay(jobs)
             return
+        if any(r.status_code < 300 for answer in answers for r in answer):
+            health.succeeded()
         for job, answer in zip(jobs, answers, strict=True):
             _settle(job, answer, None, self.inline)
 
@@ -227,7 +242,7 @@ class GroupCommitWriter:
                 [answer] = ingest_requests(self.ctx, [(job.raws, job.principal)])
             except Exception as exc:
                 _settle(job, None, exc, self.inline)
-                if database_unavailable(exc):
+                if self.ctx.db.write_health.note(exc) is not None or database_unavailable(exc):
                     for rest in jobs[position + 1 :]:
                         _settle(rest, None, exc, self.inline)
                     return

@@ -38,8 +38,9 @@ class Ready(BaseModel):
 
     status: str = Field(description="`ok` or `unavailable`.")
     database: str = Field(
-        description="`ok`, `unreachable`, `behind` (migrations pending) or `starting` (at head, "
-        "the process still starting)."
+        description="`ok`, `unreachable`, `behind` (migrations pending), `starting` (at head, "
+        "the process still starting) or `read_only` (writes fail: disk full, read-only database "
+        "or I/O errors)."
     )
     revision: str | None = Field(None, description="Schema revision in the database.")
     head: str | None = Field(None, description="Schema revision the code expects.")
@@ -58,12 +59,13 @@ def healthz() -> Health:
     responses={
         503: {
             "model": Ready,
-            "description": "Database unreachable, schema behind or process still starting.",
+            "description": "Database unreachable, schema behind, process still starting or "
+            "writes failing.",
         }
     },
 )
 def readyz(ctx: Annotated[AppContext, Depends(get_context)]) -> Response:
-    """The database is reachable and its schema is at the head revision."""
+    """The database is reachable, its schema at the head revision, and writes are not failing."""
     state = service.readiness(ctx.db, started=started(ctx))
     code = 200 if state.status == "ok" else 503
     return JSONResponse(state.model_dump(), status_code=code)

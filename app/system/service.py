@@ -40,7 +40,8 @@ def current_revision(engine: Engine) -> str | None:
 
 
 def readiness(db: Database, *, started: bool = True) -> ReadyState:
-    """Whether the database answers, is at the schema head and this process has started."""
+    """Whether the database answers, is at the schema head, this process has started and its
+    writes are not failing for want of space or write access."""
     head = head_revision()
     try:
         current = current_revision(db.engine)
@@ -51,6 +52,10 @@ def readiness(db: Database, *, started: bool = True) -> ReadyState:
     if not started:
         # At head, but this process's start-up (defaults, registry) has not finished yet.
         return ReadyState(status="unavailable", database="starting", revision=current, head=head)
+    if db.write_health.failing() is not None:
+        # Reads work, writes fail: disk full, read-only database or I/O errors (recorded by
+        # the writes themselves; see WriteHealth).
+        return ReadyState(status="unavailable", database="read_only", revision=current, head=head)
     return ReadyState(status="ok", database="ok", revision=current, head=head)
 
 
