@@ -67,11 +67,11 @@ def _ensure_admin_token() -> None:
 
     token = new_token("ipa_")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, stat.S_IRUSR | stat.S_IWUSR)
+        path.parent.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE_MODE)
         with os.fdopen(fd, "w") as fh:
             fh.write(token + "\n")
-        os.chmod(path, stat.S_IRUSR | stat.S_IWUSR)
+        os.chmod(path, PRIVATE_FILE_MODE)
     except OSError as exc:
         raise StartupError(
             f"cannot store the generated admin token in {path}: {exc.strerror}",
@@ -80,17 +80,70 @@ def _ensure_admin_token() -> None:
     typer.echo(f"admin token generated and stored in {path.resolve()} (mode 600)", err=True)
 
 
+# The data directory holds every tenant's data and webhook secrets (the SQLite file) and the
+# admin token: only the service's user may enter it or read its files. The modes are given
+# where each is created (mkdir, os.open, and the database file before SQLite opens it, see
+# app.db), not through the process's umask, which would change it for everything else.
+PRIVATE_DIR_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
+GROUP_OTHER_BITS = 0o077
+
+
 def _ensure_data_dir(settings: Settings) -> None:
-    """Create the data directory when the default SQLite file lives there."""
-    if settings.database_url:
-        return
+    """Create the data directory (mode 700) when the default SQLite file lives there; warn
+    about loose modes of an existing one."""
+    if not settings.database_url:
+        try:
+            settings.data_dir.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StartupError(
+                f"cannot create the data directory {settings.data_dir}: {exc.strerror}",
+                "make it writable, or set ISSUE_PLATFORM_DATA_DIR (or ISSUE_PLATFORM_DATABASE_URL)",
+            ) from exc
+    _warn_about_loose_modes(settings)
+
+
+def _loose_mode(path: Path) -> int | None:
+    """The permission bits of ``path`` when group or others have any; else None."""
     try:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise StartupError(
-            f"cannot create the data directory {settings.data_dir}: {exc.strerror}",
-            "make it writable, or set ISSUE_PLATFORM_DATA_DIR (or ISSUE_PLATFORM_DATABASE_URL)",
-        ) from exc
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        return None
+    return mode if mode & GROUP_OTHER_BITS else None
+
+
+def _warn_about_loose_modes(settings: Settings) -> None:
+    """One line per private path that group or others can reach (changed by nobody but you).
+
+    Not corrected here: a looser mode may be deliberate (a backup user's group), and changing
+    the modes of someone's files behind their back is worse than saying so.
+    """
+    if not settings.database_url:
+        folder = settings.data_dir
+        mode = _loose_mode(folder)
+        if mode is not None:
+            typer.echo(
+                f"warning: the data directory {folder} is open to group/others (mode {mode:o}); "
+                f"it holds the database and the admin token: chmod 700 {folder}",
+                err=True,
+            )
+        database = folder / "issue_platform.db"
+        mode = _loose_mode(database)
+        if mode is not None:
+            typer.echo(
+                f"warning: the database file {database} is readable by group/others "
+                f"(mode {mode:o}): chmod 600 {database} (and its -wal and -shm files)",
+                err=True,
+            )
+    if not settings.admin_token:
+        token = settings.admin_token_path
+        mode = _loose_mode(token)
+        if mode is not None:
+            typer.echo(
+                f"warning: the admin token file {token} is readable by group/others "
+                f"(mode {mode:o}): chmod 600 {token}",
+                err=True,
+            )
 
 
 def _check_port(host: str, port: int) -> None:

@@ -238,6 +238,14 @@ def create_db_engine(
             **pool_args,
         )
 
+        @event.listens_for(engine, "do_connect")
+        def _create_privately(
+            _dialect: Any, _record: Any, cargs: tuple[Any, ...], cparams: dict[str, Any]
+        ) -> None:
+            path = cparams.get("database", cargs[0] if cargs else None)
+            if isinstance(path, str):
+                create_private_file(path)
+
         @event.listens_for(engine, "connect")
         def _on_connect(dbapi_conn: Any, _record: Any) -> None:
             # Take transaction control from the driver so we can emit BEGIN IMMEDIATE.
@@ -275,6 +283,28 @@ def create_db_engine(
 # every POSIX lock this process holds on it, and SQLite's connections hold theirs on the database.
 _SYNC_FDS: dict[tuple[int, int], int] = {}
 _SYNC_FDS_LOCK = threading.Lock()
+
+
+def create_private_file(path: str) -> None:
+    """Create the SQLite database file ``path`` with mode 600 if it does not exist yet.
+
+    SQLite would create it with 644 (less the umask), and it holds every tenant's data and
+    the webhook secrets. Its -wal, -shm and journal files take the database file's mode, so
+    they are private too. The descriptor is kept, like :func:`_sync_fd`'s (and used by it):
+    closing it could drop the POSIX locks of a connection another thread opened meanwhile.
+    In-memory databases and ``file:`` URIs are left to SQLite.
+    """
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return
+    with _SYNC_FDS_LOCK:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        except FileExistsError:
+            return
+        except OSError:
+            return  # e.g. its folder is missing: SQLite's own error says so next
+        st = os.fstat(fd)
+        _SYNC_FDS[(st.st_dev, st.st_ino)] = fd
 
 
 def _sync_fd(path: str) -> int:

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import orjson
@@ -88,7 +88,9 @@ def migration_lock(engine: Engine) -> Iterator[None]:
     except ImportError:  # not a POSIX system: no lock between processes
         yield
         return
-    with Path(f"{database}.migrate-lock").open("a") as handle:
+    # Mode 600, like the database beside it (an empty file, but in the private data directory).
+    fd = os.open(f"{database}.migrate-lock", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    with os.fdopen(fd, "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
