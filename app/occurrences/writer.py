@@ -27,7 +27,7 @@ from typing import Any
 
 from app.auth.principal import Principal
 from app.context import AppContext
-from app.db import database_unavailable
+from app.db import WriteHealth, database_unavailable
 from app.errors import ServiceUnavailable
 from app.metrics import INGEST_BATCH_SIZE, WRITER_FAILURES
 from app.occurrences.service import IngestResult, ingest_requests
@@ -79,10 +79,14 @@ class GroupCommitWriter:
         max_items: int,
         inline: bool = False,
         gate: threading.Lock | None = None,
+        health: WriteHealth | None = None,
     ) -> None:
         self.ctx = ctx
         self.max_items = max_items
         self.inline = inline
+        # Where failures to write and successful commits are recorded, for /readyz
+        # (Database.write_health).
+        self._health = health if health is not None else WriteHealth()
         # Held around each transaction; the SQLite WAL checkpointer takes it for its short
         # blocking pass (Database.checkpoint_gate).
         self._gate = gate if gate is not None else threading.Lock()
@@ -198,7 +202,7 @@ class GroupCommitWriter:
 
     def _process(self, jobs: list[_Job]) -> None:
         INGEST_BATCH_SIZE.observe(sum(len(j.raws) for j in jobs))
-        health = self.ctx.db.write_health
+        health = self._health
         try:
             answers = ingest_requests(self.ctx, [(j.raws, j.principal) for j in jobs])
         except Exception as exc:
@@ -242,7 +246,7 @@ class GroupCommitWriter:
                 [answer] = ingest_requests(self.ctx, [(job.raws, job.principal)])
             except Exception as exc:
                 _settle(job, None, exc, self.inline)
-                if self.ctx.db.write_health.note(exc) is not None or database_unavailable(exc):
+                if self._health.note(exc) is not None or database_unavailable(exc):
                     for rest in jobs[position + 1 :]:
                         _settle(rest, None, exc, self.inline)
                     return
@@ -259,6 +263,7 @@ def writer_of(ctx: AppContext) -> GroupCommitWriter:
             max_items=ctx.settings.ingest_group_max_items,
             inline=ctx.settings.ingest_writer == "inline",
             gate=ctx.db.checkpoint_gate,
+            health=ctx.db.write_health,
         )
         ctx.extras["ingest_writer"] = writer
     assert isinstance(writer, GroupCommitWriter)
