@@ -53,3 +53,28 @@ def database_outage(url: str) -> Iterator[None]:
                 conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
     finally:
         maintenance.dispose()
+
+
+@contextmanager
+def writes_blocked(url: str) -> Iterator[None]:
+    """Make writers of the database at ``url`` wait (not fail) until the block ends.
+
+    SQLite: the write lock is held, as in :func:`database_outage` (a writer whose busy timeout
+    is longer than the block waits it out). PostgreSQL: a transaction holds ``occurrences``
+    in ACCESS EXCLUSIVE mode, so an ingest transaction waits on its first use of the table.
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        with database_outage(url):
+            yield
+        return
+    engine = create_engine(parsed, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("LOCK TABLE occurrences IN ACCESS EXCLUSIVE MODE"))
+            try:
+                yield
+            finally:
+                conn.rollback()
+    finally:
+        engine.dispose()
