@@ -181,7 +181,11 @@ def test_database_outage_backs_off_while_polling_and_loses_nothing(
         # The outage outlasts max.poll.interval.ms: only polling while paused keeps the member.
         outage_ends = time.monotonic() + PAST_MAX_POLL
         wait_for(lambda: time.monotonic() > outage_ends, what="the end of the outage")
-    wait_for(lambda: committed(broker, topic) == len(fingerprints), what="the batch committed")
+    wait_for(
+        lambda: running.error or committed(broker, topic) == len(fingerprints),
+        what="the batch committed",
+    )
+    assert running.error is None, repr(running.error)
     consumer = running.consumer
     assert isinstance(consumer, Watched)
     assert (consumer.assignments, consumer.revocations) == (1, 0), "the group rebalanced"
@@ -190,7 +194,8 @@ def test_database_outage_backs_off_while_polling_and_loses_nothing(
 
     assert times_seen(admin) == {"alpha": 2, "beta": 1, "gamma": 3}
     assert consumer.processed == len(fingerprints)
-    assert consumer.batches_seen == [list(range(len(fingerprints)))]
+    # Every message was handed to ingest once (in one batch or more), none twice.
+    assert sum(consumer.batches_seen, []) == list(range(len(fingerprints)))
     delays = [m.rsplit(" ", 1)[-1] for m in logged(caplog, "failed")]
     assert delays[:4] == ["0.1s", "0.2s", "0.4s", "0.4s"], "back-off doubles up to the maximum"
 
@@ -211,7 +216,10 @@ def test_a_dead_letter_topic_that_refuses_writes_keeps_the_batch_uncommitted(
     ctx = make_ctx()
 
     refused = start(ctx, dlq_topic="not a valid topic!")
-    wait_for(lambda: len(logged(caplog, "batch of 2 failed")) >= 3, what="dead letters refused")
+    wait_for(
+        lambda: refused.error or len(logged(caplog, "batch of 2 failed")) >= 3,
+        what="dead letters refused",
+    )
     refused.close()
     assert refused.error is None, repr(refused.error)
     assert committed(broker, topic) == 0, "a batch whose dead letter was lost was committed"
@@ -224,7 +232,11 @@ def test_a_dead_letter_topic_that_refuses_writes_keeps_the_batch_uncommitted(
     assert times_seen(admin) == {"zeta": 1}
 
     takeover = start(ctx)
-    wait_for(lambda: committed(broker, topic) == 2, what="the batch committed by the takeover")
+    wait_for(
+        lambda: takeover.error or committed(broker, topic) == 2,
+        what="the batch committed by the takeover",
+    )
+    assert takeover.error is None, repr(takeover.error)
     takeover.close()
     [dead] = read_topic(broker, f"{topic}-dlq", 1)
     assert (dead.key(), dead.value()) == (b"junk", b"{not json")
@@ -254,13 +266,17 @@ def test_a_refused_offset_commit_is_logged_and_the_redelivery_counts_nothing_twi
         # Ingest waits past max.poll.interval.ms: librdkafka leaves the group meanwhile.
         held_until = time.monotonic() + PAST_MAX_POLL
         wait_for(lambda: time.monotonic() > held_until, what="the end of the block")
-    wait_for(lambda: committed(broker, topic) == len(fingerprints), what="the redelivery committed")
+    wait_for(
+        lambda: running.error or committed(broker, topic) == len(fingerprints),
+        what="the redelivery committed",
+    )
+    assert running.error is None, f"a refused offset commit stopped the consumer: {running.error!r}"
     running.close()
-    assert running.error is None, "a refused offset commit stopped the consumer"
 
     [failure] = logged(caplog, "offset commit failed")
     assert "Unknown member" in failure
     first, *later = consumer.batches_seen
-    assert first == [0, 1, 2]
-    assert [0, 1, 2] in later, "the batch whose commit failed was delivered again"
+    assert first[0] == 0
+    redelivered = {offset for batch in later for offset in batch}
+    assert set(first) <= redelivered, "the batch whose commit failed was delivered again"
     assert times_seen(admin) == {"eta": 2, "theta": 1}
