@@ -224,10 +224,11 @@ def test_a_dead_letter_topic_that_refuses_writes_keeps_the_batch_uncommitted(
     assert refused.error is None, repr(refused.error)
     assert committed(broker, topic) == 0, "a batch whose dead letter was lost was committed"
     assert logged(caplog, "stopping with an uncommitted batch")
-    # The broker refuses the first dead letter; from then on the client refuses at once.
+    # The broker refuses the dead letter ("Invalid topic"), or the client does at once, once its
+    # metadata says the topic is unusable ("Unknown topic"): which comes first varies.
     failures = logged(caplog, "batch of 2 failed")
-    assert "Invalid topic" in failures[0], failures
     assert all("dead letter not" in failure for failure in failures), failures
+    assert all("Invalid topic" in f or "Unknown topic" in f for f in failures), failures
     # The good message was ingested; the retries of its batch did not count it again.
     assert times_seen(admin) == {"zeta": 1}
 
