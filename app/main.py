@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -27,6 +27,7 @@ from app.occurrences.fastpath import IngestFastPath
 from app.openapi_models import add_component_schemas
 from app.organizations.defaults import ensure_defaults
 from app.responses import JSONResponse
+from app.schemas import refuse_nul_parameters
 from app.system.router import router as system_router
 from app.system.router import static_files
 
@@ -126,6 +127,7 @@ def create_app(
         redoc_url=None,
         default_response_class=JSONResponse,
         lifespan=lifespan,
+        dependencies=[Depends(refuse_nul_parameters)],
     )
     app.state.ctx = ctx
     install_error_handlers(app)

@@ -7,16 +7,16 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.issues.schemas import IssueOut
-from app.schemas import NoNul, Storable
+from app.schemas import StorableIn
 from app.triage.schemas import MAX_ID, ActivityOut
 
 
-class StatusChangeIn(BaseModel):
+class StatusChangeIn(StorableIn):
     """A detector's request to change an issue's status."""
 
     model_config = ConfigDict(extra="ignore")
 
-    fingerprint: Annotated[list[Annotated[str, Field(min_length=1)]], Storable] = Field(
+    fingerprint: list[Annotated[str, Field(min_length=1)]] = Field(
         min_length=1,
         description="The issue's fingerprint; its first element finds the issue.",
     )
@@ -29,16 +29,16 @@ class StatusChangeIn(BaseModel):
         description="Substatus by number or name; required for unresolved and ignored, "
         "forbidden for resolved.",
     )
-    id: Annotated[str | None, Storable] = Field(
+    id: str | None = Field(
         None,
         min_length=1,
         max_length=64,
         description="Idempotency key: a repeated id is answered with the first answer.",
     )
-    activity_data: Annotated[dict[str, Any] | None, Storable] = Field(
+    activity_data: dict[str, Any] | None = Field(
         None, description="Stored on the activity row the change records."
     )
-    detector_id: Annotated[Annotated[str, Field(max_length=80)] | int | None, NoNul] = Field(
+    detector_id: Annotated[str, Field(max_length=80)] | int | None = Field(
         None, description="Which detector sent the change (recorded as the activity's actor)."
     )
 
