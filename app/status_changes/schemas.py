@@ -49,3 +49,28 @@ class StatusChangeOut(BaseModel):
     issue: IssueOut = Field(description="The issue after the change.")
     changed: bool = Field(description="False when the issue already had this status.")
     activity: ActivityOut | None = Field(description="The recorded activity; null if unchanged.")
+
+
+class IssueStateOut(BaseModel):
+    """Where a status change left the issue: its id and status, nothing of its content."""
+
+    id: int = Field(description="The issue's id.")
+    status: str = Field(description="`unresolved`, `resolved` or `ignored`.")
+    substatus: str | None = Field(description="The substatus; null for `resolved`.")
+
+
+class ActivityTypeOut(BaseModel):
+    """The activity a status change recorded: its id and type only."""
+
+    id: int = Field(description="Activity id.")
+    type: str = Field(description="`set_resolved`, `set_ignored`, `set_escalating`, …")
+
+
+class StatusChangeBriefOut(BaseModel):
+    """The answer to a status change for a key without the `read` scope: the change only."""
+
+    issue: IssueStateOut = Field(description="The issue's id, status and substatus after it.")
+    changed: bool = Field(description="False when the issue already had this status.")
+    activity: ActivityTypeOut | None = Field(
+        description="The recorded activity's id and type; null if unchanged."
+    )
