@@ -38,7 +38,8 @@ Turns the findings of any detector into tracked, deduplicated issues.
 
 Send **occurrences** (`POST /occurrences`), find **issues** (`GET /issues`), triage them
 (`PATCH /issues/{id}`). Every endpoint except health, readiness, metrics and these docs needs
-`Authorization: Bearer <token>`: the admin token or an API key with the right scope.
+`Authorization: Bearer <token>`: the admin token or an API key with the right scope. In these
+docs, **Authorize** takes the token, and "Try it out" then sends it.
 """
 
 
