@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import threading
 from collections.abc import Iterator
@@ -221,6 +223,30 @@ def log_of(admin: TestClient, webhook_id: int, **params: Any) -> dict[str, Any]:
 
 
 # --- delivery --------------------------------------------------------------------------------
+
+
+def test_signature_uses_the_secret_as_given_and_the_utf8_body_sent(
+    ctx: AppContext, admin: TestClient, receiver: Receiver
+) -> None:
+    """A secret with spaces around it and non-ASCII characters, an issue title that is not ASCII:
+    the receiver checks with the recipe of docs/webhooks.md, written out here."""
+    secret = "  clé secrète — 秘密  "  # noqa: S105
+    r = admin.post(
+        "/admin/projects/1/webhooks",
+        json={"url": receiver.url, "secret": secret, "events": ["issue.created"]},
+    )
+    assert r.status_code == 201, r.text
+    title = "Requête lente — 遅いクエリ ✓"
+    create_issue(ctx, title=title)
+
+    assert deliver_due(ctx)["delivered"] == 1
+
+    [request] = receiver.requests
+    assert json.loads(request.body.decode("utf-8"))["issue"]["title"] == title
+    expected = "sha256=" + hmac.new(secret.encode(), request.body, hashlib.sha256).hexdigest()
+    assert request.headers["x-issue-platform-signature"] == expected
+    stripped = hmac.new(secret.strip().encode(), request.body, hashlib.sha256).hexdigest()
+    assert request.headers["x-issue-platform-signature"] != "sha256=" + stripped
 
 
 def test_created_issue_is_posted_with_signed_body_and_headers(
