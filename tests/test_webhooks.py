@@ -81,6 +81,17 @@ class Receiver:
             return self.statuses.pop(0) if self.statuses else 200
 
 
+class ReceiverServer(ThreadingHTTPServer):
+    """The receiver's HTTP server, with room for every connection the workers open at once.
+
+    ``socketserver`` listens with a backlog of 5 by default; when more connections than that
+    arrive together (several delivery workers, each with its own pool), the kernel may refuse
+    or reset some, and the service rightly records those as retries the receiver never saw.
+    """
+
+    request_queue_size = 128
+
+
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
     """A running receiver, shut down after the test."""
@@ -103,7 +114,7 @@ def receiver() -> Iterator[Receiver]:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = ReceiverServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     state.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
