@@ -132,6 +132,17 @@ def topic(broker: str) -> str:
     return name
 
 
+def group_of(topic: str) -> str:
+    """The consumer group of a test's topic.
+
+    One group per test, like one topic per test: the broker lives for the whole session, and a
+    group shared between tests carries its state (members, generation, rebalance in progress)
+    from one test into the next, which made a test's consumer wait for its assignment longer
+    than the test waits, depending on which test ran before.
+    """
+    return f"{topic}-group"
+
+
 @pytest.fixture
 def ctx(admin: TestClient, settings: Settings, clock: FakeClock) -> Iterator[AppContext]:
     """A consumer-side context on the same database as the ``admin`` client."""
@@ -171,14 +182,16 @@ class RunningConsumer:
 def start_consumer(
     broker: str, topic: str, ctx: AppContext
 ) -> Iterator[Callable[..., RunningConsumer]]:
-    """Start consumers of the test topic (group ``g`` unless told); all stopped afterwards."""
+    """Start consumers of the test topic (in the test's own group); all stopped afterwards."""
     running: list[RunningConsumer] = []
 
-    def start(group: str = "g", cls: type[IngestConsumer] = IngestConsumer) -> RunningConsumer:
+    def start(
+        group: str | None = None, cls: type[IngestConsumer] = IngestConsumer
+    ) -> RunningConsumer:
         config = ConsumerConfig(
             bootstrap_servers=broker,
             topic=topic,
-            group=group,
+            group=group or group_of(topic),
             max_batch_size=50,
             max_batch_time_ms=100,
             kafka_options=TEST_CLIENT_OPTIONS,
@@ -281,7 +294,7 @@ def test_produced_occurrences_become_issues_visible_over_http(
     transport.close()
     running = start_consumer()
     wait_for(lambda: times_seen(admin) == {"alpha": 2, "beta": 1}, what="issues")
-    wait_for(lambda: committed(broker, topic, "g") == 3, what="offsets committed")
+    wait_for(lambda: committed(broker, topic, group_of(topic)) == 3, what="offsets committed")
     running.close()
     assert running.error is None
     assert running.consumer.processed == 3
@@ -330,10 +343,12 @@ def test_redelivery_after_a_crash_before_the_offset_commit_counts_nothing_twice(
     crashed.thread.join(timeout=20)
     assert isinstance(crashed.error, Crash)
     assert times_seen(admin) == {"gamma": 3, "delta": 2}
-    assert committed(broker, topic, "g") == 0
+    assert committed(broker, topic, group_of(topic)) == 0
 
     again = start_consumer()
-    wait_for(lambda: committed(broker, topic, "g") == 5, what="redelivered batch committed")
+    wait_for(
+        lambda: committed(broker, topic, group_of(topic)) == 5, what="redelivered batch committed"
+    )
     again.close()
     assert again.consumer.processed == 5, "the uncommitted messages were delivered again"
     assert times_seen(admin) == {"gamma": 3, "delta": 2}
@@ -351,7 +366,7 @@ def test_rejected_messages_go_to_the_dead_letter_topic_with_their_code(
     transport.close()
 
     running = start_consumer()
-    wait_for(lambda: committed(broker, topic, "g") == 3, what="offsets committed")
+    wait_for(lambda: committed(broker, topic, group_of(topic)) == 3, what="offsets committed")
     running.close()
     assert times_seen(admin) == {"zeta": 1}
 
@@ -381,7 +396,7 @@ def test_two_consumers_in_one_group_share_partitions_without_double_counts(
             send(transport, occurrence(fingerprint))
     transport.close()
 
-    wait_for(lambda: committed(broker, topic, "g") == 120, what="all offsets committed")
+    wait_for(lambda: committed(broker, topic, group_of(topic)) == 120, what="all offsets committed")
     first.close()
     second.close()
     assert first.consumer.processed > 0
@@ -403,12 +418,14 @@ def test_consume_command_stops_cleanly_on_sigterm(
     }
     command = [sys.executable, "-m", "app", "consume", "--bootstrap-servers", broker]
     metrics_port = _free_port()
-    command += ["--topic", topic, "--group", "cli", "-X", "session.timeout.ms=6000"]
+    command += ["--topic", topic, "--group", group_of(topic), "-X", "session.timeout.ms=6000"]
     command += ["--metrics-port", str(metrics_port)]
     process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
     try:
         wait_for(lambda: times_seen(admin) == {"eta": 1}, what="CLI consumer ingested")
-        wait_for(lambda: committed(broker, topic, "cli") == 1, what="CLI consumer committed")
+        wait_for(
+            lambda: committed(broker, topic, group_of(topic)) == 1, what="CLI consumer committed"
+        )
         metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/").text
         assert 'issue_platform_consumer_messages_total{result="processed"} 1.0' in metrics
         process.send_signal(signal.SIGTERM)
