@@ -145,21 +145,21 @@ def test_gives_up_only_after_a_day_of_retries() -> None:
 # the secret exactly as configured (no stripping). The digest was computed once, outside the
 # service, as HMAC-SHA256 of the UTF-8 bytes of both.
 UNICODE_SECRET = "  sé cret "
-UNICODE_BODY = '{"title":"Größe überschritten ✓"}'.encode()
+UMLAUT_BODY = '{"title":"Größe überschritten ✓"}'.encode()
 UNICODE_SIGNATURE = "sha256=1f19127422365ca8fcc1583cbba8f3b153d166bbe136f4d9f9f3909a26fbbb49"
 
 
 def test_secret_is_signed_as_utf8_bytes_with_its_spaces() -> None:
-    assert sign(UNICODE_SECRET, UNICODE_BODY) == UNICODE_SIGNATURE
-    assert sign(UNICODE_SECRET, UNICODE_BODY) != sign(UNICODE_SECRET.strip(), UNICODE_BODY)
-    latin1 = hmac.new(UNICODE_SECRET.encode("latin-1"), UNICODE_BODY, hashlib.sha256)
+    assert sign(UNICODE_SECRET, UMLAUT_BODY) == UNICODE_SIGNATURE
+    assert sign(UNICODE_SECRET, UMLAUT_BODY) != sign(UNICODE_SECRET.strip(), UMLAUT_BODY)
+    latin1 = hmac.new(UNICODE_SECRET.encode("latin-1"), UMLAUT_BODY, hashlib.sha256)
     assert "sha256=" + latin1.hexdigest() != UNICODE_SIGNATURE
 
 
 def test_verify_accepts_a_signature_with_surrounding_whitespace() -> None:
-    assert verify(UNICODE_SECRET, UNICODE_BODY, f"  {UNICODE_SIGNATURE}\t")
-    assert not verify(UNICODE_SECRET.strip(), UNICODE_BODY, UNICODE_SIGNATURE)
+    assert verify(UNICODE_SECRET, UMLAUT_BODY, f"  {UNICODE_SIGNATURE}\t")
+    assert not verify(UNICODE_SECRET.strip(), UMLAUT_BODY, UNICODE_SIGNATURE)
 
 
 def test_verify_refuses_a_non_ascii_header_without_raising() -> None:
-    assert not verify(UNICODE_SECRET, UNICODE_BODY, UNICODE_SIGNATURE[:-1] + "é")
+    assert not verify(UNICODE_SECRET, UMLAUT_BODY, UNICODE_SIGNATURE[:-1] + "é")
