@@ -67,6 +67,12 @@ class Settings(BaseSettings):
     auth_cache_seconds: float = Field(
         2.0, ge=0, description="How long a process caches an API key lookup."
     )
+    auth_failures_per_minute: float = Field(
+        30.0, ge=0, description="Wrong tokens a client address may send per minute; 0 = no limit."
+    )
+    auth_failures_burst: float = Field(
+        20.0, ge=1, description="Wrong tokens a client address may send at once before 429."
+    )
     registry_refresh_seconds: float = Field(
         2.0, ge=0, description="How often a process reloads API-registered types and flags."
     )
