@@ -186,7 +186,8 @@ def _kafka_options(pairs: list[str]) -> dict[str, str]:
     for pair in pairs:
         name, sep, value = pair.partition("=")
         if not sep or not name:
-            raise typer.BadParameter(f"expected key=value, got {pair!r}", param_hint="-X")
+            # Not the argument itself: it may be a password typed without its key.
+            raise typer.BadParameter("expected KEY=VALUE", param_hint="--kafka-config")
         options[name.strip()] = value.strip()
     return options
 
@@ -209,7 +210,12 @@ def consume(
     ] = 200,
     kafka_option: Annotated[
         list[str] | None,
-        typer.Option("-X", help="Extra librdkafka setting key=value (repeatable)."),
+        typer.Option(
+            "--kafka-config",
+            "-X",
+            help="librdkafka setting KEY=VALUE for the consumer and the dead-letter producer "
+            "(repeatable; over ISSUE_PLATFORM_KAFKA_CONFIG), e.g. security.protocol=SASL_SSL.",
+        ),
     ] = None,
     metrics_port: Annotated[
         int | None, typer.Option(help="Serve Prometheus /metrics of this process on this port.")
@@ -231,7 +237,7 @@ def consume(
         dlq_topic=dlq_topic,
         max_batch_size=max_batch_size,
         max_batch_time_ms=max_batch_time_ms,
-        kafka_options=_kafka_options(kafka_option or []),
+        kafka_options=get_settings().kafka_config | _kafka_options(kafka_option or []),
     )
     ctx = _context()
     if metrics_port is not None:
