@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import socket
 import stat
+import sys
+import traceback
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
+from pydantic import ValidationError
 
-from app.config import get_settings
+from app.config import Settings, debug_requested, get_settings, settings_problems
 
 if TYPE_CHECKING:
     from app.context import AppContext
@@ -40,6 +45,16 @@ def _options(
     """Issue Platform: occurrences in, deduplicated issues out."""
 
 
+class StartupError(Exception):
+    """A reason not to start, told in two lines: what is wrong and how to fix it."""
+
+    def __init__(self, problem: str, fix: str, *, exit_code: int = 2) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.fix = fix
+        self.exit_code = exit_code
+
+
 def _ensure_admin_token() -> None:
     settings = get_settings()
     if settings.admin_token:
@@ -50,29 +65,87 @@ def _ensure_admin_token() -> None:
         return
     from app.auth.principal import new_token
 
-    path.parent.mkdir(parents=True, exist_ok=True)
     token = new_token("ipa_")
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, stat.S_IRUSR | stat.S_IWUSR)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(token + "\n")
-    os.chmod(path, stat.S_IRUSR | stat.S_IWUSR)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, stat.S_IRUSR | stat.S_IWUSR)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(token + "\n")
+        os.chmod(path, stat.S_IRUSR | stat.S_IWUSR)
+    except OSError as exc:
+        raise StartupError(
+            f"cannot store the generated admin token in {path}: {exc.strerror}",
+            "make ISSUE_PLATFORM_DATA_DIR writable, or set ISSUE_PLATFORM_ADMIN_TOKEN",
+        ) from exc
     typer.echo(f"admin token generated and stored in {path.resolve()} (mode 600)", err=True)
 
 
-def _migrate() -> None:
-    from app.migrations import upgrade
-
-    settings = get_settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    upgrade(settings.resolved_database_url)
-    from app.db import Database, create_db_engine
-    from app.organizations.defaults import ensure_defaults
-
-    db = Database(create_db_engine(settings.resolved_database_url))
+def _ensure_data_dir(settings: Settings) -> None:
+    """Create the data directory when the default SQLite file lives there."""
+    if settings.database_url:
+        return
     try:
-        ensure_defaults(db)
-    finally:
-        db.dispose()
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StartupError(
+            f"cannot create the data directory {settings.data_dir}: {exc.strerror}",
+            "make it writable, or set ISSUE_PLATFORM_DATA_DIR (or ISSUE_PLATFORM_DATABASE_URL)",
+        ) from exc
+
+
+def _check_port(host: str, port: int) -> None:
+    """Fail now, with the port's name, if uvicorn could not listen there."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        # As uvicorn binds: a port left in TIME_WAIT by a stopped server is free.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise StartupError(
+                    f"port {port} on {host} is already in use",
+                    "stop the process listening there, or choose another port with --port",
+                    exit_code=1,
+                ) from exc
+            if exc.errno == errno.EACCES:
+                raise StartupError(
+                    f"not allowed to listen on port {port} on {host}",
+                    "choose a port above 1023 with --port (or grant CAP_NET_BIND_SERVICE)",
+                    exit_code=1,
+                ) from exc
+            raise StartupError(
+                f"cannot listen on {host}:{port}: {exc.strerror or exc}",
+                "check --host and --port",
+                exit_code=1,
+            ) from exc
+
+
+def _load_plugins() -> None:
+    """Import the issue type plugins now, so a conflict stops the start with its names."""
+    from app.issue_types.registry import DuplicateIssueType
+    from app.issue_types.service import load_plugins
+
+    try:
+        load_plugins()
+    except DuplicateIssueType as exc:
+        raise StartupError(
+            f"issue type plugin conflict: {exc}",
+            "uninstall the conflicting plugin, or give its type a type_id and slug of its own",
+        ) from exc
+
+
+def _database_error(url: str, exc: Exception) -> StartupError:
+    from sqlalchemy.engine import make_url
+
+    from app.system.startup import short_reason
+
+    where = make_url(url).render_as_string(hide_password=True)
+    return StartupError(
+        f"database {where} not usable: {short_reason(exc)}",
+        "start the database, or fix ISSUE_PLATFORM_DATABASE_URL",
+        exit_code=1,
+    )
 
 
 @cli.command()
@@ -81,7 +154,10 @@ def serve(
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
 ) -> None:
-    """Apply pending migrations, then serve the API (and run the periodic jobs).
+    """Serve the API (and run the periodic jobs); pending migrations run in the background.
+
+    The process starts even when the database is down: /healthz answers 200, /readyz and the
+    requests that need the database 503 until the database answers and its schema is at head.
 
     SIGTERM or SIGINT: stop accepting connections, finish in-flight requests, stop the ingest
     writer, the job loops and webhook deliveries, then exit 0.
@@ -93,7 +169,9 @@ def serve(
     from app.logs import log_config
 
     settings = get_settings()
-    _migrate()
+    _check_port(host, port)
+    _load_plugins()
+    _ensure_data_dir(settings)
     _ensure_admin_token()
     typer.echo(f"serving on http://{host}:{port} (docs at /docs)", err=True)
     # uvicorn handles the signal (graceful shutdown), then re-raises it once it has restored the
@@ -117,8 +195,20 @@ def serve(
 
 @cli.command()
 def migrate() -> None:
-    """Apply pending database migrations."""
-    _migrate()
+    """Apply pending database migrations (and create the default organization and project)."""
+    from app.db import Database, create_db_engine
+    from app.system.startup import migrate_database
+
+    settings = get_settings()
+    _ensure_data_dir(settings)
+    url = settings.resolved_database_url
+    db = Database(create_db_engine(url, connect_timeout=settings.db_connect_timeout_seconds))
+    try:
+        migrate_database(db, url)
+    except Exception as exc:
+        raise _database_error(url, exc) from exc
+    finally:
+        db.dispose()
     typer.echo("database at head", err=True)
 
 
@@ -137,16 +227,20 @@ def openapi(
 
 
 def _context() -> AppContext:
+    """A context whose database is migrated and loaded (one attempt: fails when it is down)."""
     from app.main import build_context
+    from app.system.startup import Startup
 
-    _migrate()
     settings = get_settings()
+    _load_plugins()
+    _ensure_data_dir(settings)
     ctx = build_context(settings)
+    try:
+        Startup(ctx).prepare()
+    except Exception as exc:
+        ctx.db.dispose()
+        raise _database_error(settings.resolved_database_url, exc) from exc
     ctx.db.start_checkpointer(settings.sqlite_checkpoint_seconds)
-    from app.issue_types.service import reload_registry
-
-    with ctx.db.read() as session:
-        reload_registry(session, ctx.registry)
     return ctx
 
 
@@ -222,14 +316,32 @@ def consume(
     ] = None,
     metrics_host: Annotated[str, typer.Option(help="Interface for --metrics-port.")] = "127.0.0.1",
 ) -> None:
-    """Consume the ingest topic into the database (SIGTERM/SIGINT: finish the batch, leave)."""
+    """Consume the ingest topic into the database (SIGTERM/SIGINT: finish the batch, leave).
+
+    Waits for the database first (one log line per retry), migrating it when it is behind.
+    """
+    import importlib
     import signal
     import threading
 
+    # Before anything touches the database: without the client there is nothing to run.
+    try:
+        importlib.import_module("confluent_kafka")
+    except ImportError as exc:
+        raise StartupError(
+            "the consume command needs confluent-kafka, which is not installed",
+            "pip install 'issue-platform[kafka]'",
+        ) from exc
+
+    from confluent_kafka import KafkaException
+
     from app.consumer.runner import ConsumerConfig, IngestConsumer
     from app.logs import configure_logging
+    from app.main import build_context
+    from app.system.startup import Startup
 
-    configure_logging(get_settings())
+    settings = get_settings()
+    configure_logging(settings)
     config = ConsumerConfig(
         bootstrap_servers=bootstrap_servers,
         topic=topic,
@@ -237,14 +349,16 @@ def consume(
         dlq_topic=dlq_topic,
         max_batch_size=max_batch_size,
         max_batch_time_ms=max_batch_time_ms,
-        kafka_options=get_settings().kafka_config | _kafka_options(kafka_option or []),
+        kafka_options=settings.kafka_config | _kafka_options(kafka_option or []),
     )
-    ctx = _context()
+    _load_plugins()
+    _ensure_data_dir(settings)
     if metrics_port is not None:
         from prometheus_client import start_http_server
 
         from app.metrics import REGISTRY
 
+        _check_port(metrics_host, metrics_port)
         start_http_server(metrics_port, addr=metrics_host, registry=REGISTRY)
     stop = threading.Event()
 
@@ -254,12 +368,44 @@ def consume(
 
     signal.signal(signal.SIGTERM, _request_stop)
     signal.signal(signal.SIGINT, _request_stop)
+    ctx = build_context(settings)
     try:
-        IngestConsumer(ctx, config).run(stop)
+        if not Startup(ctx).wait(stop):
+            return  # stopped before the database was ready
+        ctx.db.start_checkpointer(settings.sqlite_checkpoint_seconds)
+        try:
+            consumer = IngestConsumer(ctx, config)
+        except KafkaException as exc:
+            # librdkafka names the setting it refuses (a misspelt key, a value out of range).
+            raise StartupError(
+                f"Kafka settings refused: {exc.args[0].str()}",
+                "correct ISSUE_PLATFORM_KAFKA_CONFIG or --kafka-config; see docs/kafka.md",
+            ) from exc
+        consumer.run(stop)
     finally:
         ctx.db.dispose()
 
 
+def _fail(lines: list[str], exit_code: int, exc: BaseException) -> NoReturn:
+    if debug_requested():
+        traceback.print_exception(exc, file=sys.stderr)
+    for line in lines:
+        typer.echo(line, err=True)
+    sys.exit(exit_code)
+
+
 def main() -> None:
-    """Console-script entry point."""
-    cli()
+    """Console-script entry point: a start-up error is two lines on stderr, not a traceback.
+
+    The traceback is printed too when ``ISSUE_PLATFORM_LOG_LEVEL=DEBUG``.
+    """
+    try:
+        cli()
+    except StartupError as exc:
+        _fail([f"error: {exc.problem}", f"fix: {exc.fix}"], exc.exit_code, exc)
+    except ValidationError as exc:
+        if exc.title != Settings.__name__:
+            raise
+        lines = [f"error: {line}" for line in settings_problems(exc)]
+        lines.append("fix: correct the environment variable (or .env); see docs/configuration.md")
+        _fail(lines, 2, exc)

@@ -6,16 +6,21 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "ISSUE_PLATFORM_"
+# Settings whose values never appear in an error message (a URL or the Kafka settings may
+# carry a password).
+_SECRET_MARKERS = ("token", "url", "secret", "password", "kafka_config")
 
 
 class Settings(BaseSettings):
     """Every setting of the service; see docs/configuration.md for the table."""
 
-    # Errors name the setting, never its value: several settings hold secrets.
+    # Errors never echo values (several settings hold secrets); settings_problems names them.
     model_config = SettingsConfigDict(
-        env_prefix="ISSUE_PLATFORM_", env_file=".env", extra="ignore", hide_input_in_errors=True
+        env_prefix=ENV_PREFIX, env_file=".env", extra="ignore", hide_input_in_errors=True
     )
 
     data_dir: Path = Field(Path("./data"), description="Holds the SQLite file and admin token.")
@@ -144,3 +149,29 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """The process-wide settings (cached)."""
     return Settings()
+
+
+class _LogLevelOnly(BaseSettings):
+    """The log level alone, readable when other settings are invalid."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_file=".env", extra="ignore")
+
+    log_level: str = "INFO"
+
+
+def debug_requested() -> bool:
+    """Whether ``ISSUE_PLATFORM_LOG_LEVEL`` asks for DEBUG (even if other settings are invalid)."""
+    return _LogLevelOnly().log_level.strip().upper() == "DEBUG"
+
+
+def settings_problems(exc: ValidationError) -> list[str]:
+    """One line per invalid setting: its environment variable, what is wrong and the value."""
+    lines = []
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error["loc"] else "?"
+        line = f"invalid setting {ENV_PREFIX}{field.upper()}: {error['msg']}"
+        if not any(marker in field for marker in _SECRET_MARKERS):
+            value = repr(error.get("input"))
+            line += f" (got {value[:60]})"
+        lines.append(line)
+    return lines

@@ -97,7 +97,12 @@ def log_config(settings: Settings) -> dict[str, Any]:
             }
         },
         "loggers": {
-            name: {"handlers": [], "level": level, "propagate": True} for name in uvicorn_loggers
+            **{
+                name: {"handlers": [], "level": level, "propagate": True}
+                for name in uvicorn_loggers
+            },
+            # Alembic announces each of its plugins at INFO when it loads the scripts.
+            "alembic.runtime.plugins": {"level": "DEBUG" if level == "DEBUG" else "WARNING"},
         },
         "root": {"handlers": ["default"], "level": level},
     }

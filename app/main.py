@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -12,7 +13,6 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
-from sqlalchemy.exc import SQLAlchemyError
 
 from app import __version__
 from app.auth.dependencies import KeyCache
@@ -21,14 +21,14 @@ from app.context import AppContext
 from app.db import Database, create_db_engine, utcnow
 from app.errors import install_error_handlers
 from app.issue_types.registry import Registry
-from app.issue_types.service import load_plugins, reload_registry
+from app.issue_types.service import load_plugins
 from app.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from app.occurrences.fastpath import IngestFastPath
 from app.openapi_models import add_component_schemas
-from app.organizations.defaults import ensure_defaults
 from app.responses import JSONResponse
 from app.system.router import router as system_router
 from app.system.router import static_files
+from app.system.startup import STARTUP_KEY, Startup, StartupGate
 
 log = logging.getLogger(__name__)
 
@@ -82,22 +82,31 @@ def create_app(
     settings = settings or get_settings()
     ctx = build_context(settings, clock)
 
+    startup = Startup(ctx)
+    ctx.extras[STARTUP_KEY] = startup
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        try:
-            ensure_defaults(ctx.db)
-            with ctx.db.read() as session:
-                reload_registry(session, ctx.registry)
-        except SQLAlchemyError as exc:
-            # Start anyway: /readyz says 503 and requests answer 503 until the database is back
-            # (the registry reloads itself on first use).
-            log.warning("database unavailable at start-up (%s); serving 503", type(exc).__name__)
+        # Ready at once when the database is up to date; else the start-up (migrations
+        # included) retries in a thread and requests needing the database answer 503 meanwhile.
+        loop = asyncio.get_running_loop()
+        started = asyncio.Event()
+        startup.begin(on_ready=lambda: loop.call_soon_threadsafe(started.set))
         ctx.db.start_checkpointer(settings.sqlite_checkpoint_seconds)
         stoppers: list[Callable[[], Any]] = []
+        waiting: asyncio.Task[None] | None = None
         if start_workers and settings.run_jobs:
             from app.jobs.runner import start_background_jobs
 
-            stoppers.append(await start_background_jobs(ctx))
+            if startup.ready.is_set():
+                stoppers.append(await start_background_jobs(ctx))
+            else:
+                # The jobs need the schema: they start once the start-up is done.
+                async def start_jobs_when_ready() -> None:
+                    await started.wait()
+                    stoppers.append(await start_background_jobs(ctx))
+
+                waiting = asyncio.create_task(start_jobs_when_ready(), name="jobs:wait-startup")
         if start_workers:
             # Everything imported and built at start lives as long as the process: moving it out
             # of the collector's reach keeps full collections short (they showed as p99 stalls).
@@ -106,8 +115,14 @@ def create_app(
         try:
             yield
         finally:
-            # uvicorn has drained in-flight requests by now: finish queued ingest work, stop the
-            # job loops (a running job finishes its pass), then close the connections.
+            # uvicorn has drained in-flight requests by now: stop the start-up retries, finish
+            # queued ingest work, stop the job loops (a running job finishes its pass), then
+            # close the connections.
+            if waiting is not None and not waiting.done():
+                waiting.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await waiting
+            await asyncio.to_thread(startup.close)
             writer = ctx.extras.get("ingest_writer")
             if writer is not None:
                 await asyncio.to_thread(writer.close)
@@ -136,6 +151,8 @@ def create_app(
         max_body=settings.max_body_bytes,
         max_batch_body=settings.max_batch_body_bytes,
     )
+    # Outside the others: until the start-up is done, answer 503 without reading the body.
+    app.add_middleware(StartupGate, startup=startup)
     _outermost(app, settings)
     app.mount("/docs-static", static_files, name="docs-static")
     app.include_router(system_router)

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -137,6 +140,38 @@ def test_an_option_without_a_key_is_refused_without_echoing_it() -> None:
     assert result.exit_code == 2
     assert "expected KEY=VALUE" in result.output
     assert SECRET not in result.output
+
+
+def _run_cli(args: list[str], tmp_path: Path, **settings: str) -> subprocess.CompletedProcess[str]:
+    """``issue-platform ARGS`` in a subprocess, on a SQLite file under ``tmp_path``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ISSUE_PLATFORM_")}
+    env["ISSUE_PLATFORM_DATA_DIR"] = str(tmp_path / "data")
+    env.update({f"ISSUE_PLATFORM_{k.upper()}": v for k, v in settings.items()})
+    script = Path(sys.executable).with_name("issue-platform")
+    command = [str(script)] if script.is_file() else [sys.executable, "-m", "app"]
+    return subprocess.run(
+        [*command, *args], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+
+
+@pytest.mark.parametrize("level", ["INFO", "DEBUG"])
+def test_a_malformed_setting_stops_consume_without_echoing_it(tmp_path: Path, level: str) -> None:
+    bad = json.dumps({"sasl.password": SECRET, "x": [1]})
+    args = ["consume", "--bootstrap-servers", "127.0.0.1:1"]
+    result = _run_cli(args, tmp_path, kafka_config=bad, log_level=level)
+    assert result.returncode == 2, result.stderr
+    assert "ISSUE_PLATFORM_KAFKA_CONFIG" in result.stderr
+    assert SECRET not in result.stdout + result.stderr
+
+
+def test_a_misspelt_key_stops_consume_with_librdkafka_s_short_error(tmp_path: Path) -> None:
+    args = ["consume", "--bootstrap-servers", "127.0.0.1:1", "-X", f"sasl.pasword={SECRET}"]
+    result = _run_cli(args, tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert f"error: Kafka settings refused: {TYPO}" in result.stderr
+    assert "fix: correct ISSUE_PLATFORM_KAFKA_CONFIG or --kafka-config" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert SECRET not in result.stdout + result.stderr
 
 
 def test_consumer_and_dead_letter_producer_pass_options_to_librdkafka(

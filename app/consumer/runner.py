@@ -284,6 +284,8 @@ class IngestConsumer:
         """Send rejected messages to the DLQ and wait until the broker has them."""
         if not rejections:
             return
+        from confluent_kafka import KafkaException
+
         self._dlq_failures = []
         for rejection in rejections:
             log.info(
@@ -293,13 +295,17 @@ class IngestConsumer:
                 rejection.message.offset,
                 rejection.code,
             )
-            self._producer.produce(
-                self.config.dead_letter_topic,
-                value=rejection.message.value,
-                key=rejection.message.key,
-                headers=dead_letter_headers(rejection),
-                on_delivery=self._on_dlq_delivery,
-            )
+            try:
+                self._producer.produce(
+                    self.config.dead_letter_topic,
+                    value=rejection.message.value,
+                    key=rejection.message.key,
+                    headers=dead_letter_headers(rejection),
+                    on_delivery=self._on_dlq_delivery,
+                )
+            except KafkaException as exc:
+                # E.g. a topic the broker refused before is refused at once from then on.
+                raise DeadLetterError(f"dead letter not accepted: {exc}") from exc
         remaining = self._producer.flush(self.config.dlq_timeout_seconds)
         if remaining:
             raise DeadLetterError(f"{remaining} dead letter(s) not acknowledged in time")

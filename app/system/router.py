@@ -19,6 +19,7 @@ from app.errors import Unauthenticated, error_responses
 from app.metrics import REGISTRY
 from app.responses import JSONResponse
 from app.system import service
+from app.system.startup import started
 
 router = APIRouter(tags=["system"])
 
@@ -36,7 +37,10 @@ class Ready(BaseModel):
     """Readiness answer."""
 
     status: str = Field(description="`ok` or `unavailable`.")
-    database: str = Field(description="`ok`, `unreachable` or `behind` (migrations pending).")
+    database: str = Field(
+        description="`ok`, `unreachable`, `behind` (migrations pending) or `starting` (at head, "
+        "the process still starting)."
+    )
     revision: str | None = Field(None, description="Schema revision in the database.")
     head: str | None = Field(None, description="Schema revision the code expects.")
 
@@ -51,11 +55,16 @@ def healthz() -> Health:
     "/readyz",
     summary="Readiness",
     response_model=Ready,
-    responses={503: {"model": Ready, "description": "Database unreachable or schema behind."}},
+    responses={
+        503: {
+            "model": Ready,
+            "description": "Database unreachable, schema behind or process still starting.",
+        }
+    },
 )
 def readyz(ctx: Annotated[AppContext, Depends(get_context)]) -> Response:
     """The database is reachable and its schema is at the head revision."""
-    state = service.readiness(ctx.db)
+    state = service.readiness(ctx.db, started=started(ctx))
     code = 200 if state.status == "ok" else 503
     return JSONResponse(state.model_dump(), status_code=code)
 

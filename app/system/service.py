@@ -5,9 +5,8 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from alembic.runtime.migration import MigrationContext
 from pydantic import BaseModel
-from sqlalchemy import case, func, select
+from sqlalchemy import Engine, case, func, inspect, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.db import Database
@@ -27,16 +26,31 @@ class ReadyState(BaseModel):
     head: str | None = None
 
 
-def readiness(db: Database) -> ReadyState:
-    """Whether the database answers and is at the schema head."""
+def current_revision(engine: Engine) -> str | None:
+    """The schema revision recorded in the database (None: not migrated at all).
+
+    Read directly rather than through Alembic's MigrationContext, which logs two INFO lines
+    each time (every readiness probe).
+    """
+    with engine.connect() as conn:
+        if not inspect(conn).has_table("alembic_version"):
+            return None
+        revision = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        return str(revision) if revision is not None else None
+
+
+def readiness(db: Database, *, started: bool = True) -> ReadyState:
+    """Whether the database answers, is at the schema head and this process has started."""
     head = head_revision()
     try:
-        with db.engine.connect() as conn:
-            current = MigrationContext.configure(conn).get_current_revision()
+        current = current_revision(db.engine)
     except SQLAlchemyError:
         return ReadyState(status="unavailable", database="unreachable", head=head)
     if current != head:
         return ReadyState(status="unavailable", database="behind", revision=current, head=head)
+    if not started:
+        # At head, but this process's start-up (defaults, registry) has not finished yet.
+        return ReadyState(status="unavailable", database="starting", revision=current, head=head)
     return ReadyState(status="ok", database="ok", revision=current, head=head)
 
 
