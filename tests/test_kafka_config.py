@@ -11,7 +11,6 @@ import json
 import logging
 import os
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +26,7 @@ from app.config import Settings, get_settings
 from app.consumer.runner import ConsumerConfig, IngestConsumer
 from app.context import AppContext
 from app.producer import KafkaTransport, ProduceError
+from tests import processes
 from tests.test_kafka import (  # noqa: F401  (fixtures)
     TEST_CLIENT_OPTIONS,
     RunningConsumer,
@@ -147,10 +147,13 @@ def _run_cli(args: list[str], tmp_path: Path, **settings: str) -> subprocess.Com
     env = {k: v for k, v in os.environ.items() if not k.startswith("ISSUE_PLATFORM_")}
     env["ISSUE_PLATFORM_DATA_DIR"] = str(tmp_path / "data")
     env.update({f"ISSUE_PLATFORM_{k.upper()}": v for k, v in settings.items()})
-    script = Path(sys.executable).with_name("issue-platform")
-    command = [str(script)] if script.is_file() else [sys.executable, "-m", "app"]
     return subprocess.run(
-        [*command, *args], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120
+        [*processes.cli(), *args],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -27,27 +25,16 @@ import pytest
 from app.producer import HttpTransport, IssueOccurrence, ProduceError, produce_occurrence
 from tests.conftest import ADMIN_TOKEN
 from tests.outage import database_outage
+from tests.processes import cli, free_port
 
 HEADERS = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _cli() -> list[str]:
-    script = Path(sys.executable).with_name("issue-platform")
-    return [str(script)] if script.is_file() else [sys.executable, "-m", "app"]
 
 
 class Server:
     """``issue-platform serve`` on a fixed loopback port; can be stopped and started again."""
 
     def __init__(self, db_url: str, workdir: Path, env: dict[str, str]) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.workdir = workdir
         self.log = workdir / f"serve-{self.port}.log"
@@ -66,7 +53,7 @@ class Server:
     def start(self) -> None:
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
-                [*_cli(), "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+                [*cli(), "serve", "--host", "127.0.0.1", "--port", str(self.port)],
                 env=self.env,
                 cwd=self.workdir,
                 stdout=out,

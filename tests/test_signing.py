@@ -42,6 +42,44 @@ def test_verify_refuses_a_tampered_body() -> None:
     assert not verify("s3cret", BODY.replace(b"created", b"resolved"), header)
 
 
+# Secrets may hold spaces (kept as given) and any Unicode character (UTF-8 encoded); bodies are
+# signed as the exact bytes sent. The expected values follow the recipe of docs/webhooks.md
+# ("Verifying a delivery"), written out here without the service's code.
+AWKWARD_SECRETS = [
+    "  s3cret with spaces  ",  # leading and trailing spaces are part of the secret
+    "\tcafé-crème ",  # é/è: different bytes in UTF-8 and latin-1
+    " ключ-секрет-鍵 ",  # not encodable as latin-1 at all
+]
+UNICODE_BODY = '{"id":"abc","issue":{"title":"Requête lente — 遅いクエリ ✓"}}'.encode()
+
+
+def documented_is_authentic(secret: str, raw_body: bytes, signature_header: str) -> bool:
+    """The receiver's check exactly as docs/webhooks.md shows it."""
+    expected = "sha256=" + hmac.new(secret.encode(), raw_body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, signature_header or "")
+
+
+@pytest.mark.parametrize("secret", AWKWARD_SECRETS)
+@pytest.mark.parametrize("body", [BODY, UNICODE_BODY])
+def test_signature_keys_with_the_secret_as_given_in_utf8(secret: str, body: bytes) -> None:
+    expected = hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+    header = sign(secret, body)
+    assert header == f"sha256={expected}"
+    assert documented_is_authentic(secret, body, header)
+    assert verify(secret, body, header)
+    # The secret is not trimmed: the trimmed one is another key.
+    assert not verify(secret.strip(), body, header)
+    assert not documented_is_authentic(secret.strip(), body, header)
+
+
+def test_signature_of_a_known_unicode_case() -> None:
+    # Pinned digest, computed outside Python too:
+    #   printf '%s' "$BODY" | openssl dgst -sha256 -hmac ' café ключ '
+    assert sign(" café ключ ", UNICODE_BODY) == (
+        "sha256=0fd8881ae18f78326cb608824a15a88ee82512c6e7f7fcd36a452ff26e353789"
+    )
+
+
 @pytest.mark.parametrize(
     "url", ["https://hooks.example.com/x", "http://example.com:8080/a?b=c", "http://10.0.0.1/"]
 )

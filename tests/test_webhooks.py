@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import threading
 from collections.abc import Iterator
@@ -79,6 +81,17 @@ class Receiver:
             return self.statuses.pop(0) if self.statuses else 200
 
 
+class ReceiverServer(ThreadingHTTPServer):
+    """The receiver's HTTP server, with room for every connection the workers open at once.
+
+    ``socketserver`` listens with a backlog of 5 by default; when more connections than that
+    arrive together (several delivery workers, each with its own pool), the kernel may refuse
+    or reset some, and the service rightly records those as retries the receiver never saw.
+    """
+
+    request_queue_size = 128
+
+
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
     """A running receiver, shut down after the test."""
@@ -101,7 +114,7 @@ def receiver() -> Iterator[Receiver]:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = ReceiverServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     state.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
@@ -221,6 +234,30 @@ def log_of(admin: TestClient, webhook_id: int, **params: Any) -> dict[str, Any]:
 
 
 # --- delivery --------------------------------------------------------------------------------
+
+
+def test_signature_uses_the_secret_as_given_and_the_utf8_body_sent(
+    ctx: AppContext, admin: TestClient, receiver: Receiver
+) -> None:
+    """A secret with spaces around it and non-ASCII characters, an issue title that is not ASCII:
+    the receiver checks with the recipe of docs/webhooks.md, written out here."""
+    secret = "  clé secrète — 秘密  "  # noqa: S105
+    r = admin.post(
+        "/admin/projects/1/webhooks",
+        json={"url": receiver.url, "secret": secret, "events": ["issue.created"]},
+    )
+    assert r.status_code == 201, r.text
+    title = "Requête lente — 遅いクエリ ✓"
+    create_issue(ctx, title=title)
+
+    assert deliver_due(ctx)["delivered"] == 1
+
+    [request] = receiver.requests
+    assert json.loads(request.body.decode("utf-8"))["issue"]["title"] == title
+    expected = "sha256=" + hmac.new(secret.encode(), request.body, hashlib.sha256).hexdigest()
+    assert request.headers["x-issue-platform-signature"] == expected
+    stripped = hmac.new(secret.strip().encode(), request.body, hashlib.sha256).hexdigest()
+    assert request.headers["x-issue-platform-signature"] != "sha256=" + stripped
 
 
 def test_created_issue_is_posted_with_signed_body_and_headers(

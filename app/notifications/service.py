@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from datetime import datetime
 
 from sqlalchemy import and_, or_, select
 
 from app.context import AppContext
 from app.errors import InvalidPayload, NotFound
+from app.issues import cursor as cursors
 from app.models import Project, Webhook, WebhookDelivery
 from app.notifications.rules import UrlNotAllowed, check_url_allowed
 from app.notifications.schemas import DeliveryOut, DeliveryPage, WebhookIn, WebhookOut
@@ -101,6 +103,9 @@ def delete_webhook(ctx: AppContext, *, webhook_id: int) -> None:
         session.commit()
 
 
+_DELIVERY_ID = re.compile(r"[0-9a-f]{32}")
+
+
 def _encode_cursor(row: WebhookDelivery) -> str:
     raw = f"{row.created_at.isoformat()}|{row.id}".encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
@@ -110,10 +115,10 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         stamp, _, delivery_id = raw.partition("|")
-        created_at = datetime.fromisoformat(stamp)
+        created_at = cursors.utc_time(stamp)  # zoned and within range once in UTC
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise InvalidPayload("invalid cursor", details=[{"field": "cursor"}]) from None
-    if created_at.tzinfo is None or not delivery_id:
+    if not _DELIVERY_ID.fullmatch(delivery_id):
         raise InvalidPayload("invalid cursor", details=[{"field": "cursor"}])
     return created_at, delivery_id
 
