@@ -25,6 +25,7 @@ from app.metrics import (
     CONSUMER_MESSAGES,
     CONSUMER_RETRIES,
 )
+from app.producer import producer_options
 
 if TYPE_CHECKING:
     from app.context import AppContext
@@ -52,8 +53,9 @@ class ConsumerConfig:
     retry_initial_seconds: float = 0.5
     retry_max_seconds: float = 30.0
     dlq_timeout_seconds: float = 30.0
-    # Extra librdkafka settings for the consumer and the DLQ producer (security, timeouts).
-    kafka_options: Mapping[str, Any] = field(default_factory=dict)
+    # Extra librdkafka settings for the consumer and the DLQ producer (security, timeouts);
+    # kept out of repr: they may hold sasl.password.
+    kafka_options: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if self.max_batch_size < 1:
@@ -83,10 +85,7 @@ class ConsumerConfig:
     def producer_options(self) -> dict[str, Any]:
         """librdkafka settings of the dead-letter producer."""
         options: dict[str, Any] = {"bootstrap.servers": self.bootstrap_servers, "linger.ms": 5}
-        consumer_only = {"group.id", "enable.auto.commit", "auto.offset.reset"}
-        consumer_only |= {"session.timeout.ms", "max.poll.interval.ms", "heartbeat.interval.ms"}
-        consumer_only |= {"partition.assignment.strategy", "group.instance.id"}
-        options.update({k: v for k, v in self.kafka_options.items() if k not in consumer_only})
+        options.update(producer_options(self.kafka_options))
         return options
 
 
