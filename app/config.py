@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ENV_PREFIX = "ISSUE_PLATFORM_"
 # Settings whose values never appear in an error message (a URL or the Kafka settings may
@@ -70,7 +71,13 @@ class Settings(BaseSettings):
     )
     webhook_allow_private_networks: bool = Field(
         False,
-        description="Allow webhook URLs on localhost or literal private/loopback/link-local IPs.",
+        description="Allow webhook receivers on any address, private and special-purpose ones too.",
+    )
+    webhook_allowed_networks: Annotated[
+        tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...], NoDecode
+    ] = Field(
+        (),
+        description="Comma-separated CIDR ranges webhook receivers may use although not public.",
     )
     auth_cache_seconds: float = Field(
         2.0, ge=0, description="How long a process caches an API key lookup."
@@ -121,6 +128,15 @@ class Settings(BaseSettings):
                 raise ValueError(f"kafka_config: {name!r} must be a string, number or boolean")
             options[name] = option
         return options
+
+    @field_validator("webhook_allowed_networks", mode="before")
+    @classmethod
+    def _networks(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(
+                ipaddress.ip_network(part.strip()) for part in value.split(",") if part.strip()
+            )
+        return value
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import shutil
 from collections.abc import Iterator
@@ -36,6 +37,30 @@ class FakeClock:
     def advance(self, **kwargs: float) -> datetime:
         self.now += timedelta(**kwargs)
         return self.now
+
+
+EXAMPLE_DOMAINS = ("example.com", "example.org", "example.net")
+EXAMPLE_ADDRESS = ipaddress.ip_address("93.184.215.14")  # public, as example.com's is
+
+
+@pytest.fixture(autouse=True)
+def example_domains_resolve(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Webhook hosts under the example domains resolve to a public address: no DNS needed.
+
+    Registration resolves a receiver's name and refuses one that does not resolve; other
+    names still go to the system resolver.
+    """
+    from app.notifications import egress
+
+    system_resolve = egress.resolve
+
+    def resolve(host: str, port: int) -> list[egress.IPAddress]:
+        name = host.rstrip(".")
+        if any(name == d or name.endswith(f".{d}") for d in EXAMPLE_DOMAINS):
+            return [EXAMPLE_ADDRESS]
+        return system_resolve(host, port)
+
+    monkeypatch.setattr(egress, "resolve", resolve)
 
 
 def _reset_postgres(url: str) -> None:

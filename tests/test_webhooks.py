@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import json
+import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from fastapi import FastAPI
@@ -22,7 +25,8 @@ from app.context import AppContext
 from app.issues.serialize import issue_payload
 from app.metrics import REGISTRY
 from app.models import Group, Organization, Project, RolloutFlag, WebhookDelivery
-from app.notifications.delivery import deliver_due
+from app.notifications import egress
+from app.notifications.delivery import REFUSED_TARGET, deliver_due
 from app.notifications.outbox import enqueue, post_process_enabled
 from app.notifications.signing import verify
 from tests.builders import occurrence
@@ -754,3 +758,79 @@ def test_ingested_issue_of_type_without_post_process_never_notifies_created(
     assert regressed["outcome"] == "regressed"
     deliver_due(ctx)
     assert [r.json()["event"] for r in receiver.requests] == ["issue.regressed"]
+
+
+# --- targets judged again at send time, the connection pinned to the judged address ----------
+
+PUBLIC = ipaddress.ip_address("93.184.215.14")
+LOOPBACK = ipaddress.ip_address("127.0.0.1")
+
+
+def port_of(receiver: Receiver) -> int:
+    port = urlsplit(receiver.url).port
+    assert port is not None
+    return port
+
+
+def test_name_rebound_to_loopback_after_registration_is_not_delivered(
+    ctx: AppContext, admin: TestClient, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ctx.settings.webhook_allow_private_networks = False
+    answers = iter([[PUBLIC], [LOOPBACK]])  # registration, then the attempt
+    monkeypatch.setattr(egress, "resolve", lambda host, port: next(answers))
+    hook = register(admin, f"http://rebind.example.com:{port_of(receiver)}/hook")
+    create_issue(ctx)
+
+    assert deliver_due(ctx) == {"claimed": 1, "delivered": 0, "retry": 0, "failed": 1}
+
+    assert receiver.requests == []
+    [entry] = log_of(admin, hook)["data"]
+    assert entry["state"] == "failed"
+    assert entry["last_status_code"] is None
+    assert entry["last_error"] == REFUSED_TARGET
+    assert str(port_of(receiver)) not in entry["last_error"]
+
+
+def test_delivery_connects_to_the_judged_address_and_keeps_the_name(
+    ctx: AppContext, admin: TestClient, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ctx.settings.webhook_allow_private_networks = False
+    ctx.settings.webhook_allowed_networks = (ipaddress.ip_network("127.0.0.0/8"),)
+    monkeypatch.setattr(egress, "resolve", lambda host, port: [LOOPBACK])
+    looked_up: list[object] = []
+    system_getaddrinfo = socket.getaddrinfo
+
+    def getaddrinfo(host: object, *args: Any, **kwargs: Any) -> Any:
+        looked_up.append(host)
+        return system_getaddrinfo(host, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    register(admin, f"http://hooks.example.com:{port_of(receiver)}/hook")
+    create_issue(ctx)
+
+    assert deliver_due(ctx)["delivered"] == 1
+
+    [request] = receiver.requests
+    assert request.headers["host"] == f"hooks.example.com:{port_of(receiver)}"
+    # The HTTP client never resolved the name itself: it connected to the judged address.
+    assert "hooks.example.com" not in looked_up
+
+
+def test_localhost_receiver_is_judged_again_at_every_attempt(
+    ctx: AppContext, admin: TestClient, receiver: Receiver, clock: FakeClock
+) -> None:
+    ctx.settings.webhook_allow_private_networks = False
+    loopback = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
+    ctx.settings.webhook_allowed_networks = loopback
+    hook = register(admin, receiver.url.replace("127.0.0.1", "localhost"))
+    issue_id, _ = create_issue(ctx)
+    assert deliver_due(ctx)["delivered"] == 1
+
+    ctx.settings.webhook_allowed_networks = ()
+    clock.advance(seconds=1)
+    notify(ctx, issue_id, "issue.resolved")
+    assert deliver_due(ctx)["failed"] == 1
+
+    assert len(receiver.requests) == 1
+    latest = log_of(admin, hook)["data"][0]
+    assert (latest["event"], latest["last_error"]) == ("issue.resolved", REFUSED_TARGET)
