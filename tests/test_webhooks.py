@@ -6,9 +6,11 @@ import hashlib
 import hmac
 import ipaddress
 import json
+import logging
 import socket
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -23,6 +25,7 @@ from sqlalchemy import select
 from app.config import Settings
 from app.context import AppContext
 from app.issues.serialize import issue_payload
+from app.logs import configure_logging
 from app.metrics import REGISTRY
 from app.models import Group, Organization, Project, RolloutFlag, WebhookDelivery
 from app.notifications import egress
@@ -834,3 +837,41 @@ def test_localhost_receiver_is_judged_again_at_every_attempt(
     assert len(receiver.requests) == 1
     latest = log_of(admin, hook)["data"][0]
     assert (latest["event"], latest["last_error"]) == ("issue.resolved", REFUSED_TARGET)
+
+
+@contextmanager
+def service_logging(settings: Settings) -> Iterator[None]:
+    """The process's logging set up as `serve` and `jobs` do, at DEBUG; restored afterwards."""
+    root = logging.getLogger()
+    names = ("uvicorn", "uvicorn.error", "uvicorn.access", "httpx", "httpcore")
+    levels = {name: logging.getLogger(name).level for name in names}
+    root_level, root_handlers = root.level, root.handlers[:]
+    root.handlers.clear()
+    try:
+        configure_logging(settings.model_copy(update={"log_level": "DEBUG"}))
+        yield
+    finally:
+        root.handlers[:] = root_handlers
+        root.setLevel(root_level)
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
+
+
+def test_delivery_logs_never_show_the_urls_path_token(
+    ctx: AppContext,
+    admin: TestClient,
+    receiver: Receiver,
+    settings: Settings,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    token = "XyZ0sl4ckP4thT0ken9"  # noqa: S105 - as in https://hooks.slack.com/services/T/B/<token>
+    register(admin, f"{receiver.url}/services/T000/B000/{token}")
+    create_issue(ctx)
+    with service_logging(settings):
+        assert deliver_due(ctx)["delivered"] == 1
+        logging.getLogger("tests.webhooks").debug("delivery done")
+
+    err = capsys.readouterr().err
+    assert "delivery done" in err  # the logs of the delivery were captured
+    assert receiver.requests[0].path.endswith(token)
+    assert token not in err
