@@ -19,6 +19,7 @@ from sqlalchemy.pool import NullPool
 from app.config import Settings
 from app.db import Base
 from app.migrations import upgrade
+from app.notifications.targets import IPAddress
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
 ADMIN_TOKEN = "test-admin-token"  # noqa: S105
@@ -54,7 +55,7 @@ def example_domains_resolve(monkeypatch: pytest.MonkeyPatch) -> None:
 
     system_resolve = egress.resolve
 
-    def resolve(host: str, port: int) -> list[egress.IPAddress]:
+    def resolve(host: str, port: int) -> list[IPAddress]:
         name = host.rstrip(".")
         if any(name == d or name.endswith(f".{d}") for d in EXAMPLE_DOMAINS):
             return [EXAMPLE_ADDRESS]
