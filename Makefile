@@ -21,7 +21,7 @@ run: install ## Install, migrate and serve on SQLite at http://127.0.0.1:$(PORT)
 	$(BIN)/issue-platform serve --port $(PORT)
 
 test: install ## Install and run the whole test suite (PostgreSQL too when TEST_DATABASE_URL is set)
-	$(BIN)/pytest
+	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: install ## ruff, mypy --strict and the import-layer contracts
 	$(BIN)/ruff check app tests bench setup.py

@@ -336,7 +336,8 @@ def _kafka_options(pairs: list[str]) -> dict[str, str]:
     for pair in pairs:
         name, sep, value = pair.partition("=")
         if not sep or not name:
-            raise typer.BadParameter(f"expected key=value, got {pair!r}", param_hint="-X")
+            # Not the argument itself: it may be a password typed without its key.
+            raise typer.BadParameter("expected KEY=VALUE", param_hint="--kafka-config")
         options[name.strip()] = value.strip()
     return options
 
@@ -359,7 +360,12 @@ def consume(
     ] = 200,
     kafka_option: Annotated[
         list[str] | None,
-        typer.Option("-X", help="Extra librdkafka setting key=value (repeatable)."),
+        typer.Option(
+            "--kafka-config",
+            "-X",
+            help="librdkafka setting KEY=VALUE for the consumer and the dead-letter producer "
+            "(repeatable; over ISSUE_PLATFORM_KAFKA_CONFIG), e.g. security.protocol=SASL_SSL.",
+        ),
     ] = None,
     metrics_port: Annotated[
         int | None, typer.Option(help="Serve Prometheus /metrics of this process on this port.")
@@ -383,6 +389,8 @@ def consume(
             "pip install 'issue-platform[kafka]'",
         ) from exc
 
+    from confluent_kafka import KafkaException
+
     from app.consumer.runner import ConsumerConfig, IngestConsumer
     from app.logs import configure_logging
     from app.main import build_context
@@ -397,7 +405,7 @@ def consume(
         dlq_topic=dlq_topic,
         max_batch_size=max_batch_size,
         max_batch_time_ms=max_batch_time_ms,
-        kafka_options=_kafka_options(kafka_option or []),
+        kafka_options=settings.kafka_config | _kafka_options(kafka_option or []),
     )
     _load_plugins()
     _ensure_data_dir(settings)
@@ -421,7 +429,15 @@ def consume(
         if not Startup(ctx).wait(stop):
             return  # stopped before the database was ready
         ctx.db.start_checkpointer(settings.sqlite_checkpoint_seconds)
-        IngestConsumer(ctx, config).run(stop)
+        try:
+            consumer = IngestConsumer(ctx, config)
+        except KafkaException as exc:
+            # librdkafka names the setting it refuses (a misspelt key, a value out of range).
+            raise StartupError(
+                f"Kafka settings refused: {exc.args[0].str()}",
+                "correct ISSUE_PLATFORM_KAFKA_CONFIG or --kafka-config; see docs/kafka.md",
+            ) from exc
+        consumer.run(stop)
     finally:
         ctx.db.dispose()
 

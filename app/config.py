@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ENV_PREFIX = "ISSUE_PLATFORM_"
-# Settings whose values never appear in an error message (a URL may carry a password).
-_SECRET_MARKERS = ("token", "url", "secret", "password")
+# Settings whose values never appear in an error message (a URL or the Kafka settings may
+# carry a password).
+_SECRET_MARKERS = ("token", "url", "secret", "password", "kafka_config")
 
 
 class Settings(BaseSettings):
     """Every setting of the service; see docs/configuration.md for the table."""
 
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_file=".env", extra="ignore")
+    # Errors never echo values (several settings hold secrets); settings_problems names them.
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_file=".env", extra="ignore", hide_input_in_errors=True
+    )
 
     data_dir: Path = Field(Path("./data"), description="Holds the SQLite file and admin token.")
     database_url: str | None = Field(
@@ -72,10 +77,22 @@ class Settings(BaseSettings):
     )
     webhook_allow_private_networks: bool = Field(
         False,
-        description="Allow webhook URLs on localhost or literal private/loopback/link-local IPs.",
+        description="Allow webhook receivers on any address, private and special-purpose ones too.",
+    )
+    webhook_allowed_networks: Annotated[
+        tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...], NoDecode
+    ] = Field(
+        (),
+        description="Comma-separated CIDR ranges webhook receivers may use although not public.",
     )
     auth_cache_seconds: float = Field(
         2.0, ge=0, description="How long a process caches an API key lookup."
+    )
+    auth_failures_per_minute: float = Field(
+        30.0, ge=0, description="Wrong tokens a client address may send per minute; 0 = no limit."
+    )
+    auth_failures_burst: float = Field(
+        20.0, ge=1, description="Wrong tokens a client address may send at once before 429."
     )
     registry_refresh_seconds: float = Field(
         2.0, ge=0, description="How often a process reloads API-registered types and flags."
@@ -86,6 +103,11 @@ class Settings(BaseSettings):
     ingest_rate_limit_burst: float = Field(
         0.0, ge=0, description="Token-bucket size of the ingest rate limit; 0 = one second's worth."
     )
+    kafka_config: dict[str, str] = Field(
+        default_factory=dict,
+        repr=False,  # may hold sasl.password
+        description="librdkafka settings (a JSON object) for `consume` and the Kafka producer.",
+    )
     log_format: Literal["text", "json"] = Field(
         "text", description="Log lines as plain text or as one JSON object per line."
     )
@@ -95,6 +117,32 @@ class Settings(BaseSettings):
     access_log: bool = Field(
         False, description="Log one line per HTTP request (method, route, status, duration)."
     )
+
+    @field_validator("kafka_config", mode="before")
+    @classmethod
+    def _kafka_values(cls, value: object) -> object:
+        """Scalars as librdkafka spells them (``true``, ``5``); objects and arrays are refused."""
+        if not isinstance(value, dict):
+            return value
+        options: dict[object, object] = {}
+        for name, option in value.items():
+            if isinstance(option, bool):
+                option = "true" if option else "false"
+            elif isinstance(option, int | float):
+                option = str(option)
+            elif not isinstance(option, str):
+                raise ValueError(f"kafka_config: {name!r} must be a string, number or boolean")
+            options[name] = option
+        return options
+
+    @field_validator("webhook_allowed_networks", mode="before")
+    @classmethod
+    def _networks(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(
+                ipaddress.ip_network(part.strip()) for part in value.split(",") if part.strip()
+            )
+        return value
 
     @field_validator("log_level", mode="before")
     @classmethod

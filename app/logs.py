@@ -103,6 +103,8 @@ def log_config(settings: Settings) -> dict[str, Any]:
             },
             # Alembic announces each of its plugins at INFO when it loads the scripts.
             "alembic.runtime.plugins": {"level": "DEBUG" if level == "DEBUG" else "WARNING"},
+            # httpx logs every request's full URL at INFO; webhook URLs carry secrets in paths.
+            "httpx": {"level": "ERROR" if level == "ERROR" else "WARNING"},
         },
         "root": {"handlers": ["default"], "level": level},
     }

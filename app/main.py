@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from app import __version__
@@ -26,6 +26,7 @@ from app.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from app.occurrences.fastpath import IngestFastPath
 from app.openapi_models import add_component_schemas
 from app.responses import JSONResponse
+from app.schemas import refuse_nul_parameters
 from app.system.router import router as system_router
 from app.system.router import static_files
 from app.system.startup import STARTUP_KEY, Startup, StartupGate
@@ -37,7 +38,8 @@ Turns the findings of any detector into tracked, deduplicated issues.
 
 Send **occurrences** (`POST /occurrences`), find **issues** (`GET /issues`), triage them
 (`PATCH /issues/{id}`). Every endpoint except health, readiness, metrics and these docs needs
-`Authorization: Bearer <token>`: the admin token or an API key with the right scope.
+`Authorization: Bearer <token>`: the admin token or an API key with the right scope. In these
+docs, **Authorize** takes the token, and "Try it out" then sends it.
 """
 
 
@@ -141,6 +143,7 @@ def create_app(
         redoc_url=None,
         default_response_class=JSONResponse,
         lifespan=lifespan,
+        dependencies=[Depends(refuse_nul_parameters)],
     )
     app.state.ctx = ctx
     install_error_handlers(app)

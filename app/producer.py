@@ -323,8 +323,30 @@ def produce_occurrence(
     return chosen.send(key, message)
 
 
+CONSUMER_ONLY_OPTIONS = frozenset(
+    {
+        "group.id",
+        "group.instance.id",
+        "enable.auto.commit",
+        "auto.offset.reset",
+        "session.timeout.ms",
+        "heartbeat.interval.ms",
+        "max.poll.interval.ms",
+        "partition.assignment.strategy",
+    }
+)
+
+
+def producer_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """Shared librdkafka settings without those only a consumer takes (a producer warns)."""
+    return {k: v for k, v in options.items() if k not in CONSUMER_ONLY_OPTIONS}
+
+
 class KafkaTransport:
-    """Sends to the ingest topic with confluent-kafka; delivery is asynchronous until flush()."""
+    """Sends to the ingest topic with confluent-kafka; delivery is asynchronous until flush().
+
+    librdkafka settings: ``ISSUE_PLATFORM_KAFKA_CONFIG`` first, then ``config``.
+    """
 
     def __init__(
         self,
@@ -335,6 +357,8 @@ class KafkaTransport:
     ) -> None:
         from confluent_kafka import Producer
 
+        from app.config import get_settings
+
         self.topic = topic
         # Idempotence keeps retried sends from duplicating or reordering messages per partition.
         options: dict[str, Any] = {
@@ -342,6 +366,8 @@ class KafkaTransport:
             "enable.idempotence": True,
             "linger.ms": 5,
         }
+        # ISSUE_PLATFORM_KAFKA_CONFIG (security, timeouts), then this transport's own settings.
+        options.update(producer_options(get_settings().kafka_config))
         options.update(config or {})
         self._producer = Producer(options)
         self._lock = threading.Lock()

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar
 
-from fastapi import Path
+from fastapi import Path, Request
+from fastapi.exceptions import RequestValidationError
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -54,34 +55,52 @@ def _storable(value: Any) -> Any:
     return value
 
 
-Storable = AfterValidator(_storable)
-"""Refuses what one of the databases cannot store (NUL characters, integers beyond 64 bits)."""
+NUL = "\x00"
+NUL_MESSAGE = "must not contain NUL characters"
 
 
-def _no_nul(value: Any) -> Any:
-    if isinstance(value, str) and "\x00" in value:
-        raise ValueError("must not contain NUL characters")
-    return value
+class StorableIn(BaseModel):
+    """An input model whose strings, objects and arrays both databases can store (422 if not).
 
-
-NoNul = AfterValidator(_no_nul)
-"""Refuses a string with NUL characters (PostgreSQL text cannot hold them)."""
-
-
-class StrictIn(BaseModel):
-    """An input model that refuses unknown fields, so typos are reported instead of ignored."""
-
-    model_config = ConfigDict(extra="forbid")
+    Every body model but the occurrence ones derives from it (directly or through ``StrictIn``),
+    so a NUL in any string field answers 422 ``invalid_payload`` on SQLite and PostgreSQL alike;
+    occurrences follow the same rule in their own validation (``app.occurrences.validation``).
+    """
 
     @field_validator("*", mode="after")
     @classmethod
     def _refuse_nul(cls, value: Any) -> Any:
         # PostgreSQL text cannot hold NUL; refusing it here keeps both databases alike.
-        if isinstance(value, str) and "\x00" in value:
-            raise ValueError("must not contain NUL characters")
+        if isinstance(value, str) and NUL in value:
+            raise ValueError(NUL_MESSAGE)
         if isinstance(value, dict | list):
             _storable(value)
         return value
+
+
+class StrictIn(StorableIn):
+    """An input model that refuses unknown fields, so typos are reported instead of ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+async def refuse_nul_parameters(request: Request) -> None:
+    """Refuse a NUL in any query or path parameter (name or value) with 422 ``invalid_payload``.
+
+    Installed on every route where the app is assembled, so no parameter can carry a NUL to
+    PostgreSQL (which refuses it in text) and both databases answer alike.
+    """
+    errors = [
+        {"loc": (where, name), "msg": NUL_MESSAGE, "type": "value_error"}
+        for where, items in (
+            ("path", request.path_params.items()),
+            ("query", request.query_params.multi_items()),
+        )
+        for name, value in items
+        if NUL in name or (isinstance(value, str) and NUL in value)
+    ]
+    if errors:
+        raise RequestValidationError(errors)
 
 
 class PatchIn(StrictIn):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import shutil
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from sqlalchemy.pool import NullPool
 from app.config import Settings
 from app.db import Base
 from app.migrations import upgrade
+from app.notifications.targets import IPAddress
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
 ADMIN_TOKEN = "test-admin-token"  # noqa: S105
@@ -36,6 +38,30 @@ class FakeClock:
     def advance(self, **kwargs: float) -> datetime:
         self.now += timedelta(**kwargs)
         return self.now
+
+
+EXAMPLE_DOMAINS = ("example.com", "example.org", "example.net")
+EXAMPLE_ADDRESS = ipaddress.ip_address("93.184.215.14")  # public, as example.com's is
+
+
+@pytest.fixture(autouse=True)
+def example_domains_resolve(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Webhook hosts under the example domains resolve to a public address: no DNS needed.
+
+    Registration resolves a receiver's name and refuses one that does not resolve; other
+    names still go to the system resolver.
+    """
+    from app.notifications import egress
+
+    system_resolve = egress.resolve
+
+    def resolve(host: str, port: int) -> list[IPAddress]:
+        name = host.rstrip(".")
+        if any(name == d or name.endswith(f".{d}") for d in EXAMPLE_DOMAINS):
+            return [EXAMPLE_ADDRESS]
+        return system_resolve(host, port)
+
+    monkeypatch.setattr(egress, "resolve", resolve)
 
 
 def _reset_postgres(url: str) -> None:

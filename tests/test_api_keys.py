@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any
 
 import pytest
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.testclient import TestClient
 
-from app.auth.dependencies import IngestDep, ReadDep, TriageDep
+from app.auth.dependencies import (
+    IngestDep,
+    KeyCache,
+    ReadDep,
+    TriageDep,
+    principal_without_io,
+    resolve_principal,
+)
 from app.auth.principal import Principal, hash_token
 from app.context import AppContext, get_context
 from app.models import ApiKey
 from app.organizations.access import project_for
+from app.organizations.service import revoke_api_key
+from tests.builders import make_key
 from tests.conftest import assert_error, auth
 
 CtxDep = Annotated[AppContext, Depends(get_context)]
@@ -199,3 +211,75 @@ def test_ids_beyond_64_bits_are_invalid_payload(
 ) -> None:
     setup_org(admin)
     assert_error(admin.request(method, path, json=body), 422, "invalid_payload")
+
+
+def _cached(ctx: AppContext, token: str) -> tuple[bool, Principal | None]:
+    return principal_without_io(ctx, token)
+
+
+def test_a_flood_of_wrong_tokens_does_not_evict_cached_keys(client: TestClient) -> None:
+    ctx: AppContext = client.app.state.ctx  # type: ignore[attr-defined]
+    ctx.key_cache = KeyCache(ttl_seconds=3600)
+    token = make_key(ctx, scopes=("read",))
+    assert resolve_principal(ctx, token) is not None
+    flood = 10_050
+    for n in range(flood):
+        assert resolve_principal(ctx, f"ipk_bogus{n}") is None
+    hit, principal = _cached(ctx, token)
+    assert hit and principal is not None and principal.scopes == {"read"}
+    # Wrong tokens are bounded too: the oldest are forgotten, the newest remembered.
+    assert len(ctx.key_cache) <= 10_001
+    assert _cached(ctx, "ipk_bogus0") == (False, None)
+    assert _cached(ctx, f"ipk_bogus{flood - 1}") == (True, None)
+
+
+def test_wrong_tokens_are_cached_through_the_look_up(client: TestClient) -> None:
+    ctx: AppContext = client.app.state.ctx  # type: ignore[attr-defined]
+    ctx.key_cache = KeyCache(ttl_seconds=3600, max_keys=2, max_unknown=2)
+    tokens = [make_key(ctx, scopes=("read",)) for _ in range(3)]
+    for token in tokens:
+        assert resolve_principal(ctx, token) is not None
+    for n in range(3):
+        assert resolve_principal(ctx, f"ipk_bogus{n}") is None
+    assert len(ctx.key_cache) == 4
+    assert _cached(ctx, tokens[0]) == (False, None)  # least recently used key: dropped
+    assert _cached(ctx, tokens[2])[0]
+    assert _cached(ctx, "ipk_bogus0") == (False, None)
+    assert _cached(ctx, "ipk_bogus2") == (True, None)
+
+
+def test_revocation_wins_over_a_look_up_that_read_the_key_before_it(
+    admin: TestClient, app: FastAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The look-up reads the still valid key, the revocation commits and clears the cache, and
+    only then does the look-up store its result: it must not bring the revoked key back."""
+    ctx: AppContext = app.state.ctx
+    ctx.key_cache = KeyCache(ttl_seconds=3600)
+    setup_org(admin)
+    key = create_key(admin, scopes=["read"])
+    read_done, revoked = threading.Event(), threading.Event()
+    real_read = ctx.db.read
+    lookup_thread: list[threading.Thread] = []
+
+    @contextmanager
+    def read_then_wait() -> Iterator[Any]:
+        with real_read() as session:
+            yield session
+        if threading.current_thread() in lookup_thread:
+            read_done.set()
+            assert revoked.wait(timeout=30)
+
+    monkeypatch.setattr(ctx.db, "read", read_then_wait)
+    found: list[Principal | None] = []
+    lookup = threading.Thread(target=lambda: found.append(resolve_principal(ctx, key["token"])))
+    lookup_thread.append(lookup)
+    lookup.start()
+    assert read_done.wait(timeout=30)
+    revoke_api_key(ctx=ctx, key_id=key["id"])
+    revoked.set()
+    lookup.join(timeout=30)
+    assert not lookup.is_alive()
+    assert found and found[0] is not None  # the look-up itself read the key before revocation
+    assert _cached(ctx, key["token"]) == (False, None)
+    assert resolve_principal(ctx, key["token"]) is None
+    assert_error(admin.get("/issues", headers=auth(key["token"])), 401, "unauthenticated")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -24,6 +23,7 @@ from fastapi.testclient import TestClient
 from app.config import Settings
 from tests.builders import occurrence
 from tests.conftest import ADMIN_TOKEN
+from tests.processes import free_port
 
 CLIENTS = 3
 MAX_REQUESTS_PER_CLIENT = 300
@@ -31,19 +31,12 @@ FINGERPRINTS = 5
 HEADERS = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
 class Server:
     """One ``issue-platform serve`` subprocess on 127.0.0.1."""
 
     def __init__(self, workdir: Path, db_url: str) -> None:
         self.workdir = workdir
-        self.port = _free_port()
+        self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log = workdir / f"serve-{self.port}.log"
         self.env = {

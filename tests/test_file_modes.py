@@ -11,10 +11,8 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import stat
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,24 +22,13 @@ import pytest
 
 from tests.builders import occurrence
 from tests.conftest import ON_POSTGRES, auth
+from tests.processes import cli, free_port
 
 pytestmark = pytest.mark.skipif(ON_POSTGRES, reason="the SQLite data directory")
 
 UMASK = 0o022
 START_DEADLINE = 60.0
 DB = "issue_platform.db"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _cli() -> list[str]:
-    script = Path(sys.executable).with_name("issue-platform")
-    return [str(script)] if script.is_file() else [sys.executable, "-m", "app"]
 
 
 def _environment(data_dir: Path) -> dict[str, str]:
@@ -57,7 +44,7 @@ def _mode(path: Path) -> int:
 
 def _migrate(data_dir: Path) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
-        [*_cli(), "migrate"],
+        [*cli(), "migrate"],
         env=_environment(data_dir),
         cwd=data_dir.parent,
         capture_output=True,
@@ -73,10 +60,10 @@ def _migrate(data_dir: Path) -> subprocess.CompletedProcess[str]:
 @contextlib.contextmanager
 def _serving(data_dir: Path, log: Path) -> Iterator[str]:
     """A ``serve`` process on the data dir; yields its base URL once ready."""
-    port = _free_port()
+    port = free_port()
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [*_cli(), "serve", "--port", str(port)],
+            [*cli(), "serve", "--port", str(port)],
             env=_environment(data_dir),
             cwd=data_dir.parent,
             stdout=out,

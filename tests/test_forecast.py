@@ -120,14 +120,40 @@ def test_ceiling_without_forecast_is_ten() -> None:
     assert ceiling_on([], date(2026, 11, 2), date(2026, 11, 2)) == 10
 
 
-def test_unclamped_week_uses_the_sample_standard_deviation() -> None:
-    # Hours alternate 0 and 200: mean m = 100, sample deviation s = 100 * sqrt(168 / 167)
-    # = 100.29895 (the population deviation would be exactly 100). Neither clamp decides:
-    # (m + 5s) / m = 6.0149 lies in [5, 8], 5 * exp(-0.65 * s / m) = 2.6015 lies in [2, 5].
-    # Every day has 12 zero and 12 busy hours, so each weighted mean is 100 and the spike
-    # 100 + 601.49 = 701.49 beats the bursty limit 200 * 2.6015 = 520.3: 701 (pstdev gives 700).
-    counts = [0 if i % 2 == 0 else 200 for i in range(168)]
-    assert forecast_ceilings(counts, computed_hour=H) == [701] * 14
+# Exact cases where neither clamp decides: the bursty factor 5·exp(-0.65·cv) stays inside
+# [2, 5] and the baseline ratio (m + 5s)/m inside [5, 8], so the sample standard deviation s
+# (n - 1 = 167 in the denominator) shows in the ceilings. Every day of the week has the
+# same pattern, so each day's weekday-weighted mean equals the plain mean m and all 14 ceilings
+# are equal. Computed by hand below.
+
+
+def test_spike_limit_outside_the_clamps_uses_the_sample_deviation() -> None:
+    # Each day: 12 hours of 400, then 12 hours of 0 (84 hours of 400 in the week).
+    #   m  = 84·400/168 = 200
+    #   population variance = (84·(400-200)² + 84·(0-200)²)/168 = 40000
+    #   s² = 40000·168/167 (sample) → s = 200·√(168/167) = 200·1.0029895 = 200.59791
+    #   cv = s/m = 1.0029895;  baseline ratio 1 + 5·cv = 6.01495 (inside [5, 8])
+    #   bursty = 400·5·exp(-0.6519432) = 2000·0.5210323 = 1042.06 (factor 2.605 in [2, 5])
+    #   spike  = m + (m + 5s) = 200 + 200 + 1002.98954 = 1402.98954 → 1402
+    # (With the population deviation 200 instead: 200 + 200 + 1000 = 1400.)
+    counts = ([400] * 12 + [0] * 12) * 7
+    assert forecast_ceilings(counts, computed_hour=H) == [1402] * 14
+
+
+def test_bursty_limit_outside_the_clamps_uses_the_sample_deviation() -> None:
+    # Each day: one hour of 700, then 23 hours of 100.
+    #   m  = 7·(700 + 23·100)/168 = 3000/24 = 125
+    #   mean of squares = (700² + 23·100²)/24 = (490000 + 230000)/24 = 30000
+    #   population variance = 30000 - 125² = 14375
+    #   s² = 14375·168/167 = 14461.0778 → s = 120.25422
+    #   cv = 120.25422/125 = 0.9620338;  baseline ratio 1 + 5·cv = 5.81017 (inside [5, 8])
+    #   spike  = 125 + (125 + 5·120.25422) = 851.27
+    #   bursty = 700·5·exp(-0.65·0.9620338) = 3500·exp(-0.6253220)
+    #          = 3500·0.5352614·exp(-0.0003220) = 3500·0.5350891 = 1872.81 → 1872
+    #   (factor 5·0.5350891 = 2.675 inside [2, 5])
+    # (With the population deviation 119.89579: cv 0.9591663, bursty 1876.31 → 1876.)
+    counts = ([700] + [100] * 23) * 7
+    assert forecast_ceilings(counts, computed_hour=H) == [1872] * 14
 
 
 def test_an_hour_escalates_only_above_its_ceiling() -> None:

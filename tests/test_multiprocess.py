@@ -13,9 +13,7 @@ import functools
 import json
 import os
 import random
-import socket
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter, defaultdict
@@ -37,6 +35,7 @@ from app.main import build_context
 from app.models import Activity, Group, GroupHash, HourlyCount, Occurrence
 from tests.builders import md5, occurrence
 from tests.conftest import ADMIN_TOKEN, ON_POSTGRES
+from tests.processes import cli, free_port
 
 PROJECT_ID = 4242
 RESOLVE_AGE_HOURS = 24
@@ -60,18 +59,6 @@ STATUS_TARGETS = [
     ("ignored", "archived_forever"),
     ("unresolved", "ongoing"),
 ]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _cli() -> list[str]:
-    script = Path(sys.executable).with_name("issue-platform")
-    return [str(script)] if script.is_file() else [sys.executable, "-m", "app"]
 
 
 @dataclass
@@ -123,11 +110,11 @@ def servers(db_url: str, tmp_path: Path) -> Iterator[list[Server]]:
     started: list[Server] = []
     try:
         for n in range(2):
-            port = _free_port()
+            port = free_port()
             log = tmp_path / f"serve-{n}.log"
             with log.open("wb") as out:
                 process = subprocess.Popen(
-                    [*_cli(), "serve", "--host", "127.0.0.1", "--port", str(port)]
+                    [*cli(), "serve", "--host", "127.0.0.1", "--port", str(port)]
                     + ["--workers", "1"],
                     env=env,
                     cwd=tmp_path,
@@ -342,7 +329,7 @@ def _cli_auto_resolver(
     def run() -> None:
         while True:
             done = subprocess.run(  # noqa: S603
-                [*_cli(), "auto-resolve"],
+                [*cli(), "auto-resolve"],
                 env=env,
                 cwd=cwd,
                 capture_output=True,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ import httpx
 import pytest
 
 from app import __version__
+from tests.processes import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -99,19 +99,12 @@ def test_installed_venv_has_no_developer_tools(installed: Path) -> None:
     assert _run([str(installed / "python"), "-c", probe]).returncode == 0
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def served(installed: Path, tmp_path: Path) -> Iterator[tuple[str, Path, subprocess.Popen[str]]]:
     """``issue-platform serve`` of the installed wheel, started in an empty folder."""
     work = tmp_path / "empty"
     work.mkdir()
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("ISSUE_PLATFORM_")}
     env.pop("VIRTUAL_ENV", None)
     env["PATH"] = f"{installed}{os.pathsep}{env.get('PATH', '')}"

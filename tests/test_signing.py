@@ -42,6 +42,44 @@ def test_verify_refuses_a_tampered_body() -> None:
     assert not verify("s3cret", BODY.replace(b"created", b"resolved"), header)
 
 
+# Secrets may hold spaces (kept as given) and any Unicode character (UTF-8 encoded); bodies are
+# signed as the exact bytes sent. The expected values follow the recipe of docs/webhooks.md
+# ("Verifying a delivery"), written out here without the service's code.
+AWKWARD_SECRETS = [
+    "  s3cret with spaces  ",  # leading and trailing spaces are part of the secret
+    "\tcafé-crème ",  # é/è: different bytes in UTF-8 and latin-1
+    " ключ-секрет-鍵 ",  # not encodable as latin-1 at all
+]
+UNICODE_BODY = '{"id":"abc","issue":{"title":"Requête lente — 遅いクエリ ✓"}}'.encode()
+
+
+def documented_is_authentic(secret: str, raw_body: bytes, signature_header: str) -> bool:
+    """The receiver's check exactly as docs/webhooks.md shows it."""
+    expected = "sha256=" + hmac.new(secret.encode(), raw_body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, signature_header or "")
+
+
+@pytest.mark.parametrize("secret", AWKWARD_SECRETS)
+@pytest.mark.parametrize("body", [BODY, UNICODE_BODY])
+def test_signature_keys_with_the_secret_as_given_in_utf8(secret: str, body: bytes) -> None:
+    expected = hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+    header = sign(secret, body)
+    assert header == f"sha256={expected}"
+    assert documented_is_authentic(secret, body, header)
+    assert verify(secret, body, header)
+    # The secret is not trimmed: the trimmed one is another key.
+    assert not verify(secret.strip(), body, header)
+    assert not documented_is_authentic(secret.strip(), body, header)
+
+
+def test_signature_of_a_known_unicode_case() -> None:
+    # Pinned digest, computed outside Python too:
+    #   printf '%s' "$BODY" | openssl dgst -sha256 -hmac ' café ключ '
+    assert sign(" café ключ ", UNICODE_BODY) == (
+        "sha256=0fd8881ae18f78326cb608824a15a88ee82512c6e7f7fcd36a452ff26e353789"
+    )
+
+
 @pytest.mark.parametrize(
     "url", ["https://hooks.example.com/x", "http://example.com:8080/a?b=c", "http://10.0.0.1/"]
 )
@@ -107,21 +145,21 @@ def test_gives_up_only_after_a_day_of_retries() -> None:
 # the secret exactly as configured (no stripping). The digest was computed once, outside the
 # service, as HMAC-SHA256 of the UTF-8 bytes of both.
 UNICODE_SECRET = "  sé cret "
-UNICODE_BODY = '{"title":"Größe überschritten ✓"}'.encode()
+UMLAUT_BODY = '{"title":"Größe überschritten ✓"}'.encode()
 UNICODE_SIGNATURE = "sha256=1f19127422365ca8fcc1583cbba8f3b153d166bbe136f4d9f9f3909a26fbbb49"
 
 
 def test_secret_is_signed_as_utf8_bytes_with_its_spaces() -> None:
-    assert sign(UNICODE_SECRET, UNICODE_BODY) == UNICODE_SIGNATURE
-    assert sign(UNICODE_SECRET, UNICODE_BODY) != sign(UNICODE_SECRET.strip(), UNICODE_BODY)
-    latin1 = hmac.new(UNICODE_SECRET.encode("latin-1"), UNICODE_BODY, hashlib.sha256)
+    assert sign(UNICODE_SECRET, UMLAUT_BODY) == UNICODE_SIGNATURE
+    assert sign(UNICODE_SECRET, UMLAUT_BODY) != sign(UNICODE_SECRET.strip(), UMLAUT_BODY)
+    latin1 = hmac.new(UNICODE_SECRET.encode("latin-1"), UMLAUT_BODY, hashlib.sha256)
     assert "sha256=" + latin1.hexdigest() != UNICODE_SIGNATURE
 
 
 def test_verify_accepts_a_signature_with_surrounding_whitespace() -> None:
-    assert verify(UNICODE_SECRET, UNICODE_BODY, f"  {UNICODE_SIGNATURE}\t")
-    assert not verify(UNICODE_SECRET.strip(), UNICODE_BODY, UNICODE_SIGNATURE)
+    assert verify(UNICODE_SECRET, UMLAUT_BODY, f"  {UNICODE_SIGNATURE}\t")
+    assert not verify(UNICODE_SECRET.strip(), UMLAUT_BODY, UNICODE_SIGNATURE)
 
 
 def test_verify_refuses_a_non_ascii_header_without_raising() -> None:
-    assert not verify(UNICODE_SECRET, UNICODE_BODY, UNICODE_SIGNATURE[:-1] + "é")
+    assert not verify(UNICODE_SECRET, UMLAUT_BODY, UNICODE_SIGNATURE[:-1] + "é")

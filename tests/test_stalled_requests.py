@@ -18,7 +18,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +26,7 @@ import httpx
 import pytest
 
 from tests.conftest import ADMIN_TOKEN
+from tests.processes import cli, free_port
 
 # Deadlines: generous, they only bound a test that would otherwise hang.
 START_DEADLINE = 60.0
@@ -35,22 +35,10 @@ BODY_TIMEOUT = "1"
 MAX_CONNECTIONS = 3
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _cli() -> list[str]:
-    script = Path(sys.executable).with_name("issue-platform")
-    return [str(script)] if script.is_file() else [sys.executable, "-m", "app"]
-
-
 @contextlib.contextmanager
 def _serve(tmp_path: Path, name: str, **settings: str) -> Iterator[int]:
     """A ``serve`` process on SQLite with the given settings; yields its port."""
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("ISSUE_PLATFORM_")}
     env.update(
         {
@@ -63,7 +51,7 @@ def _serve(tmp_path: Path, name: str, **settings: str) -> Iterator[int]:
     log = tmp_path / f"{name}.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [*_cli(), "serve", "--port", str(port)],
+            [*cli(), "serve", "--port", str(port)],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -13,7 +13,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import textwrap
 import threading
 import time
@@ -34,24 +33,13 @@ from app.issue_types.service import ENTRY_POINT_GROUP
 from app.system.startup import short_reason
 from tests.builders import occurrence
 from tests.conftest import ADMIN_TOKEN, TEST_DATABASE_URL, assert_error, auth
+from tests.processes import cli, free_port
 
 DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 # Deadlines of the waits below: generous, they only bound a test that would otherwise hang.
 START_DEADLINE = 60.0
 READY_DEADLINE = 60.0
 MAX_ERROR_LINES = 5
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _cli() -> list[str]:
-    script = Path(sys.executable).with_name("issue-platform")
-    return [str(script)] if script.is_file() else [sys.executable, "-m", "app"]
 
 
 def _environment(tmp_path: Path, **settings: str) -> dict[str, str]:
@@ -73,7 +61,7 @@ class LateProxy:
 
     def __init__(self, target: tuple[str, int]) -> None:
         self.target = target
-        self.port = _free_port()
+        self.port = free_port()
         self._listener: socket.socket | None = None
         self._sockets: list[socket.socket] = []
         self._stop = threading.Event()
@@ -162,7 +150,7 @@ def _running(args: list[str], env: dict[str, str], log: Path) -> Iterator[subpro
     """A CLI process writing to ``log``; stopped with SIGTERM (it must exit 0) at the end."""
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [*_cli(), *args], env=env, stdout=out, stderr=subprocess.STDOUT, cwd=log.parent
+            [*cli(), *args], env=env, stdout=out, stderr=subprocess.STDOUT, cwd=log.parent
         )
     try:
         yield process
@@ -202,7 +190,7 @@ def test_serve_starts_without_postgres_and_gets_ready_when_it_appears(
     database = make_url(scratch_postgres)
     proxy = LateProxy((database.host or "127.0.0.1", database.port or 5432))
     url = database.set(host="127.0.0.1", port=proxy.port).render_as_string(False)
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     log = tmp_path / "serve.log"
     args = ["serve", "--port", str(port), "--workers", "2"]
@@ -259,7 +247,7 @@ def test_consume_waits_for_postgres_then_consumes(scratch_postgres: str, tmp_pat
     url = database.set(host="127.0.0.1", port=proxy.port).render_as_string(False)
     log = tmp_path / "consume.log"
     # No broker needed: the test ends once the consumer subscribed.
-    args = ["consume", "--bootstrap-servers", f"127.0.0.1:{_free_port()}"]
+    args = ["consume", "--bootstrap-servers", f"127.0.0.1:{free_port()}"]
     try:
         with _running(args, _environment(tmp_path, database_url=url), log):
             deadline = time.monotonic() + START_DEADLINE
@@ -361,7 +349,7 @@ def test_processes_migrating_together_take_turns(empty_database: str) -> None:
 
 def _run(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*_cli(), *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=60, check=False
+        [*cli(), *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=60, check=False
     )
 
 
@@ -376,11 +364,11 @@ def _assert_short_error(result: subprocess.CompletedProcess[str], *names: str) -
 
 def test_bad_setting_names_the_variable_traceback_only_at_debug(tmp_path: Path) -> None:
     env = _environment(tmp_path, max_body_bytes="lots")
-    result = _run(["serve", "--port", str(_free_port())], env, tmp_path)
+    result = _run(["serve", "--port", str(free_port())], env, tmp_path)
     _assert_short_error(result, "ISSUE_PLATFORM_MAX_BODY_BYTES", "'lots'", "fix:")
     assert result.returncode == 2
     debug = _run(
-        ["serve", "--port", str(_free_port())],
+        ["serve", "--port", str(free_port())],
         {**env, "ISSUE_PLATFORM_LOG_LEVEL": "DEBUG"},
         tmp_path,
     )
@@ -433,7 +421,7 @@ def test_duplicate_plugin_names_both_types(tmp_path: Path) -> None:
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: twin-plugins\nVersion: 1.0\n")
     (dist / "entry_points.txt").write_text(f"[{ENTRY_POINT_GROUP}]\n" + "\n".join(entry_points))
     env = {**_environment(tmp_path), "PYTHONPATH": str(plugins)}
-    result = _run(["serve", "--port", str(_free_port())], env, tmp_path)
+    result = _run(["serve", "--port", str(free_port())], env, tmp_path)
     _assert_short_error(result, "31338", "twin_plugin_1.TwinType1", "twin_plugin_2.TwinType2")
     assert "uninstall the conflicting plugin" in result.stderr
 
@@ -448,7 +436,7 @@ def test_port_in_use_names_the_port(tmp_path: Path) -> None:
 
 
 def test_migrate_with_database_down_is_short_and_hides_the_password(tmp_path: Path) -> None:
-    url = f"postgresql+psycopg://postgres:hunter2@127.0.0.1:{_free_port()}/nowhere"
+    url = f"postgresql+psycopg://postgres:hunter2@127.0.0.1:{free_port()}/nowhere"
     result = _run(["migrate"], _environment(tmp_path, database_url=url), tmp_path)
     _assert_short_error(result, "ISSUE_PLATFORM_DATABASE_URL", "Connection refused")
     assert "hunter2" not in result.stderr

@@ -8,6 +8,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from app.status_changes.schemas import StatusChangeBriefOut, StatusChangeOut
 from app.status_changes.service import apply_status_change
 from tests.builders import ctx_of, group_row, make_group, make_key, make_organization, make_project
 from tests.conftest import assert_error, auth
@@ -200,7 +201,12 @@ def test_ingest_scope_and_tenancy(client: TestClient, app: FastAPI) -> None:
     ingester = make_key(ctx, scopes=("ingest",))
     response = client.post("/status-changes", json=change("fp", "resolved"), headers=auth(ingester))
     assert response.status_code == 200
+    assert response.json()["activity"]["type"] == "set_resolved"
+    group = make_group(ctx, fingerprint="fp2")
+    full = make_key(ctx, scopes=("ingest", "read"))
+    response = client.post("/status-changes", json=change("fp2", "resolved"), headers=auth(full))
     assert response.json()["activity"]["actor"].startswith("key:")
+    assert response.json()["issue"]["id"] == group.id
 
 
 def test_service_function_answers_like_the_endpoint(app: FastAPI, admin: TestClient) -> None:
@@ -306,3 +312,89 @@ def test_concurrent_repeats_of_one_id_record_once(admin: TestClient, app: FastAP
     resolved = [g.id for g in (first, second) if group_row(ctx, g.id).status == 1]
     assert len(resolved) == 1
     assert sum(len(activity_types(admin, g.id)) for g in (first, second)) == 1
+
+
+# -- what a key without `read` is told (issue 16, finding 10) -----------------------------------
+
+BRIEF_KEYS = {"issue", "changed", "activity"}
+
+
+def assert_brief(answer: dict[str, Any], issue_id: int, activity: str | None) -> None:
+    """The change only: the issue's id, status and substatus, the activity's id and type."""
+    assert set(answer) == BRIEF_KEYS, answer
+    assert set(answer["issue"]) == {"id", "status", "substatus"}, answer
+    assert answer["issue"]["id"] == issue_id
+    if activity is None:
+        assert answer["activity"] is None
+    else:
+        assert set(answer["activity"]) == {"id", "type"}, answer
+        assert answer["activity"]["type"] == activity
+    StatusChangeBriefOut.model_validate(answer)
+
+
+def test_ingest_only_key_gets_the_change_not_the_issue(client: TestClient, app: FastAPI) -> None:
+    ctx = ctx_of(app)
+    group = make_group(ctx, fingerprint="fp", title="secret title", culprit="secret.culprit")
+    ingester = auth(make_key(ctx, scopes=("ingest",)))
+    body = change("fp", "ignored", "archived_forever", activity_data={"why": "noise"})
+    response = client.post("/status-changes", json=body, headers=ingester)
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert_brief(answer, group.id, "set_ignored")
+    assert answer["issue"] | {"id": 0} == {
+        "id": 0,
+        "status": "ignored",
+        "substatus": "archived_forever",
+    }
+    assert "secret" not in response.text
+    unchanged = client.post("/status-changes", json=body, headers=ingester).json()
+    assert_brief(unchanged, group.id, None)
+    assert unchanged["changed"] is False
+
+
+def test_key_with_read_still_gets_the_issue(client: TestClient, app: FastAPI) -> None:
+    ctx = ctx_of(app)
+    group = make_group(ctx, fingerprint="fp", title="visible title")
+    reader = auth(make_key(ctx, scopes=("ingest", "read")))
+    answer = client.post("/status-changes", json=change("fp", "resolved"), headers=reader).json()
+    StatusChangeOut.model_validate(answer)
+    assert answer["issue"]["title"] == "visible title"
+    assert answer["issue"]["id"] == group.id
+    assert answer["activity"]["actor"].startswith("key:")
+
+
+def test_repeated_id_is_answered_briefly_to_a_key_without_read(
+    client: TestClient, app: FastAPI
+) -> None:
+    ctx = ctx_of(app)
+    group = make_group(ctx, fingerprint="fp", title="secret title")
+    reader = auth(make_key(ctx, scopes=("ingest", "read")))
+    ingester = auth(make_key(ctx, scopes=("ingest",)))
+    body = change("fp", "resolved", id="change-1")
+    first = client.post("/status-changes", json=body, headers=reader).json()
+    assert first["issue"]["title"] == "secret title"
+    again = client.post("/status-changes", json=body, headers=ingester)
+    assert_brief(again.json(), group.id, "set_resolved")
+    assert again.json()["activity"]["id"] == first["activity"]["id"]
+    assert "secret" not in again.text
+    # The stored answer is whole: a key with `read` repeating the id still gets the issue.
+    assert client.post("/status-changes", json=body, headers=reader).json() == first
+
+
+def test_ingest_endpoint_answers_a_key_without_read_briefly(
+    client: TestClient, app: FastAPI
+) -> None:
+    ctx = ctx_of(app)
+    group = make_group(ctx, fingerprint="fp", title="secret title", substatus=3)
+    ingester = auth(make_key(ctx, scopes=("ingest",)))
+    one = change("fp", "resolved", payload_type="status_change")
+    response = client.post("/ingest", json=one, headers=ingester)
+    assert response.status_code == 200, response.text
+    assert_brief(response.json(), group.id, "set_resolved")
+    batch = [change("fp", "unresolved", "ongoing", payload_type="status_change")]
+    response = client.post("/ingest", json=batch, headers=ingester)
+    assert response.status_code == 200, response.text
+    (result,) = response.json()["results"]
+    assert result.pop("payload_type") == "status_change"
+    assert_brief(result, group.id, "set_unresolved")
+    assert "secret" not in response.text

@@ -78,6 +78,51 @@ def test_an_unquoted_if_match_equal_to_the_etag_is_accepted(
     assert group_row(ctx_of(app), group.id).priority == 75
 
 
+def _stale_and_current(admin: TestClient, app: FastAPI) -> tuple[int, list[str], str]:
+    """An issue changed twice: its two earlier ETags are stale."""
+    group = make_group(ctx_of(app))
+    tags = [admin.get(f"/issues/{group.id}").headers["ETag"]]
+    for priority in ("high", "low"):
+        r = admin.patch(f"/issues/{group.id}", json={"priority": priority})
+        assert r.status_code == 200, r.text
+        tags.append(r.headers["ETag"])
+    assert len(set(tags)) == 3
+    return group.id, tags[:2], tags[2]
+
+
+@pytest.mark.parametrize(
+    "shape",
+    ["{0}, {1}", "{1},{0}", "W/{0}, W/{1}", "{0}, , {1}", '{0}, "0-0", {1}', "{0},{0}"],
+)
+def test_if_match_list_of_only_stale_tags_is_refused(
+    admin: TestClient, app: FastAPI, shape: str
+) -> None:
+    issue_id, stale, current = _stale_and_current(admin, app)
+    header = shape.format(*stale)
+    r = admin.patch(
+        f"/issues/{issue_id}", json={"status": "resolved"}, headers={"If-Match": header}
+    )
+    error = assert_error(r, 412, "precondition_failed")
+    assert error["details"] == {"etag": current}
+    after = admin.get(f"/issues/{issue_id}")
+    assert after.json()["status"] == "unresolved" and after.headers["ETag"] == current
+
+
+@pytest.mark.parametrize(
+    "shape", ["{0}, {1}, {c}", "{c}, {0}", "{0}, W/{c}, {1}", '"0-0",{c}', "{0} ,  {c} "]
+)
+def test_if_match_list_with_the_current_tag_is_accepted(
+    admin: TestClient, app: FastAPI, shape: str
+) -> None:
+    issue_id, stale, current = _stale_and_current(admin, app)
+    header = shape.format(*stale, c=current)
+    r = admin.patch(
+        f"/issues/{issue_id}", json={"status": "resolved"}, headers={"If-Match": header}
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "resolved" and r.headers["ETag"] != current
+
+
 def test_priority_by_hand_locks_it(admin: TestClient, app: FastAPI) -> None:
     group = make_group(ctx_of(app), priority=25, initial_priority=25)
     body = admin.patch(f"/issues/{group.id}", json={"priority": 75}).json()

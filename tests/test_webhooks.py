@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import ipaddress
 import json
+import logging
+import socket
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from fastapi import FastAPI
@@ -18,9 +25,11 @@ from sqlalchemy import select
 from app.config import Settings
 from app.context import AppContext
 from app.issues.serialize import issue_payload
+from app.logs import configure_logging
 from app.metrics import REGISTRY
 from app.models import Group, Organization, Project, RolloutFlag, WebhookDelivery
-from app.notifications.delivery import deliver_due
+from app.notifications import egress
+from app.notifications.delivery import REFUSED_TARGET, deliver_due
 from app.notifications.outbox import enqueue, post_process_enabled
 from app.notifications.signing import verify
 from tests.builders import occurrence
@@ -79,6 +88,17 @@ class Receiver:
             return self.statuses.pop(0) if self.statuses else 200
 
 
+class ReceiverServer(ThreadingHTTPServer):
+    """The receiver's HTTP server, with room for every connection the workers open at once.
+
+    ``socketserver`` listens with a backlog of 5 by default; when more connections than that
+    arrive together (several delivery workers, each with its own pool), the kernel may refuse
+    or reset some, and the service rightly records those as retries the receiver never saw.
+    """
+
+    request_queue_size = 128
+
+
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
     """A running receiver, shut down after the test."""
@@ -101,7 +121,7 @@ def receiver() -> Iterator[Receiver]:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = ReceiverServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     state.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
@@ -221,6 +241,30 @@ def log_of(admin: TestClient, webhook_id: int, **params: Any) -> dict[str, Any]:
 
 
 # --- delivery --------------------------------------------------------------------------------
+
+
+def test_signature_uses_the_secret_as_given_and_the_utf8_body_sent(
+    ctx: AppContext, admin: TestClient, receiver: Receiver
+) -> None:
+    """A secret with spaces around it and non-ASCII characters, an issue title that is not ASCII:
+    the receiver checks with the recipe of docs/webhooks.md, written out here."""
+    secret = "  clé secrète — 秘密  "  # noqa: S105
+    r = admin.post(
+        "/admin/projects/1/webhooks",
+        json={"url": receiver.url, "secret": secret, "events": ["issue.created"]},
+    )
+    assert r.status_code == 201, r.text
+    title = "Requête lente — 遅いクエリ ✓"
+    create_issue(ctx, title=title)
+
+    assert deliver_due(ctx)["delivered"] == 1
+
+    [request] = receiver.requests
+    assert json.loads(request.body.decode("utf-8"))["issue"]["title"] == title
+    expected = "sha256=" + hmac.new(secret.encode(), request.body, hashlib.sha256).hexdigest()
+    assert request.headers["x-issue-platform-signature"] == expected
+    stripped = hmac.new(secret.strip().encode(), request.body, hashlib.sha256).hexdigest()
+    assert request.headers["x-issue-platform-signature"] != "sha256=" + stripped
 
 
 def test_created_issue_is_posted_with_signed_body_and_headers(
@@ -717,3 +761,117 @@ def test_ingested_issue_of_type_without_post_process_never_notifies_created(
     assert regressed["outcome"] == "regressed"
     deliver_due(ctx)
     assert [r.json()["event"] for r in receiver.requests] == ["issue.regressed"]
+
+
+# --- targets judged again at send time, the connection pinned to the judged address ----------
+
+PUBLIC = ipaddress.ip_address("93.184.215.14")
+LOOPBACK = ipaddress.ip_address("127.0.0.1")
+
+
+def port_of(receiver: Receiver) -> int:
+    port = urlsplit(receiver.url).port
+    assert port is not None
+    return port
+
+
+def test_name_rebound_to_loopback_after_registration_is_not_delivered(
+    ctx: AppContext, admin: TestClient, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ctx.settings.webhook_allow_private_networks = False
+    answers = iter([[PUBLIC], [LOOPBACK]])  # registration, then the attempt
+    monkeypatch.setattr(egress, "resolve", lambda host, port: next(answers))
+    hook = register(admin, f"http://rebind.example.com:{port_of(receiver)}/hook")
+    create_issue(ctx)
+
+    assert deliver_due(ctx) == {"claimed": 1, "delivered": 0, "retry": 0, "failed": 1}
+
+    assert receiver.requests == []
+    [entry] = log_of(admin, hook)["data"]
+    assert entry["state"] == "failed"
+    assert entry["last_status_code"] is None
+    assert entry["last_error"] == REFUSED_TARGET
+    assert str(port_of(receiver)) not in entry["last_error"]
+
+
+def test_delivery_connects_to_the_judged_address_and_keeps_the_name(
+    ctx: AppContext, admin: TestClient, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ctx.settings.webhook_allow_private_networks = False
+    ctx.settings.webhook_allowed_networks = (ipaddress.ip_network("127.0.0.0/8"),)
+    monkeypatch.setattr(egress, "resolve", lambda host, port: [LOOPBACK])
+    looked_up: list[object] = []
+    system_getaddrinfo = socket.getaddrinfo
+
+    def getaddrinfo(host: object, *args: Any, **kwargs: Any) -> Any:
+        looked_up.append(host)
+        return system_getaddrinfo(host, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    register(admin, f"http://hooks.example.com:{port_of(receiver)}/hook")
+    create_issue(ctx)
+
+    assert deliver_due(ctx)["delivered"] == 1
+
+    [request] = receiver.requests
+    assert request.headers["host"] == f"hooks.example.com:{port_of(receiver)}"
+    # The HTTP client never resolved the name itself: it connected to the judged address.
+    assert "hooks.example.com" not in looked_up
+
+
+def test_localhost_receiver_is_judged_again_at_every_attempt(
+    ctx: AppContext, admin: TestClient, receiver: Receiver, clock: FakeClock
+) -> None:
+    ctx.settings.webhook_allow_private_networks = False
+    loopback = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
+    ctx.settings.webhook_allowed_networks = loopback
+    hook = register(admin, receiver.url.replace("127.0.0.1", "localhost"))
+    issue_id, _ = create_issue(ctx)
+    assert deliver_due(ctx)["delivered"] == 1
+
+    ctx.settings.webhook_allowed_networks = ()
+    clock.advance(seconds=1)
+    notify(ctx, issue_id, "issue.resolved")
+    assert deliver_due(ctx)["failed"] == 1
+
+    assert len(receiver.requests) == 1
+    latest = log_of(admin, hook)["data"][0]
+    assert (latest["event"], latest["last_error"]) == ("issue.resolved", REFUSED_TARGET)
+
+
+@contextmanager
+def service_logging(settings: Settings) -> Iterator[None]:
+    """The process's logging set up as `serve` and `jobs` do, at DEBUG; restored afterwards."""
+    root = logging.getLogger()
+    names = ("uvicorn", "uvicorn.error", "uvicorn.access", "httpx", "httpcore")
+    levels = {name: logging.getLogger(name).level for name in names}
+    root_level, root_handlers = root.level, root.handlers[:]
+    root.handlers.clear()
+    try:
+        configure_logging(settings.model_copy(update={"log_level": "DEBUG"}))
+        yield
+    finally:
+        root.handlers[:] = root_handlers
+        root.setLevel(root_level)
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
+
+
+def test_delivery_logs_never_show_the_urls_path_token(
+    ctx: AppContext,
+    admin: TestClient,
+    receiver: Receiver,
+    settings: Settings,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    token = "XyZ0sl4ckP4thT0ken9"  # noqa: S105 - as in https://hooks.slack.com/services/T/B/<token>
+    register(admin, f"{receiver.url}/services/T000/B000/{token}")
+    create_issue(ctx)
+    with service_logging(settings):
+        assert deliver_due(ctx)["delivered"] == 1
+        logging.getLogger("tests.webhooks").debug("delivery done")
+
+    err = capsys.readouterr().err
+    assert "delivery done" in err  # the logs of the delivery were captured
+    assert receiver.requests[0].path.endswith(token)
+    assert token not in err

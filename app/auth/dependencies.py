@@ -5,7 +5,8 @@ from __future__ import annotations
 import hmac
 import threading
 import time
-from typing import Annotated
+from collections import OrderedDict
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
@@ -14,35 +15,118 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import select
 
 from app.auth.principal import Principal, hash_token
+from app.auth.throttle import FailureLimit
 from app.context import AppContext
-from app.errors import Forbidden, Unauthenticated
+from app.errors import DomainError, Forbidden, RateLimited, Unauthenticated
 from app.models import ApiKey
+from app.occurrences.ratelimit import retry_after_seconds
+
+V = TypeVar("V")
 
 
 class KeyCache:
-    """Short-lived cache of key lookups so hot paths skip a query per request."""
+    """Short-lived cache of key look-ups so hot paths skip a query per request.
 
-    def __init__(self, ttl_seconds: float) -> None:
+    Two bounded LRUs: one for keys, one for tokens that matched no key, so a flood of wrong
+    tokens only ever evicts other wrong tokens. ``clear()`` (a revocation) starts a new
+    generation; a look-up that read the database before it cannot store its result after it.
+    """
+
+    def __init__(
+        self, ttl_seconds: float, *, max_keys: int = 10_000, max_unknown: int = 10_000
+    ) -> None:
         self.ttl = ttl_seconds
-        self._entries: dict[str, tuple[float, Principal | None]] = {}
+        self._known: OrderedDict[str, tuple[float, Principal]] = OrderedDict()
+        self._unknown: OrderedDict[str, float] = OrderedDict()
+        self._max_known = max_keys
+        self._max_unknown = max_unknown
+        self._generation = 0
         self._lock = threading.Lock()
 
-    def get(self, token_hash: str) -> tuple[bool, Principal | None]:
-        with self._lock:
-            entry = self._entries.get(token_hash)
-        if entry is None or entry[0] < time.monotonic():
-            return False, None
-        return True, entry[1]
+    @property
+    def generation(self) -> int:
+        """Take this before reading the database; pass it to ``put`` with the result."""
+        return self._generation
 
-    def put(self, token_hash: str, principal: Principal | None) -> None:
+    def get(self, token_hash: str) -> tuple[bool, Principal | None]:
+        """``(True, principal)`` for a cached key, ``(True, None)`` for a cached wrong token."""
+        now = time.monotonic()
         with self._lock:
-            if len(self._entries) > 10_000:
-                self._entries.clear()
-            self._entries[token_hash] = (time.monotonic() + self.ttl, principal)
+            known = self._known.get(token_hash)
+            if known is not None:
+                if known[0] < now:
+                    del self._known[token_hash]
+                    return False, None
+                self._known.move_to_end(token_hash)
+                return True, known[1]
+            expires = self._unknown.get(token_hash)
+            if expires is None:
+                return False, None
+            if expires < now:
+                del self._unknown[token_hash]
+                return False, None
+            self._unknown.move_to_end(token_hash)
+            return True, None
+
+    def put(self, token_hash: str, principal: Principal | None, *, generation: int) -> bool:
+        """Cache a look-up made in ``generation``; False (not cached) when a clear() came since."""
+        expires = time.monotonic() + self.ttl
+        with self._lock:
+            if generation != self._generation:
+                return False
+            if principal is None:
+                self._known.pop(token_hash, None)
+                _put_bounded(self._unknown, token_hash, expires, self._max_unknown)
+            else:
+                self._unknown.pop(token_hash, None)
+                _put_bounded(self._known, token_hash, (expires, principal), self._max_known)
+            return True
 
     def clear(self) -> None:
+        """Forget every look-up, and every look-up still running (see ``put``)."""
         with self._lock:
-            self._entries.clear()
+            self._generation += 1
+            self._known.clear()
+            self._unknown.clear()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._known) + len(self._unknown)
+
+
+def _put_bounded(entries: OrderedDict[str, V], key: str, value: V, limit: int) -> None:
+    """Insert as most recently used, dropping the least recently used beyond ``limit``."""
+    entries[key] = value
+    entries.move_to_end(key)
+    while len(entries) > limit:
+        entries.popitem(last=False)
+
+
+def failure_limit(ctx: AppContext) -> FailureLimit:
+    """The context's budget of failed authentications per client address."""
+    limit = ctx.extras.get("auth_failures")
+    if limit is None:
+        settings = ctx.settings
+        limit = ctx.extras.setdefault(
+            "auth_failures",
+            FailureLimit(
+                per_minute=settings.auth_failures_per_minute,
+                burst=settings.auth_failures_burst,
+            ),
+        )
+    assert isinstance(limit, FailureLimit)
+    return limit
+
+
+def refuse_token(ctx: AppContext, host: str | None) -> DomainError:
+    """The error for a wrong token: 401, or 429 once its address used up its failure budget."""
+    wait = failure_limit(ctx).failed(host)
+    if wait > 0:
+        return RateLimited(
+            "too many failed authentications from this address",
+            retry_after=retry_after_seconds(wait),
+        )
+    return Unauthenticated("unknown token")
 
 
 def bearer_token(header: str) -> str | None:
@@ -91,14 +175,13 @@ def principal_without_io(
     return ctx.key_cache.get(digest or hash_token(token))
 
 
-def resolve_principal(ctx: AppContext, token: str) -> Principal:
-    """The principal a token stands for, or 401."""
+def resolve_principal(ctx: AppContext, token: str) -> Principal | None:
+    """The principal a token stands for, None for a wrong token (cached either way)."""
     digest = hash_token(token)
     hit, known = principal_without_io(ctx, token, digest)
     if hit:
-        if known is None:
-            raise Unauthenticated("unknown token")
         return known
+    generation = ctx.key_cache.generation  # before the read: a revocation after it wins
     principal = None
     with ctx.db.read() as session:
         key = session.scalars(
@@ -113,24 +196,26 @@ def resolve_principal(ctx: AppContext, token: str) -> Principal:
                 project_ids=None if key.project_ids is None else frozenset(key.project_ids),
                 key_id=key.id,
             )
-    ctx.key_cache.put(digest, principal)
-    if principal is None:
-        raise Unauthenticated("unknown token")
+    ctx.key_cache.put(digest, principal, generation=generation)
     return principal
 
 
 async def current_principal(request: Request, credentials: BearerCredentials) -> Principal:
-    """Any authenticated caller (async: the admin token and cached keys skip the threadpool)."""
+    """Any authenticated caller (async: the admin token and cached keys skip the threadpool).
+
+    A wrong token counts against its client address's failure budget (``refuse_token``); the
+    ingest fast path leaves every token it does not accept to this function.
+    """
     ctx: AppContext = request.app.state.ctx
     if credentials is None:
         raise Unauthenticated("missing bearer token")
     token = credentials.credentials
-    hit, known = principal_without_io(ctx, token)
-    if hit:
-        if known is None:
-            raise Unauthenticated("unknown token")
-        return known
-    return await run_in_threadpool(resolve_principal, ctx, token)
+    hit, principal = principal_without_io(ctx, token)
+    if not hit:
+        principal = await run_in_threadpool(resolve_principal, ctx, token)
+    if principal is None:
+        raise refuse_token(ctx, request.client.host if request.client else None)
+    return principal
 
 
 PrincipalDep = Annotated[Principal, Depends(current_principal)]

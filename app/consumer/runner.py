@@ -25,6 +25,7 @@ from app.metrics import (
     CONSUMER_MESSAGES,
     CONSUMER_RETRIES,
 )
+from app.producer import producer_options
 
 if TYPE_CHECKING:
     from app.context import AppContext
@@ -52,8 +53,9 @@ class ConsumerConfig:
     retry_initial_seconds: float = 0.5
     retry_max_seconds: float = 30.0
     dlq_timeout_seconds: float = 30.0
-    # Extra librdkafka settings for the consumer and the DLQ producer (security, timeouts).
-    kafka_options: Mapping[str, Any] = field(default_factory=dict)
+    # Extra librdkafka settings for the consumer and the DLQ producer (security, timeouts);
+    # kept out of repr: they may hold sasl.password.
+    kafka_options: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if self.max_batch_size < 1:
@@ -83,10 +85,7 @@ class ConsumerConfig:
     def producer_options(self) -> dict[str, Any]:
         """librdkafka settings of the dead-letter producer."""
         options: dict[str, Any] = {"bootstrap.servers": self.bootstrap_servers, "linger.ms": 5}
-        consumer_only = {"group.id", "enable.auto.commit", "auto.offset.reset"}
-        consumer_only |= {"session.timeout.ms", "max.poll.interval.ms", "heartbeat.interval.ms"}
-        consumer_only |= {"partition.assignment.strategy", "group.instance.id"}
-        options.update({k: v for k, v in self.kafka_options.items() if k not in consumer_only})
+        options.update(producer_options(self.kafka_options))
         return options
 
 
@@ -285,6 +284,8 @@ class IngestConsumer:
         """Send rejected messages to the DLQ and wait until the broker has them."""
         if not rejections:
             return
+        from confluent_kafka import KafkaException
+
         self._dlq_failures = []
         for rejection in rejections:
             log.info(
@@ -294,13 +295,17 @@ class IngestConsumer:
                 rejection.message.offset,
                 rejection.code,
             )
-            self._producer.produce(
-                self.config.dead_letter_topic,
-                value=rejection.message.value,
-                key=rejection.message.key,
-                headers=dead_letter_headers(rejection),
-                on_delivery=self._on_dlq_delivery,
-            )
+            try:
+                self._producer.produce(
+                    self.config.dead_letter_topic,
+                    value=rejection.message.value,
+                    key=rejection.message.key,
+                    headers=dead_letter_headers(rejection),
+                    on_delivery=self._on_dlq_delivery,
+                )
+            except KafkaException as exc:
+                # E.g. a topic the broker refused before is refused at once from then on.
+                raise DeadLetterError(f"dead letter not accepted: {exc}") from exc
         remaining = self._producer.flush(self.config.dlq_timeout_seconds)
         if remaining:
             raise DeadLetterError(f"{remaining} dead letter(s) not acknowledged in time")

@@ -16,6 +16,7 @@ from app.context import AppContext
 from app.jobs.runner import Job, register_job
 from app.metrics import WEBHOOK_DELIVERIES
 from app.models import Webhook, WebhookDelivery
+from app.notifications.egress import TargetUnresolvable, check_target, policy_of, post
 from app.notifications.rules import gives_up, retry_delay
 from app.notifications.signing import sign
 
@@ -25,6 +26,9 @@ USER_AGENT = "issue-platform-webhooks/0.1"
 SENDERS = 8
 LEASE_MARGIN_SECONDS = 30.0
 MAX_ERROR_CHARS = 500
+# Says no more than this, so the delivery log cannot map which internal addresses answer.
+REFUSED_TARGET = "refused target: the receiver is not on a public address"
+UNRESOLVABLE_TARGET = "the receiver's host name does not resolve"
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,7 @@ class _Outcome:
     attempts: int
     status_code: int | None
     error: str | None
+    refused: bool = False
 
     @property
     def ok(self) -> bool:
@@ -117,7 +122,13 @@ def _claim(ctx: AppContext, *, now: datetime, limit: int) -> list[_Claimed]:
 
 
 def _send(client: httpx.Client, ctx: AppContext, item: _Claimed) -> _Outcome:
-    """POST one body; the answer's body is never read."""
+    """Judge the receiver's addresses again, then POST one body to a judged one."""
+    try:
+        target = check_target(item.url, policy_of(ctx.settings))
+    except ValueError:  # UrlNotAllowed, or a stored host that no longer normalises
+        return _Outcome(item.id, item.created_at, item.attempts, None, REFUSED_TARGET, True)
+    except TargetUnresolvable:
+        return _Outcome(item.id, item.created_at, item.attempts, None, UNRESOLVABLE_TARGET)
     raw = item.body.encode("utf-8")
     headers = {
         "Content-Type": "application/json",
@@ -128,8 +139,7 @@ def _send(client: httpx.Client, ctx: AppContext, item: _Claimed) -> _Outcome:
         "X-Issue-Platform-Signature": sign(item.secret, raw),
     }
     try:
-        with client.stream("POST", item.url, content=raw, headers=headers) as response:
-            code = response.status_code
+        code = post(client, item.url, target, content=raw, headers=headers)
     except Exception as exc:  # any failure to talk to the receiver is retried
         reason = f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]
         return _Outcome(item.id, item.created_at, item.attempts, None, reason)
@@ -151,7 +161,7 @@ def _record(ctx: AppContext, outcomes: list[_Outcome]) -> dict[str, int]:
             if out.ok:
                 result = "delivered"
                 values.update(state="delivered", delivered_at=now)
-            elif gives_up(now - out.created_at):
+            elif out.refused or gives_up(now - out.created_at):
                 result = "failed"
                 values.update(state="failed")
             else:

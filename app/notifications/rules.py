@@ -1,11 +1,12 @@
-"""Pure rules of notifications: allowed receiver URLs and the retry schedule."""
+"""Pure rules of notifications: receiver URLs and the retry schedule."""
 
 from __future__ import annotations
 
-import ipaddress
-import socket
+from collections.abc import Sequence
 from datetime import timedelta
 from urllib.parse import urlsplit
+
+from app.notifications.targets import IPNetwork, TargetPolicy, normalise_host
 
 ALLOWED_SCHEMES = ("http", "https")
 RETRY_BASE_SECONDS = 10
@@ -14,28 +15,7 @@ RETRY_SPAN = timedelta(hours=24)
 
 
 class UrlNotAllowed(ValueError):
-    """A well-formed receiver URL that points at a private network."""
-
-
-def _literal_ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    """The address a host names literally, including legacy IPv4 forms (``127.1``, ``0x7f.1``)."""
-    try:
-        return ipaddress.ip_address(host)
-    except ValueError:
-        pass
-    # inet_aton accepts the shorthand, decimal and hex forms resolvers also accept.
-    if host and all(c in "0123456789abcdefxABCDEFX." for c in host) and host[0].isdigit():
-        try:
-            return ipaddress.IPv4Address(socket.inet_aton(host))
-        except OSError:
-            return None
-    return None
-
-
-def _private(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_unspecified
+    """A well-formed receiver URL whose host is, or resolves to, a non-public address."""
 
 
 def check_url_shape(url: str) -> str:
@@ -52,19 +32,29 @@ def check_url_shape(url: str) -> str:
         raise ValueError("the URL has no host")
     if parts.username is not None or parts.password is not None:
         raise ValueError("credentials in the URL are not allowed; sign with the secret instead")
+    normalise_host(host)
     return url
 
 
-def check_url_allowed(url: str, *, allow_private_networks: bool) -> None:
-    """Raise ``UrlNotAllowed`` for localhost or a literal private, loopback or link-local IP."""
-    if allow_private_networks:
-        return
-    host = (urlsplit(url).hostname or "").rstrip(".").lower()
-    if host == "localhost" or host.endswith(".localhost"):
-        raise UrlNotAllowed("localhost is not allowed as a webhook receiver")
-    ip = _literal_ip(host)
-    if ip is not None and _private(ip):
-        raise UrlNotAllowed(f"{ip} is a private, loopback or link-local address")
+def url_host(url: str) -> tuple[str, int]:
+    """The normalised host and the port a well-formed receiver URL connects to."""
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
+    return normalise_host(parts.hostname or ""), port
+
+
+def check_url_allowed(
+    url: str, *, allow_private_networks: bool, allowed_networks: Sequence[IPNetwork] = ()
+) -> None:
+    """Raise ``UrlNotAllowed`` when the URL alone shows a non-public target (before resolving).
+
+    That is a literal address in a special-purpose range, however it is spelled, or a
+    ``localhost`` name; a host name's addresses are judged once it is resolved.
+    """
+    policy = TargetPolicy(allow_private_networks, tuple(allowed_networks))
+    reason = policy.host_refusal(url_host(url)[0])
+    if reason is not None:
+        raise UrlNotAllowed(reason)
 
 
 def retry_delay(attempts: int) -> timedelta:

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, field_validator
 
 from app.notifications.rules import check_url_shape
+from app.schemas import StorableIn
 
 EventName = Literal[
     "issue.created",
@@ -19,7 +20,7 @@ EventName = Literal[
 ]
 
 
-class WebhookIn(BaseModel):
+class WebhookIn(StorableIn):
     """A receiver to register for a project."""
 
     url: str = Field(

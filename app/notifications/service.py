@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from datetime import datetime
 
 from sqlalchemy import and_, or_, select
 
 from app.context import AppContext
 from app.errors import InvalidPayload, NotFound
+from app.issues import cursor as cursors
 from app.models import Project, Webhook, WebhookDelivery
-from app.notifications.rules import UrlNotAllowed, check_url_allowed
+from app.notifications.egress import TargetUnresolvable, check_target, policy_of
+from app.notifications.rules import UrlNotAllowed, url_host
 from app.notifications.schemas import DeliveryOut, DeliveryPage, WebhookIn, WebhookOut
 
 
@@ -21,6 +24,16 @@ class WebhookNotFound(NotFound):
 
 class WebhookUrlNotAllowed(InvalidPayload):
     code = "webhook_url_not_allowed"
+
+
+class WebhookHostUnresolvable(InvalidPayload):
+    code = "webhook_host_unresolvable"
+
+
+PRIVATE_TARGET_SETTINGS = (
+    "ISSUE_PLATFORM_WEBHOOK_ALLOW_PRIVATE_NETWORKS",
+    "ISSUE_PLATFORM_WEBHOOK_ALLOWED_NETWORKS",
+)
 
 
 def _project_not_found(project_id: int) -> NotFound:
@@ -53,16 +66,22 @@ def _delivery_out(row: WebhookDelivery) -> DeliveryOut:
 
 
 def create_webhook(ctx: AppContext, *, project_id: int, data: WebhookIn) -> WebhookOut:
-    """Register a receiver for a project's issue events."""
+    """Register a receiver for a project's issue events (its host resolved and judged now)."""
+    with ctx.db.read() as session:
+        if session.get(Project, project_id) is None:
+            raise _project_not_found(project_id)
     try:
-        check_url_allowed(
-            data.url, allow_private_networks=ctx.settings.webhook_allow_private_networks
-        )
+        check_target(data.url, policy_of(ctx.settings))
     except UrlNotAllowed as exc:
         raise WebhookUrlNotAllowed(
-            str(exc),
-            details=[{"field": "url", "setting": "ISSUE_PLATFORM_WEBHOOK_ALLOW_PRIVATE_NETWORKS"}],
+            f"{exc}: webhooks may only reach public addresses",
+            details=[{"field": "url", "settings": list(PRIVATE_TARGET_SETTINGS)}],
         ) from None
+    except TargetUnresolvable:
+        raise WebhookHostUnresolvable(
+            f"{url_host(data.url)[0]} does not resolve", details=[{"field": "url"}]
+        ) from None
+    # No transaction is open while the name resolves; the project is looked up again to write.
     with ctx.db.write() as session:
         if session.get(Project, project_id) is None:
             raise _project_not_found(project_id)
@@ -101,6 +120,9 @@ def delete_webhook(ctx: AppContext, *, webhook_id: int) -> None:
         session.commit()
 
 
+_DELIVERY_ID = re.compile(r"[0-9a-f]{32}")
+
+
 def _encode_cursor(row: WebhookDelivery) -> str:
     raw = f"{row.created_at.isoformat()}|{row.id}".encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
@@ -110,10 +132,10 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         stamp, _, delivery_id = raw.partition("|")
-        created_at = datetime.fromisoformat(stamp)
+        created_at = cursors.utc_time(stamp)  # zoned and within range once in UTC
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise InvalidPayload("invalid cursor", details=[{"field": "cursor"}]) from None
-    if created_at.tzinfo is None or not delivery_id:
+    if not _DELIVERY_ID.fullmatch(delivery_id):
         raise InvalidPayload("invalid cursor", details=[{"field": "cursor"}])
     return created_at, delivery_id
 

@@ -6,7 +6,8 @@ exit stacks) cost as much CPU as grouping the occurrence. This ASGI layer sits i
 request-id, metrics and body-limit middleware and answers those two routes itself when the
 caller is known without I/O (the admin token, or an API key in the key cache) and carries the
 ``ingest`` scope; every other request — and those two routes with a missing, unknown or
-unprivileged token — goes on to the framework unchanged, which answers 401/403 as always.
+unprivileged token — goes on to the framework unchanged, which answers 401/403 as always (and
+counts a wrong token against its address's failure budget: one rule, in ``current_principal``).
 
 The answer is the one the framework route gives: the same functions
 (``router.answer_occurrence`` / ``answer_batch``) build it, and errors are rendered by the

@@ -53,16 +53,32 @@ def _stored_answer(session: Session, project_id: int, change_id: str) -> dict[st
     return None if row is None else dict(row.response)
 
 
+def answer_for(principal: Principal, answer: dict[str, Any]) -> dict[str, Any]:
+    """The answer as the caller may see it: without the `read` scope, the change only.
+
+    An ingest-only key may move an issue but not read it, so it gets the issue's id, status and
+    substatus and the activity's id and type, never the title, culprit or evidence.
+    """
+    if principal.has_scope("read"):
+        return answer
+    issue, activity = answer["issue"], answer["activity"]
+    return {
+        "issue": {"id": issue["id"], "status": issue["status"], "substatus": issue["substatus"]},
+        "changed": answer["changed"],
+        "activity": None if activity is None else {"id": activity["id"], "type": activity["type"]},
+    }
+
+
 def change_status(
     *, ctx: AppContext, principal: Principal, payload: StatusChangeIn
 ) -> dict[str, Any]:
-    """Apply one status change and return the answer body (``{issue, changed, activity}``)."""
+    """Apply one status change and return the answer body the caller may see (``answer_for``)."""
     now = ctx.now()
     try:
         with ctx.db.write() as session:
             answer = _change_status(session, ctx, principal, payload, now=now)
             session.commit()
-            return answer
+            return answer_for(principal, answer)
     except IntegrityError:
         # The same id was recorded by a concurrent request: answer as it was answered.
         if payload.id is None:
@@ -71,7 +87,7 @@ def change_status(
             stored = _stored_answer(session, payload.project_id, payload.id)
         if stored is None:
             raise
-        return stored
+        return answer_for(principal, stored)
 
 
 def _change_status(

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from app.schemas import UtcDatetime
+from app.schemas import StorableIn, UtcDatetime
 
 MAX_ID = 2**63 - 1
 """Largest id a database column holds; bigger numbers are refused as invalid payloads."""
@@ -36,7 +36,7 @@ class ActivityPage(BaseModel):
     )
 
 
-class IgnoreUntilIn(BaseModel):
+class IgnoreUntilIn(StorableIn):
     """Conditions of `archived_until_condition_met`: a count in a window, or a time."""
 
     model_config = ConfigDict(extra="forbid")
@@ -64,7 +64,7 @@ class IgnoreUntilIn(BaseModel):
         return self
 
 
-class IssueUpdateIn(BaseModel):
+class IssueUpdateIn(StorableIn):
     """What a person changes on an issue; omitted fields stay as they are."""
 
     model_config = ConfigDict(extra="forbid")

@@ -189,7 +189,8 @@ def list_activity(
     *, ctx: AppContext, principal: Principal, issue_id: int, limit: int, cursor: str | None
 ) -> ActivityPage:
     """One page of an issue's activity, newest first."""
-    if cursor is not None and not (cursor.isdigit() and int(cursor) <= MAX_ID):
+    # ASCII digits only: isdigit() also holds for "²", which int() refuses.
+    if cursor is not None and not (cursor.isascii() and cursor.isdigit() and int(cursor) <= MAX_ID):
         raise InvalidPayload(
             "invalid cursor", details=[{"field": "cursor", "message": "not a cursor"}]
         )
