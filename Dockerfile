@@ -46,6 +46,7 @@ RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
         --shell /usr/sbin/nologin issue-platform; \
     mkdir -p /data; \
     chown issue-platform:issue-platform /data; \
+    chmod 700 /data; \
     issue-platform --help > /dev/null
 USER issue-platform
 WORKDIR /data
