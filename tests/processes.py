@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
+import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
+
+import httpx
 
 
 def free_port() -> int:
@@ -19,3 +25,17 @@ def cli() -> list[str]:
     """The command that runs ``issue-platform`` of the interpreter running the tests."""
     script = Path(sys.executable).with_name("issue-platform")
     return [str(script)] if script.is_file() else [sys.executable, "-m", "app"]
+
+
+def wait_ready(
+    base: str, process: subprocess.Popen[Any], log: Path, *, within: float = 60.0
+) -> None:
+    """Wait until ``base``/readyz answers 200; fail with the log's end if the process dies first."""
+    deadline = time.monotonic() + within
+    while True:
+        assert process.poll() is None, log.read_text(errors="replace")[-4000:]
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                return
+        assert time.monotonic() < deadline, log.read_text(errors="replace")[-4000:]
+        time.sleep(0.1)

@@ -13,7 +13,6 @@ import os
 import signal
 import stat
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,7 +21,7 @@ import pytest
 
 from tests.builders import occurrence
 from tests.conftest import ON_POSTGRES, auth
-from tests.processes import cli, free_port
+from tests.processes import cli, free_port, wait_ready
 
 pytestmark = pytest.mark.skipif(ON_POSTGRES, reason="the SQLite data directory")
 
@@ -72,14 +71,7 @@ def _serving(data_dir: Path, log: Path) -> Iterator[str]:
         )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + START_DEADLINE
-        while True:
-            assert process.poll() is None, log.read_text()
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.1)
+        wait_ready(base, process, log, within=START_DEADLINE)
         yield base
     finally:
         process.send_signal(signal.SIGTERM)

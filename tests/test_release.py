@@ -12,7 +12,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 import venv
 import zipfile
@@ -24,7 +23,7 @@ import httpx
 import pytest
 
 from app import __version__
-from tests.processes import free_port
+from tests.processes import free_port, wait_ready
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -119,16 +118,7 @@ def served(installed: Path, tmp_path: Path) -> Iterator[tuple[str, Path, subproc
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, (tmp_path / "serve.log").read_text()[-3000:]
-            time.sleep(0.2)
+        wait_ready(base, proc, tmp_path / "serve.log")
         yield base, work, proc
     finally:
         if proc.poll() is None:

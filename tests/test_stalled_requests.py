@@ -22,11 +22,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.conftest import ADMIN_TOKEN
-from tests.processes import cli, free_port
+from tests.processes import cli, free_port, wait_ready
 
 # Deadlines: generous, they only bound a test that would otherwise hang.
 START_DEADLINE = 60.0
@@ -58,14 +57,7 @@ def _serve(tmp_path: Path, name: str, **settings: str) -> Iterator[int]:
             cwd=tmp_path,
         )
     try:
-        deadline = time.monotonic() + START_DEADLINE
-        while True:
-            assert process.poll() is None, log.read_text()
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
-                    break
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.1)
+        wait_ready(f"http://127.0.0.1:{port}", process, log, within=START_DEADLINE)
         yield port
         assert process.poll() is None, log.read_text()
     finally:
