@@ -41,7 +41,11 @@ def run_migrations_online() -> None:
     """Run migrations on a live connection (batch mode so SQLite can alter tables)."""
     connectable = config.attributes.get("connection")
     if connectable is None:
-        engine = create_engine(_url(), poolclass=NullPool)
+        url = _url()
+        # SQLite: wait for a lock as long as the service's connections do (the driver's default
+        # is 5 s, short for processes that start and migrate together on a loaded machine).
+        connect_args = {"timeout": 30} if url.startswith("sqlite") else {}
+        engine = create_engine(url, poolclass=NullPool, connect_args=connect_args)
         with engine.connect() as connection:
             _run(connection)
         engine.dispose()
