@@ -98,18 +98,27 @@ class Server:
                 self.proc.wait(10)
 
 
-def _wait_ready(server: Server, path: str, timeout: float = 90.0) -> None:
+def _wait_ready(server: Server, path: str, timeout: float = 90.0, *, consecutive: int = 1) -> None:
+    """Wait for ``consecutive`` answers below 500 in a row, each on a new connection.
+
+    Every worker of ``serve`` readies its own database connection after the start (it answers
+    503 until then), and the kernel hands new connections to any worker: several answers in a
+    row make it very likely that all of them are ready.
+    """
     deadline = time.monotonic() + timeout
+    streak = 0
     while time.monotonic() < deadline:
         if server.proc.poll() is not None:
             raise RuntimeError(f"server exited early, see {server.log}:\n{server.log.read_text()}")
         try:
             answered = httpx.get(server.base + path, timeout=1.0).status_code < 500
-            if answered and (server.workers == 1 or len(server.worker_pids()) >= server.workers):
-                return
         except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
+            answered = False
+        workers_up = server.workers == 1 or len(server.worker_pids()) >= server.workers
+        streak = streak + 1 if answered and workers_up else 0
+        if streak >= consecutive:
+            return
+        time.sleep(0.2 if streak == 0 else 0.01)
     server.stop()
     raise RuntimeError(f"server not ready after {timeout}s, see {server.log}")
 
@@ -137,7 +146,7 @@ def service_cpus(workers: int) -> str:
 def start_service(
     *, data_dir: Path, database_url: str | None, workers: int, admin_token: str
 ) -> Server:
-    """``issue-platform serve`` on a free port (it migrates the database first)."""
+    """``issue-platform serve`` on a free port, once every worker is ready (migrated, seeded)."""
     data_dir.mkdir(parents=True, exist_ok=True)
     env = {
         "ISSUE_PLATFORM_DATA_DIR": str(data_dir),
@@ -153,7 +162,8 @@ def start_service(
     cmd = [str(VENV_BIN / "issue-platform"), "serve", "--port", str(free_port())]
     cmd += ["--workers", str(workers)]
     server = _spawn(cmd, env, data_dir / "server.log", service_cpus(workers), workers)
-    _wait_ready(server, "/healthz")
+    # /readyz, not /healthz: the process answers /healthz before its database is ready.
+    _wait_ready(server, "/readyz", consecutive=1 if workers == 1 else 20 * workers)
     return server
 
 
