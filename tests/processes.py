@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import signal
 import socket
 import subprocess
 import sys
@@ -39,3 +40,15 @@ def wait_ready(
                 return
         assert time.monotonic() < deadline, log.read_text(errors="replace")[-4000:]
         time.sleep(0.1)
+
+
+def stop(process: subprocess.Popen[Any], *, within: float = 30.0) -> None:
+    """SIGTERM, then SIGKILL if the process has not exited ``within`` seconds."""
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=within)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import stat
 import subprocess
 from collections.abc import Iterator
@@ -21,7 +20,7 @@ import pytest
 
 from tests.builders import occurrence
 from tests.conftest import ON_POSTGRES, auth
-from tests.processes import cli, free_port, wait_ready
+from tests.processes import cli, free_port, stop, wait_ready
 
 pytestmark = pytest.mark.skipif(ON_POSTGRES, reason="the SQLite data directory")
 
@@ -74,12 +73,7 @@ def _serving(data_dir: Path, log: Path) -> Iterator[str]:
         wait_ready(base, process, log, within=START_DEADLINE)
         yield base
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        stop(process)
 
 
 def _warnings(output: str) -> list[str]:

@@ -23,7 +23,7 @@ import httpx
 import pytest
 
 from app import __version__
-from tests.processes import free_port, wait_ready
+from tests.processes import free_port, stop, wait_ready
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -121,13 +121,7 @@ def served(installed: Path, tmp_path: Path) -> Iterator[tuple[str, Path, subproc
         wait_ready(base, proc, tmp_path / "serve.log")
         yield base, work, proc
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop(proc)
         log.close()
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import socket
 import subprocess
 import time
@@ -25,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ADMIN_TOKEN
-from tests.processes import cli, free_port, wait_ready
+from tests.processes import cli, free_port, stop, wait_ready
 
 # Deadlines: generous, they only bound a test that would otherwise hang.
 START_DEADLINE = 60.0
@@ -61,12 +60,7 @@ def _serve(tmp_path: Path, name: str, **settings: str) -> Iterator[int]:
         yield port
         assert process.poll() is None, log.read_text()
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        stop(process)
 
 
 @pytest.fixture(scope="module")
