@@ -21,7 +21,6 @@ import orjson
 from app.config import Settings
 
 REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
-REQUEST_ID_HEADER = "X-Request-ID"
 _VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"

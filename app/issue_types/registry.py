@@ -263,11 +263,6 @@ class Registry:
             self._api_categories = {c.id: c for c in categories}
             self._rebuild()
 
-    def refresh_code_types(self) -> None:
-        """Pick up code types defined since the registry was built (plugins)."""
-        with self._lock:
-            self._rebuild()
-
     def get(self, type_id: int) -> IssueType | None:
         """The type with this id, if registered."""
         return self._by_id.get(type_id)

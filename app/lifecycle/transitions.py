@@ -61,11 +61,6 @@ class Target:
         if sub not in allowed:
             raise ValueError(f"invalid pair {self.status}/{self.substatus}")
 
-    def describe(self) -> str:
-        """``status/substatus`` by name."""
-        sub = substatus_name(self.substatus)
-        return status_name(self.status) + (f"/{sub}" if sub else "")
-
 
 @dataclass(frozen=True)
 class IssueState:
@@ -87,11 +82,6 @@ class Transition:
     activity_type: str
     priority: int | None  # None: unchanged
     event: str | None  # webhook event, None: no notification
-
-    @property
-    def resolves(self) -> bool:
-        """Whether the issue ends up resolved."""
-        return self.status == GroupStatus.RESOLVED
 
 
 ESCALATING = Target(GroupStatus.UNRESOLVED, GroupSubStatus.ESCALATING)

@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 
 from app.auth.principal import Principal
 from app.errors import Forbidden, NotFound
-from app.models import Organization, Project
+from app.models import Project
 from app.schemas import MAX_ID
 
 
@@ -31,10 +31,3 @@ def visible_project_ids(session: Session, principal: Principal) -> list[int] | N
     if principal.project_ids is not None:
         ids = [i for i in ids if i in principal.project_ids]
     return ids
-
-
-def organization_of(session: Session, project: Project) -> Organization:
-    """The organization owning a project."""
-    org = session.get(Organization, project.organization_id)
-    assert org is not None  # foreign key
-    return org
