@@ -149,7 +149,8 @@ def test_priority_by_hand_locks_it(admin: TestClient, app: FastAPI) -> None:
         ({"substatus": "ongoing"}, 422, "invalid_payload"),
         ({"priority": "urgent"}, 422, "invalid_payload"),
         ({"priority": 30}, 422, "invalid_payload"),
-        ({"assignee": "user:1"}, 422, "invalid_payload"),
+        ({"assignee": "bob"}, 422, "invalid_payload"),
+        ({"assignee": "user:"}, 422, "invalid_payload"),
         ({"ignore_until": {"count": 5}}, 422, "invalid_payload"),
         ({"ignore_until": {}}, 422, "invalid_payload"),
         (

@@ -192,6 +192,7 @@ def list_issues(
                     Group.title.icontains(q, autoescape=True),
                     Group.subtitle.icontains(q, autoescape=True),
                     Group.culprit.icontains(q, autoescape=True),
+                    _short_id_condition(session, q),
                 )
             )
         for column, bound, after in (
@@ -220,6 +221,22 @@ def list_issues(
 
 
 _OCCURRENCE_ID = re.compile(r"[0-9a-f]{32}")
+_SHORT_ID = re.compile(r"\s*([A-Za-z0-9_-]{1,64})-([0-9]{1,18})\s*")
+
+
+def _short_id_condition(session: Session, query: str) -> ColumnElement[bool]:
+    """Issues whose short id (``<PROJECT-SLUG>-<n>``, any case) is the query; false otherwise.
+
+    Tenancy stays with the stream's own project condition: this only names candidates.
+    """
+    match = _SHORT_ID.fullmatch(query)
+    if match is None:
+        return false()
+    slug, number = match.group(1).lower(), int(match.group(2))
+    projects = list(session.scalars(select(Project.id).where(Project.slug == slug)))
+    if not projects:
+        return false()
+    return and_(Group.project_id.in_(projects), Group.short_id == number)
 
 
 def _aware(value: Any) -> bool:
