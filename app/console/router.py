@@ -115,9 +115,7 @@ def stream(request: Request, ctx: CtxDep) -> Response:
     if user is None:
         return pages.to_login(request)
     view = service.stream(ctx, user, request.query_params)
-    return pages.render(
-        "issues.html", status=422 if view.error else 200, user=user, view=view, request=request
-    )
+    return pages.render("issues.html", status=view.status, user=user, view=view, request=request)
 
 
 @router.get("/ui/issues/{issue_id}")

@@ -182,6 +182,7 @@ class StreamView:
     types: list[str]
     projects: list[tuple[int, str]]
     error: str | None = None
+    status: int = 200
 
 
 STREAM_FIELDS = ("type", "status", "project", "priority", "query", "sort")
@@ -205,7 +206,7 @@ def stream(ctx: AppContext, user: ConsoleUser, params: Mapping[str, str]) -> Str
         )
         page, view.next_cursor = issues.list_issues(ctx, principal=user.principal, filters=filters)
     except DomainError as exc:
-        view.error = exc.message
+        view.error, view.status = exc.message, exc.status_code
         page = None
     now = ctx.now()
     last_hour = epoch_hour(now)
