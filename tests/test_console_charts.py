@@ -21,20 +21,20 @@ def test_the_window_has_every_hour_zeros_included() -> None:
 
 
 def test_sparkline_bars_scale_to_the_peak() -> None:
-    window = [(h, c) for h, c in enumerate([0, 5, 10, 0])]
-    spark = charts.sparkline(window, width=40, height=21)
-    heights = [b.height for b in spark.bars]
-    assert heights[2] == 20  # the peak fills the box (less the baseline pixel)
-    assert heights[1] == 10
-    assert heights[0] == heights[3] == 1  # empty hours keep a baseline tick
-    assert [b.x for b in spark.bars] == [0, 10, 20, 30]
-    assert all(b.y + b.height == 21 for b in spark.bars)
-    assert (spark.total, spark.peak) == (15, 10)
+    spark = charts.sparkline([0, 5, 10, 0, 1], width=50, height=21)
+    # One bar per non-empty hour, bottom-aligned: x, top, width, height.
+    assert spark.path == "M10 11h9v10h-9zM20 1h9v20h-9zM40 19h9v2h-9z"
+    assert (spark.bars, spark.total, spark.peak) == (3, 16, 10)
 
 
-def test_an_empty_sparkline_draws_baselines_only() -> None:
-    spark = charts.sparkline([(h, 0) for h in range(24)])
-    assert spark.total == 0 and {b.height for b in spark.bars} == {1.0}
+def test_a_small_count_still_shows_a_bar() -> None:
+    spark = charts.sparkline([1000, 1], width=20, height=20)
+    assert spark.path.endswith("M10 19h9v1h-9z")
+
+
+def test_an_empty_sparkline_has_no_bars() -> None:
+    spark = charts.sparkline([0] * 24)
+    assert (spark.path, spark.bars, spark.total, spark.peak) == ("", 0, 0, 0)
 
 
 def test_the_chart_draws_each_days_ceiling_over_its_hours() -> None:

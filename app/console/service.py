@@ -9,8 +9,9 @@ reading of form fields.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
 
@@ -41,13 +42,14 @@ from app.lifecycle.forecast import epoch_hour
 from app.models import ApiKey, HourlyCount, Organization, Project
 from app.occurrences import reads
 from app.occurrences.schemas import OccurrenceOut, PendingOut
-from app.organizations.access import visible_project_ids
 from app.rollout.rules import FlagKind
 from app.rollout.service import is_enabled, list_flags
 from app.triage import service as triage
 from app.triage.schemas import ActivityOut, IssueUpdateIn
 
 SIGNER_KEY = "console_signer"
+SESSION_CACHE_KEY = "console_sessions"
+SESSION_CACHE_SIZE = 10_000
 STREAM_PAGE = 25
 OCCURRENCES_PAGE = 10
 ACTIVITY_PAGE = 50
@@ -132,6 +134,29 @@ def user_for(ctx: AppContext, cookie: str | None) -> ConsoleUser | None:
 
 
 def _key_user(ctx: AppContext, sign: Signer, claim: SessionClaim) -> ConsoleUser | None:
+    """The key's user, cached like the API's key look-ups (``ISSUE_PLATFORM_AUTH_CACHE_SECONDS``).
+
+    A revocation clears the key cache, which starts a new generation: entries of an older one
+    are not used, so on the revoking process the sessions end at once, elsewhere within the TTL.
+    """
+    cache: dict[tuple[int | None, str], tuple[float, int, ConsoleUser | None]]
+    cache = ctx.extras.setdefault(SESSION_CACHE_KEY, {})
+    entry_key = (claim.key_id, claim.fingerprint)
+    generation = ctx.key_cache.generation
+    hit = cache.get(entry_key)
+    if hit is not None and hit[0] > time.monotonic() and hit[1] == generation:
+        user = hit[2]
+        return None if user is None else replace(user, csrf=claim.csrf)
+    user = _read_key_user(ctx, sign, claim)
+    ttl = ctx.settings.auth_cache_seconds
+    if ttl > 0:
+        if len(cache) >= SESSION_CACHE_SIZE:
+            cache.clear()
+        cache[entry_key] = (time.monotonic() + ttl, generation, user)
+    return user
+
+
+def _read_key_user(ctx: AppContext, sign: Signer, claim: SessionClaim) -> ConsoleUser | None:
     with ctx.db.read() as session:
         row = session.execute(
             select(ApiKey, Organization.slug)
@@ -218,15 +243,14 @@ def stream(ctx: AppContext, user: ConsoleUser, params: Mapping[str, str]) -> Str
             first_hour=last_hour - charts.SPARK_HOURS + 1,
             last_hour=last_hour,
         )
-    view.types = [t.slug for t in _types_for(ctx, user.principal)]
+        view.types = [t.slug for t in _types_for(ctx, session, user.principal)]
+    hours = range(last_hour - charts.SPARK_HOURS + 1, last_hour + 1)
     for issue in page.data if page else []:
-        window = charts.hour_counts_window(
-            counts.get(issue.id, {}), last_hour=last_hour, hours=charts.SPARK_HOURS
-        )
+        per_hour = counts.get(issue.id, {})
         view.rows.append(
             StreamRow(
                 issue=issue,
-                spark=charts.sparkline(window),
+                spark=charts.sparkline([per_hour.get(h, 0) for h in hours]),
                 last_seen_ago=charts.relative_time(issue.last_seen, now),
                 last_seen_exact=charts.exact_time(issue.last_seen),
             )
@@ -241,11 +265,12 @@ def _project_number(text: str) -> int:
 
 
 def _projects(session: Any, principal: Principal) -> list[tuple[int, str]]:
+    """The projects of the filter's list: those the caller may read (one query)."""
     stmt = select(Project.id, Project.slug).order_by(Project.slug).limit(500)
-    allowed = visible_project_ids(session, principal)
-    if allowed is not None:
-        stmt = stmt.where(Project.id.in_(allowed))
-    return [(pid, slug) for pid, slug in session.execute(stmt).all()]
+    if not principal.is_admin:
+        stmt = stmt.where(Project.organization_id == principal.organization_id)
+    allowed = principal.project_ids
+    return [(pid, slug) for pid, slug in session.execute(stmt) if allowed is None or pid in allowed]
 
 
 def _hourly_counts(
@@ -267,22 +292,17 @@ def _hourly_counts(
     return out
 
 
-def _types_for(ctx: AppContext, principal: Principal) -> list[Any]:
+def _types_for(ctx: AppContext, session: Any, principal: Principal) -> list[Any]:
     """Types the caller may see: all for the admin, else released ones and those visible."""
     types = ctx.registry.types()
-    if principal.is_admin:
+    if principal.is_admin or all(t.released for t in types):
         return list(types)
-    if all(t.released for t in types):
-        return list(types)
-    with ctx.db.read() as session:
-        org = session.get(Organization, principal.organization_id)
-        if org is None:
-            return [t for t in types if t.released]
-        return [
-            t
-            for t in types
-            if is_enabled(ctx, session, t, FlagKind.VISIBLE, org.id, org.early_adopter)
-        ]
+    org = session.get(Organization, principal.organization_id)
+    if org is None:
+        return [t for t in types if t.released]
+    return [
+        t for t in types if is_enabled(ctx, session, t, FlagKind.VISIBLE, org.id, org.early_adopter)
+    ]
 
 
 # One issue
@@ -471,7 +491,7 @@ def types_view(ctx: AppContext, user: ConsoleUser) -> list[TypeRow]:
     """Registered types the caller may see, with their flags (organization lists: admin only)."""
     with ctx.db.read() as session:
         refresh_if_stale(ctx, session)
-    visible = _types_for(ctx, user.principal)
+        visible = _types_for(ctx, session, user.principal)
     flags: dict[int, list[tuple[str, str, list[int]]]] = {}
     for flag in list_flags(ctx=ctx):
         orgs = flag.organizations if user.principal.is_admin else []
