@@ -228,6 +228,7 @@ def stream(ctx: AppContext, user: ConsoleUser, params: Mapping[str, str]) -> Str
             sort=values["sort"] or "last_seen",
             limit=STREAM_PAGE,
             cursor=cursor,
+            with_latest_occurrence=False,  # the rows show no evidence
         )
         page, view.next_cursor = issues.list_issues(ctx, principal=user.principal, filters=filters)
     except DomainError as exc:

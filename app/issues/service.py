@@ -56,6 +56,9 @@ class IssueFilters:
     limit: int = 25
     cursor: str | None = None
     include_hidden: bool = False
+    # Not an API parameter: callers that show no evidence (the console's stream) skip the
+    # latest occurrences' query.
+    with_latest_occurrence: bool = True
 
 
 def _parse_all(values: list[str] | None, parse: Any, field: str) -> list[int] | None:
@@ -216,7 +219,7 @@ def list_issues(
         if more and rows:
             last = rows[-1]
             next_cursor = cursors.encode(filters.sort, getattr(last, key.key), last.id)
-        data = issues_out(session, rows, ctx.registry)
+        data = issues_out(session, rows, ctx.registry, with_latest=filters.with_latest_occurrence)
         return IssuePage(data=data, next_cursor=next_cursor), next_cursor
 
 
