@@ -335,6 +335,15 @@ def test_the_sparkline_draws_the_last_24_hourly_counts(app: FastAPI, clock: Any)
     assert path.group(1).count("M") == 2  # two hours with occurrences, one bar each
 
 
+def _groups(app: FastAPI) -> list[Any]:
+    from sqlalchemy import select
+
+    from app.models import Group
+
+    with ctx_of(app).db.read() as session:
+        return list(session.scalars(select(Group)))
+
+
 def _titles(page: str) -> set[str]:
     return set(re.findall(r'<span class="short">[^<]+</span> ([^<]+)</a>', page))
 
@@ -385,8 +394,15 @@ def test_the_stream_finds_an_issue_by_its_short_id(app: FastAPI, client: TestCli
     make_group(ctx, title="same number elsewhere", short_id=12)
     make_group(ctx, title="not wanted", project_id=web.id, short_id=13)
     b = login(app)
-    assert _titles(b.get("/ui/issues?query=WEB-APP-12").text) == {"wanted"}
-    assert _titles(b.get("/ui/issues?query=web-app-12").text) == {"wanted"}
+    wanted = next(g for g in _groups(app) if g.title == "wanted")
+    # The search box opens the issue whose short id it names.
+    for query in ("WEB-APP-12", "web-app-12", " web-app-12 "):
+        answer = b.get("/ui/issues", params={"query": query})
+        assert answer.status_code == 303
+        assert answer.headers["location"] == f"/ui/issues/{wanted.id}"
+    # Text that also matches other issues lists them all.
+    make_group(ctx, title="see WEB-APP-12 too")
+    assert _titles(b.get("/ui/issues?query=WEB-APP-12").text) == {"wanted", "see WEB-APP-12 too"}
 
 
 def test_the_stream_pages_with_the_keyset_cursor(

@@ -115,6 +115,9 @@ def stream(request: Request, ctx: CtxDep) -> Response:
     if user is None:
         return pages.to_login(request)
     view = service.stream(ctx, user, request.query_params)
+    opened = service.opened_by_short_id(view)
+    if opened is not None:
+        return pages.redirect(f"/ui/issues/{opened}")
     return pages.render("issues.html", status=view.status, user=user, view=view, request=request)
 
 

@@ -259,6 +259,14 @@ def stream(ctx: AppContext, user: ConsoleUser, params: Mapping[str, str]) -> Str
     return view
 
 
+def opened_by_short_id(view: StreamView) -> int | None:
+    """The issue to open when the search is exactly one issue's short id (``DEFAULT-7``)."""
+    query = view.filters.get("query", "").upper()
+    if not query or len(view.rows) != 1 or view.rows[0].issue.short_id != query:
+        return None
+    return view.rows[0].issue.id
+
+
 def _project_number(text: str) -> int:
     if not (text.isascii() and text.isdigit()) or len(text) > 18:
         raise InvalidPayload("project must be a project id (a number)")
