@@ -117,6 +117,14 @@ class Settings(BaseSettings):
     access_log: bool = Field(
         False, description="Log one line per HTTP request (method, route, status, duration)."
     )
+    console_secret: str | None = Field(
+        None,
+        min_length=32,
+        description="Key signing the web console's session cookies; generated if unset.",
+    )
+    console_session_minutes: int = Field(
+        720, ge=5, le=43_200, description="How long a web console login lasts, in minutes."
+    )
 
     @field_validator("kafka_config", mode="before")
     @classmethod
@@ -165,6 +173,11 @@ class Settings(BaseSettings):
     def admin_token_path(self) -> Path:
         """Where a generated admin token is stored."""
         return self.data_dir / "admin-token"
+
+    @property
+    def console_secret_path(self) -> Path:
+        """Where a generated console signing key is stored."""
+        return self.data_dir / "console-secret"
 
 
 @lru_cache

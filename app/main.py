@@ -17,6 +17,7 @@ from fastapi.openapi.utils import get_openapi
 from app import __version__
 from app.auth.dependencies import KeyCache
 from app.config import Settings, get_settings
+from app.console.router import router as console_router
 from app.context import AppContext
 from app.db import Database, create_db_engine, utcnow
 from app.errors import install_error_handlers
@@ -162,6 +163,7 @@ def create_app(
     app.include_router(system_router)
     for router in _domain_routers():
         app.include_router(router)
+    app.include_router(console_router)  # the web console under /ui (not in the API schema)
 
     def custom_openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -244,3 +244,28 @@ def test_issue_answer_carries_etag(admin: TestClient) -> None:
     response = admin.get(f"/issues/{issue_id}")
     assert response.headers["etag"]
     assert_error(admin.get("/issues/999999"), 404, "issue_not_found")
+
+
+def test_query_finds_an_issue_by_its_short_id(admin: TestClient) -> None:
+    admin.post(
+        "/admin/projects", json={"id": 5, "organization_id": 1, "slug": "web-app", "name": "W"}
+    )
+    first = admin.post("/occurrences", json=occurrence(project_id=5, fingerprint=["s1"])).json()
+    admin.post("/occurrences", json=occurrence(project_id=5, fingerprint=["s2"]))
+    admin.post("/occurrences", json=occurrence(project_id=1, fingerprint=["s3"]))
+    short_id = admin.get(f"/issues/{first['issue_id']}").json()["short_id"]
+    assert short_id == "WEB-APP-1"
+    for query in ("WEB-APP-1", "web-app-1", " web-app-1 "):
+        found = admin.get("/issues", params={"query": query}).json()["data"]
+        assert [i["id"] for i in found] == [first["issue_id"]], query
+    assert admin.get("/issues", params={"query": "WEB-APP-99"}).json()["data"] == []
+    assert admin.get("/issues", params={"query": "NOPE-1"}).json()["data"] == []
+
+
+def test_a_short_id_of_another_organization_finds_nothing(admin: TestClient) -> None:
+    make_org_with_project(admin.app.state.ctx, 20, 20)  # type: ignore[attr-defined]
+    theirs = admin.post("/occurrences", json=occurrence(project_id=20)).json()
+    short_id = admin.get(f"/issues/{theirs['issue_id']}").json()["short_id"]
+    key = make_key(admin.app.state.ctx, scopes=("read",))  # type: ignore[attr-defined]
+    found = admin.get("/issues", params={"query": short_id}, headers=auth(key)).json()["data"]
+    assert found == []

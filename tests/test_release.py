@@ -69,6 +69,9 @@ def test_the_wheel_carries_the_migrations_inside_the_package_and_nothing_at_the_
     )
     assert scripts == checkout
     assert "app/py.typed" in names
+    # The web console's templates and stylesheet are package data.
+    assert "app/console/templates/base.html" in names
+    assert "app/console/static/console.css" in names
 
 
 def test_the_wheel_depends_on_runtime_packages_only(wheel: Path) -> None:
@@ -158,5 +161,11 @@ def test_installed_wheel_serves_from_an_empty_folder(
     assert issues.status_code == 200, issues.text
     assert [i["title"] for i in issues.json()["data"]] == ["Release smoke test"]
     assert httpx.get(f"{base}/docs", timeout=10).status_code == 200
+    # The web console is served from the installed package: its login form and stylesheet.
+    login = httpx.get(f"{base}/ui/login", timeout=10)
+    assert login.status_code == 200 and 'name="token"' in login.text
+    assert httpx.get(f"{base}/ui/static/console.css", timeout=10).status_code == 200
+    # Its signing key was generated beside the admin token, as private as it.
+    assert ((work / "data" / "console-secret").stat().st_mode & 0o777) == 0o600
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=30) == 0

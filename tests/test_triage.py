@@ -149,7 +149,8 @@ def test_priority_by_hand_locks_it(admin: TestClient, app: FastAPI) -> None:
         ({"substatus": "ongoing"}, 422, "invalid_payload"),
         ({"priority": "urgent"}, 422, "invalid_payload"),
         ({"priority": 30}, 422, "invalid_payload"),
-        ({"assignee": "user:1"}, 422, "invalid_payload"),
+        ({"assignee": "bob"}, 422, "invalid_payload"),
+        ({"assignee": "user:"}, 422, "invalid_payload"),
         ({"ignore_until": {"count": 5}}, 422, "invalid_payload"),
         ({"ignore_until": {}}, 422, "invalid_payload"),
         (
@@ -324,3 +325,37 @@ def test_huge_ignore_count_is_invalid_payload(admin: TestClient, app: FastAPI) -
     group = make_group(ctx_of(app))
     body = {"ignore_until": {"count": 10**13, "window_seconds": 60}}
     assert_error(admin.patch(f"/issues/{group.id}", json=body), 422, "invalid_payload")
+
+
+def test_assignee_is_set_recorded_and_cleared(admin: TestClient, app: FastAPI) -> None:
+    group = make_group(ctx_of(app), substatus=3)
+    answer = admin.patch(f"/issues/{group.id}", json={"assignee": "user:alice"})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["assignee"] == "user:alice"
+    assert answer.headers["ETag"] == f'"{group.id}-{group.version + 1}"'
+    # The same assignee again records nothing; another one, then null, do.
+    admin.patch(f"/issues/{group.id}", json={"assignee": "user:alice"})
+    admin.patch(f"/issues/{group.id}", json={"assignee": "team:web"})
+    cleared = admin.patch(f"/issues/{group.id}", json={"assignee": None}).json()
+    assert cleared["assignee"] is None
+    activity = admin.get(f"/issues/{group.id}/activity").json()["data"]
+    assert [(a["type"], a["data"]["assignee"], a["actor"]) for a in activity] == [
+        ("set_assignee", None, "admin"),
+        ("set_assignee", "team:web", "admin"),
+        ("set_assignee", "user:alice", "admin"),
+    ]
+    assert activity[0]["data"]["previous"] == "team:web"
+
+
+def test_omitting_the_assignee_leaves_it(admin: TestClient, app: FastAPI) -> None:
+    group = make_group(ctx_of(app), substatus=3, assignee="team:ops")
+    answer = admin.patch(f"/issues/{group.id}", json={"priority": "high"}).json()
+    assert answer["assignee"] == "team:ops"
+
+
+def test_assigning_needs_the_triage_scope(admin: TestClient, app: FastAPI) -> None:
+    group = make_group(ctx_of(app), substatus=3)
+    reader = make_key(ctx_of(app), scopes=("read",))
+    answer = admin.patch(f"/issues/{group.id}", json={"assignee": "user:bob"}, headers=auth(reader))
+    assert_error(answer, 403, "forbidden")
+    assert group_row(ctx_of(app), group.id).assignee is None

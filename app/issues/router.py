@@ -41,7 +41,11 @@ def list_issues(
     priority: Annotated[list[str] | None, Query(description="low|medium|high or 25/50/75.")] = None,
     level: Annotated[list[str] | None, Query(description="debug|info|warning|error|fatal.")] = None,
     query: Annotated[
-        str | None, Query(max_length=500, description="Text in title, subtitle or culprit.")
+        str | None,
+        Query(
+            max_length=500,
+            description="Text in title, subtitle or culprit, or a short id (`PROJ-12`).",
+        ),
     ] = None,
     first_seen_after: Annotated[UtcDatetime | None, Query(description="ISO-8601.")] = None,
     first_seen_before: Annotated[UtcDatetime | None, Query(description="ISO-8601.")] = None,

@@ -77,15 +77,25 @@ def issue_out(
     )
 
 
-def issues_out(session: Session, groups: list[Group], registry: Registry) -> list[IssueOut]:
-    """Many issue rows as answers, fetching their projects and latest occurrences in two queries."""
+def issues_out(
+    session: Session, groups: list[Group], registry: Registry, *, with_latest: bool = True
+) -> list[IssueOut]:
+    """Many issue rows as answers, fetching their projects and latest occurrences in two queries.
+
+    ``with_latest=False`` leaves ``latest_occurrence`` out (null) and skips its query, for
+    readers that show no evidence (the console's stream rows).
+    """
     if not groups:
         return []
     project_ids = {g.project_id for g in groups}
     slugs = dict(
         session.execute(select(Project.id, Project.slug).where(Project.id.in_(project_ids))).all()
     )
-    keys = [(g.project_id, g.latest_occurrence_id) for g in groups if g.latest_occurrence_id]
+    keys = [
+        (g.project_id, g.latest_occurrence_id)
+        for g in groups
+        if g.latest_occurrence_id and with_latest
+    ]
     latest: dict[tuple[int, str], Occurrence] = {}
     if keys:
         ids = {k[1] for k in keys}

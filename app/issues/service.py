@@ -56,6 +56,9 @@ class IssueFilters:
     limit: int = 25
     cursor: str | None = None
     include_hidden: bool = False
+    # Not an API parameter: callers that show no evidence (the console's stream) skip the
+    # latest occurrences' query.
+    with_latest_occurrence: bool = True
 
 
 def _parse_all(values: list[str] | None, parse: Any, field: str) -> list[int] | None:
@@ -192,6 +195,7 @@ def list_issues(
                     Group.title.icontains(q, autoescape=True),
                     Group.subtitle.icontains(q, autoescape=True),
                     Group.culprit.icontains(q, autoescape=True),
+                    _short_id_condition(session, q),
                 )
             )
         for column, bound, after in (
@@ -215,11 +219,27 @@ def list_issues(
         if more and rows:
             last = rows[-1]
             next_cursor = cursors.encode(filters.sort, getattr(last, key.key), last.id)
-        data = issues_out(session, rows, ctx.registry)
+        data = issues_out(session, rows, ctx.registry, with_latest=filters.with_latest_occurrence)
         return IssuePage(data=data, next_cursor=next_cursor), next_cursor
 
 
 _OCCURRENCE_ID = re.compile(r"[0-9a-f]{32}")
+_SHORT_ID = re.compile(r"\s*([A-Za-z0-9_-]{1,64})-([0-9]{1,18})\s*")
+
+
+def _short_id_condition(session: Session, query: str) -> ColumnElement[bool]:
+    """Issues whose short id (``<PROJECT-SLUG>-<n>``, any case) is the query; false otherwise.
+
+    Tenancy stays with the stream's own project condition: this only names candidates.
+    """
+    match = _SHORT_ID.fullmatch(query)
+    if match is None:
+        return false()
+    slug, number = match.group(1).lower(), int(match.group(2))
+    projects = list(session.scalars(select(Project.id).where(Project.slug == slug)))
+    if not projects:
+        return false()
+    return and_(Group.project_id.in_(projects), Group.short_id == number)
 
 
 def _aware(value: Any) -> bool:

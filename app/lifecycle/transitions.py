@@ -24,6 +24,7 @@ SET_REGRESSION = "set_regression"
 AUTO_SET_ONGOING = "auto_set_ongoing"
 SET_UNRESOLVED = "set_unresolved"
 SET_PRIORITY = "set_priority"
+SET_ASSIGNEE = "set_assignee"
 
 ACTIVITY_TYPES = (
     SET_RESOLVED,
@@ -34,6 +35,7 @@ ACTIVITY_TYPES = (
     AUTO_SET_ONGOING,
     SET_UNRESOLVED,
     SET_PRIORITY,
+    SET_ASSIGNEE,
 )
 
 

@@ -29,7 +29,8 @@ IssueId = Annotated[int, Path(ge=1, le=MAX_ID, description="The issue's id.")]
         **error_responses(401, 403, 404, 409, 412, 413, 422, 503),
     },
     description="Change status, substatus, priority (which locks it against automatic "
-    "changes) or archive the issue until a condition is met (`ignore_until`). Same rules as "
+    "changes), the assignee (`user:<id>`, `team:<id>` or null) or archive the issue until a "
+    "condition is met (`ignore_until`). Same rules as "
     "`POST /status-changes`. Send `If-Match` with the issue's `ETag` to refuse stale updates "
     "(412 `precondition_failed`).",
 )

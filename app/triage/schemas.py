@@ -12,6 +12,9 @@ from app.schemas import StorableIn, UtcDatetime
 MAX_ID = 2**63 - 1
 """Largest id a database column holds; bigger numbers are refused as invalid payloads."""
 
+ASSIGNEE_PATTERN = r"^(user|team):[A-Za-z0-9._@+-]{1,90}$"
+"""An assignee: `user:<id>` or `team:<id>` (fits the 100-character column)."""
+
 
 class ActivityOut(BaseModel):
     """One thing that happened to an issue."""
@@ -83,6 +86,12 @@ class IssueUpdateIn(StorableIn):
         None,
         description="Archive until a condition is met (implies `ignored` / "
         "`archived_until_condition_met`).",
+    )
+    assignee: str | None = Field(
+        None,
+        pattern=ASSIGNEE_PATTERN,
+        description="Who owns the issue: `user:<id>` or `team:<id>`; null unassigns. "
+        "Recorded as a `set_assignee` activity.",
     )
 
 

@@ -18,6 +18,7 @@ from app.issues.service import load_visible_group
 from app.issues.status import GroupStatus, GroupSubStatus, parse_status, substatus_name
 from app.lifecycle.service import apply_transition, state_of
 from app.lifecycle.transitions import (
+    SET_ASSIGNEE,
     SET_IGNORED,
     SET_PRIORITY,
     Target,
@@ -160,6 +161,18 @@ def _apply_update(
             SET_PRIORITY,
             now=now,
             data={"priority": PRIORITY_NAMES[priority]},
+            actor=principal.actor,
+        )
+        session.flush()
+    if "assignee" in changes.model_fields_set and changes.assignee != group.assignee:
+        previous = group.assignee
+        group.assignee = changes.assignee
+        add_activity(
+            session,
+            group,
+            SET_ASSIGNEE,
+            now=now,
+            data={"assignee": changes.assignee, "previous": previous},
             actor=principal.actor,
         )
         session.flush()

@@ -1,0 +1,1 @@
+"""The web console: HTML pages under /ui over the API's own services."""
