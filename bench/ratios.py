@@ -149,7 +149,10 @@ def raw_sqlite(path: Path, work: Workload) -> float:
 
 
 def raw_postgres(dsn: str, work: Workload) -> float:
-    """The two-statement bound on PostgreSQL: psycopg pipeline, 100 per transaction."""
+    """The two-statement bound on PostgreSQL: psycopg pipeline, 100 per transaction.
+
+    ``dsn`` names a scratch database of its own: the tables are created and dropped here.
+    """
     upsert = UPSERT.format(p="%s")
     insert = INSERT.format(p="%s", j="CAST(%s AS jsonb)")
     detected = "2026-11-02T11:00:00+00:00"

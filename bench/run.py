@@ -324,7 +324,12 @@ def issue_ratios(reps: int = 2) -> list[report.RatioRow]:
             _warm_up(server)
             for rep in range(reps):
                 row.service.append(_ratio_service_runs(server, url, data_dir, ratios.mixed(rep)))
-                row.raw.append(ratios.raw_postgres(ratios.pg_dsn(url), ratios.mixed(rep)))
+                raw_name, raw_url = create_pg_database("raw")
+                try:
+                    raw = ratios.raw_postgres(ratios.pg_dsn(raw_url), ratios.mixed(rep))
+                finally:
+                    drop_pg_database(raw_name)
+                row.raw.append(raw)
                 own_name, own_url = create_pg_database("own")
                 try:
                     items = _as_storage_items(ratios.mixed(rep))

@@ -1,19 +1,17 @@
-"""Driver-level statements of the ingest hot path (ADR 0006).
+"""Driver-level SQL of the ingest pipeline, one fixed text per dialect (ADR 0006, 0009).
 
-The statements that run once per occurrence or once per joined issue go straight to the DBAPI
-cursor of the session's connection (same transaction), with values already in the driver's
-form: SQLAlchemy's per-statement and per-row bind processing cost more than SQLite itself did.
-Everything else of the ingest (issue creation, noise windows, regressions) stays on the ORM.
-
-Each statement is one fixed SQL text per dialect, so the driver's statement cache (sqlite3) and
-server-side prepared statements (psycopg) are reused: id lists travel as one JSON array
-(SQLite ``json_each``) or one array parameter (PostgreSQL ``= ANY``).
+The statements go straight to the DBAPI cursor of the session's connection (same transaction),
+with values already in the driver's form: SQLAlchemy's per-statement and per-row bind processing
+cost more than SQLite itself did. Id lists travel as one JSON array (SQLite ``json_each``) or one
+array parameter (PostgreSQL ``= ANY``), so the driver's statement cache (sqlite3) and prepared
+statements (psycopg) are reused. The columns and text forms are the ORM's: rows written here read
+back the same through the models.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,6 +22,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from app.db import json_text
+from app.occurrences.ingest.rules import Issue, Newest
 
 OCCURRENCE_COLUMNS = (
     "project_id",
@@ -45,6 +44,43 @@ OCCURRENCE_COLUMNS = (
     "assignee",
     "received_at",
 )
+# A new issue's columns (resolved_at and ignore_until stay NULL).
+ISSUE_COLUMNS = (
+    "project_id",
+    "type_id",
+    "hash",
+    "short_id",
+    "title",
+    "subtitle",
+    "culprit",
+    "level",
+    "status",
+    "substatus",
+    "substatus_changed_at",
+    "priority",
+    "initial_priority",
+    "priority_locked",
+    "first_seen",
+    "last_seen",
+    "times_seen",
+    "latest_occurrence_id",
+    "latest_detection_time",
+    "assignee",
+    "notify_created",
+    "version",
+    "created_at",
+    "updated_at",
+)
+# Rows per multi-row issue insert: below SQLite's 32,766 and PostgreSQL's 65,535 parameters.
+ISSUE_CHUNK = 500
+NEWEST_COLUMNS = (
+    "title",
+    "subtitle",
+    "culprit",
+    "level",
+    "latest_occurrence_id",
+    "latest_detection_time",
+)
 
 
 def sqlite_time(moment: datetime) -> str:
@@ -54,33 +90,12 @@ def sqlite_time(moment: datetime) -> str:
     return moment.replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
-def _sqlite_canonical(value: str) -> str:
-    """A stored SQLite time in the one text form whose order is the time order."""
-    if len(value) == 26 and value[10] == " ":
-        return value
-    return sqlite_time(datetime.fromisoformat(value).replace(tzinfo=UTC))
+def _sqlite_read_time(value: str) -> datetime:
+    return datetime.fromisoformat(value).replace(tzinfo=UTC)
 
 
 def _same(value: Any) -> Any:
     return value
-
-
-class DbTimes:
-    """Times in the database's own form, converted once per batch and instant.
-
-    On SQLite that is SQLAlchemy's fixed-width text (its order is the time order, so issue
-    times are compared without parsing them); on PostgreSQL the aware datetime itself.
-    """
-
-    def __init__(self, convert: Any) -> None:
-        self._convert = convert
-        self._seen: dict[datetime, Any] = {}
-
-    def __call__(self, moment: datetime) -> Any:
-        found = self._seen.get(moment)
-        if found is None:
-            found = self._seen[moment] = self._convert(moment)
-        return found
 
 
 @dataclass(frozen=True)
@@ -93,73 +108,111 @@ class ProjectInfo:
     early_adopter: bool
 
 
-@dataclass(slots=True)
-class KnownGroup:
-    """An issue reached by a hash of the batch, with what plain joining needs of it.
+class Times:
+    """The time conversions of one transaction, each distinct value converted once.
 
-    Its times are in the database's form (see DbTimes).
+    On SQLite a time is SQLAlchemy's fixed-width naive-UTC text; an ingest converts the same
+    few instants many times (detection times, now). PostgreSQL takes aware datetimes as they are.
     """
 
-    hash: str
-    id: int
-    type_id: int
-    status: int
-    first_seen: Any
-    last_seen: Any
-    latest_detection_time: Any
-    priority_locked: bool
+    def __init__(self, sql: Statements) -> None:
+        self._to: dict[datetime, Any] = {}
+        self._from: dict[Any, datetime] = {}
+        if sql.postgres:
+            self.db = self.read = _same  # type: ignore[method-assign,assignment]
+
+    def db(self, moment: datetime) -> Any:
+        """A time as the driver stores it."""
+        found = self._to.get(moment)
+        if found is None:
+            found = self._to[moment] = sqlite_time(moment)
+        return found
+
+    def read(self, value: Any) -> datetime:
+        """A stored time as an aware UTC datetime."""
+        found = self._from.get(value)
+        if found is None:
+            found = self._from[value] = _sqlite_read_time(value)
+        return found
 
 
-@dataclass(slots=True)
-class GroupUpdate:
-    """The aggregated change of one issue by the plain occurrences of a batch.
+@dataclass(frozen=True, slots=True)
+class IssueChange:
+    """The aggregated change of one existing issue by a transaction.
 
-    None means unchanged: the column is left out of the UPDATE, so the indexes on it (several
-    on ``last_seen``, one on ``first_seen`` and ``priority``) are not rewritten. The newest
-    occurrence's fields (title … latest_detection_time) change together or not at all.
+    A column group left out (False / None) is not in the UPDATE, so the indexes on it are not
+    rewritten; the newest occurrence's columns change together or not at all.
     """
 
     id: int
     added: int
-    # Times in the database's form (DbTimes).
+    bumps: int
     first_seen: Any | None
     last_seen: Any | None
-    latest_detection_time: Any | None
-    title: str | None
-    subtitle: str | None
-    culprit: str | None
-    level: str | None
-    latest_occurrence_id: str | None
+    newest: tuple[Any, ...] | None  # NEWEST_COLUMNS' values
     priority: int | None
+    status: tuple[Any, ...] | None  # status, substatus, substatus_changed_at
+
+    def shape(self) -> tuple[bool, bool, bool, bool, bool]:
+        """Which column groups the UPDATE sets."""
+        return (
+            self.first_seen is not None,
+            self.last_seen is not None,
+            self.newest is not None,
+            self.priority is not None,
+            self.status is not None,
+        )
+
+    def params(self, when: Any) -> tuple[Any, ...]:
+        """The UPDATE's parameters, in the order of ``Statements.update_issue``."""
+        out: list[Any] = [self.added, self.bumps, when]
+        if self.first_seen is not None:
+            out.append(self.first_seen)
+        if self.last_seen is not None:
+            out.append(self.last_seen)
+        if self.newest is not None:
+            out += self.newest
+        if self.priority is not None:
+            out.append(self.priority)
+        if self.status is not None:
+            out += self.status
+        out.append(self.id)
+        return tuple(out)
 
 
-class HotStatements:
-    """The hot-path SQL of one dialect, with its value conversions."""
+class Statements:
+    """The pipeline's SQL of one dialect, with its value conversions."""
 
     def __init__(self, dialect: str) -> None:
-        self.postgres = dialect == "postgresql"
-        p = "%s" if self.postgres else "?"
-        self.time = _same if self.postgres else sqlite_time
-        self.canonical_time = _same if self.postgres else _sqlite_canonical
-        ids = "= ANY(%s)" if self.postgres else "IN (SELECT value FROM json_each(?))"
+        self.postgres = postgres = dialect == "postgresql"
+        p = "%s" if postgres else "?"
+        self.p = p
+        self.time = _same if postgres else sqlite_time
+        self.read_time = _same if postgres else _sqlite_read_time
+        ids = "= ANY(%s)" if postgres else "IN (SELECT value FROM json_each(?))"
         self.project_rows = (
             "SELECT p.id, p.organization_id, p.resolve_age_hours, o.early_adopter "  # noqa: S608
             "FROM projects p JOIN organizations o ON o.id = p.organization_id "
             f"WHERE p.id {ids}"
         )
-        if self.postgres:
+        self.webhook_projects = f"SELECT DISTINCT project_id FROM webhooks WHERE project_id {ids}"  # noqa: S608
+        known_columns = (
+            "g.id, g.type_id, g.status, g.substatus, g.first_seen, g.last_seen, g.priority, "
+            "g.priority_locked, g.title, g.subtitle, g.culprit, g.level, "
+            "g.latest_occurrence_id, g.latest_detection_time"
+        )
+        if postgres:
             # Per-id index look-ups, whatever the table statistics say: with the plain
             # `id = ANY(…)` form, a freshly grown table (not yet analyzed) was scanned whole.
             # The OFFSET 0 keeps the planner from flattening the lateral subquery into a join.
-            # Parameters: (ids, project_id).
+            # Parameters: (ids, project_id). Issues are locked in id order (no deadlock cycle).
             self.existing = (
                 "SELECT k.id, o.group_id FROM unnest(CAST(%s AS varchar[])) AS k(id) "
                 "CROSS JOIN LATERAL (SELECT group_id FROM occurrences "
                 "WHERE project_id = %s AND id = k.id OFFSET 0) AS o"
             )
             self.known = (
-                "SELECT k.hash, g.id, g.type_id, g.status, g.first_seen, g.last_seen, "
-                "g.latest_detection_time, g.priority_locked "
+                f"SELECT k.hash, {known_columns} "  # noqa: S608
                 "FROM unnest(CAST(%s AS varchar[])) AS k(hash) "
                 "CROSS JOIN LATERAL (SELECT group_id FROM group_hashes "
                 "WHERE project_id = %s AND hash = k.hash OFFSET 0) AS gh "
@@ -172,14 +225,13 @@ class HotStatements:
                 f"WHERE id {ids} AND project_id = ?"
             )
             self.known = (
-                "SELECT gh.hash, g.id, g.type_id, g.status, g.first_seen, g.last_seen, "  # noqa: S608
-                "g.latest_detection_time, g.priority_locked "
+                f"SELECT gh.hash, {known_columns} "  # noqa: S608
                 "FROM group_hashes gh JOIN groups g ON g.id = gh.group_id "
                 f"WHERE gh.hash {ids} AND gh.project_id = ? ORDER BY g.id"
             )
-        json_value = f"CAST({p} AS jsonb)" if self.postgres else p
+        json_value = f"CAST({p} AS jsonb)" if postgres else p
         columns = ", ".join(OCCURRENCE_COLUMNS)
-        # Occurrences: INSERT on SQLite, COPY on PostgreSQL (write_batch).
+        # Occurrences: INSERT on SQLite, COPY on PostgreSQL (write.py).
         self.insert_occurrences = (
             f"INSERT INTO occurrences ({columns}) "  # noqa: S608
             f"VALUES ({', '.join('?' for _ in OCCURRENCE_COLUMNS)})"
@@ -195,20 +247,40 @@ class HotStatements:
             "DO UPDATE SET count = hourly_counts.count + excluded.count"
         )
         # A concurrent writer that linked the same hash first makes this insert fail with a
-        # unique-key error: the batch is retried and then sees that hash as known.
-        self.link_hash = (
+        # unique-key error: the transaction is retried and then sees that hash as known.
+        self.insert_hashes = (
             "INSERT INTO group_hashes (project_id, hash, group_id) "  # noqa: S608
             f"VALUES ({p}, {p}, {p})"
         )
-        self._p = p
-        self._update_sql: dict[tuple[bool, bool, bool, bool], str] = {}
+        self.take_short_ids = (
+            f"UPDATE projects SET next_short_id = next_short_id + {p} "  # noqa: S608
+            f"WHERE id = {p} RETURNING next_short_id"
+        )
+        self.adopt_pending = (
+            f"UPDATE occurrences SET group_id = {p}, pending_hash = NULL "  # noqa: S608
+            f"WHERE project_id = {p} AND pending_hash = {p}"
+        )
+        self._update_sql: dict[tuple[bool, ...], str] = {}
+        self._insert_sql: dict[int, str] = {}
 
-    def update_groups(self, first: bool, last: bool, newest: bool, priority: bool) -> str:
-        """The UPDATE of one issue that sets only the columns named (texts cached by shape)."""
-        key = (first, last, newest, priority)
-        found = self._update_sql.get(key)
+    def insert_issues(self, rows: int) -> str:
+        """A multi-row insert of ``rows`` new issues returning (id, project_id, hash)."""
+        found = self._insert_sql.get(rows)
         if found is None:
-            p = self._p
+            one = "(" + ", ".join(self.p for _ in ISSUE_COLUMNS) + ")"
+            found = (
+                f"INSERT INTO groups ({', '.join(ISSUE_COLUMNS)}) "  # noqa: S608
+                f"VALUES {', '.join(one for _ in range(rows))} RETURNING id, project_id, hash"
+            )
+            self._insert_sql[rows] = found
+        return found
+
+    def update_issue(self, shape: tuple[bool, bool, bool, bool, bool]) -> str:
+        """The UPDATE of one issue setting only the column groups of ``shape`` (cached)."""
+        found = self._update_sql.get(shape)
+        if found is None:
+            p = self.p
+            first, last, newest, priority, status = shape
             sets = [
                 f"times_seen = times_seen + {p}",
                 f"version = version + {p}",
@@ -219,67 +291,30 @@ class HotStatements:
             if last:
                 sets.append(f"last_seen = {p}")
             if newest:
-                sets += [
-                    f"{c} = {p}"
-                    for c in (
-                        "title",
-                        "subtitle",
-                        "culprit",
-                        "level",
-                        "latest_occurrence_id",
-                        "latest_detection_time",
-                    )
-                ]
+                sets += [f"{c} = {p}" for c in NEWEST_COLUMNS]
             if priority:
                 sets.append(f"priority = {p}")
+            if status:
+                sets += [f"status = {p}", f"substatus = {p}", f"substatus_changed_at = {p}"]
+                sets += ["resolved_at = NULL", "ignore_until = NULL"]
             found = f"UPDATE groups SET {', '.join(sets)} WHERE id = {p}"  # noqa: S608
-            self._update_sql[key] = found
+            self._update_sql[shape] = found
         return found
 
     def ids_param(self, values: Sequence[Any]) -> Any:
         """An id list as the dialect's single parameter."""
         return list(values) if self.postgres else json_text(list(values))
 
-    def times(self) -> DbTimes:
-        """A converter of this dialect for one batch."""
-        return DbTimes(self.time)
 
-    def occurrence_rows(self, rows: Sequence[dict[str, Any]], t: DbTimes) -> list[tuple[Any, ...]]:
-        """Queued occurrences (column -> value) as the insert's parameters, in column order."""
-        return [
-            (
-                r["project_id"],
-                r["id"],
-                r["group_id"],
-                r["pending_hash"],
-                r["type_id"],
-                r["event_id"],
-                json_text(r["fingerprint"]),
-                r["issue_title"],
-                r["subtitle"],
-                r["culprit"],
-                r["resource_id"],
-                json_text(r["evidence_data"]),
-                json_text(r["evidence_display"]),
-                t(r["detection_time"]),
-                r["level"],
-                r["priority"],
-                r["assignee"],
-                t(r["received_at"]),
-            )
-            for r in rows
-        ]
+_STATEMENTS: dict[str, Statements] = {}
 
 
-_STATEMENTS: dict[str, HotStatements] = {}
-
-
-def statements(session: Session) -> HotStatements:
-    """The hot statements of the session's dialect (built once per dialect)."""
+def statements(session: Session) -> Statements:
+    """The statements of the session's dialect (built once per dialect)."""
     name = session.get_bind().dialect.name
     found = _STATEMENTS.get(name)
     if found is None:
-        found = _STATEMENTS[name] = HotStatements(name)
+        found = _STATEMENTS[name] = Statements(name)
     return found
 
 
@@ -297,8 +332,8 @@ def driver_errors(statement: str) -> Iterator[None]:
     """Raise driver errors as SQLAlchemy's (IntegrityError, OperationalError, …).
 
     Statements sent to the raw cursor bypass SQLAlchemy's translation; the retry of lost races
-    (``service._retrying``) and the 503 handling of an unavailable database both catch
-    SQLAlchemy's types. Parameters are never put into the message.
+    and the 503 handling of an unavailable database both catch SQLAlchemy's types. Parameters
+    are never put into the message.
     """
     try:
         yield
@@ -312,107 +347,72 @@ def driver_errors(statement: str) -> Iterator[None]:
         ) from exc
 
 
-def projects(cur: Any, sql: HotStatements, ids: Sequence[int]) -> list[ProjectInfo]:
+def fetch(cur: Any, statement: str, params: Sequence[Any]) -> list[Any]:
+    """Run one statement and return its rows."""
+    with driver_errors(statement):
+        cur.execute(statement, params)
+        rows: list[Any] = cur.fetchall()
+    return rows
+
+
+def execute_many(cur: Any, statement: str, rows: Sequence[Sequence[Any]]) -> None:
+    """Run one statement for each parameter row (pipelined by psycopg)."""
+    if rows:
+        with driver_errors(statement):
+            cur.executemany(statement, rows)
+
+
+def projects(cur: Any, sql: Statements, ids: Sequence[int]) -> list[ProjectInfo]:
     """The projects among ``ids`` that exist, with their organization's early-adopter flag."""
-    with driver_errors(sql.project_rows):
-        cur.execute(sql.project_rows, (sql.ids_param(ids),))
-        rows = cur.fetchall()
+    rows = fetch(cur, sql.project_rows, (sql.ids_param(ids),))
     return [ProjectInfo(p, o, age, bool(early)) for p, o, age, early in rows]
 
 
 def existing_occurrences(
-    cur: Any, sql: HotStatements, project_id: int, ids: Sequence[str]
-) -> Iterable[tuple[str, int | None]]:
+    cur: Any, sql: Statements, project_id: int, ids: Sequence[str]
+) -> list[tuple[str, int | None]]:
     """Stored (id, group_id) among ``ids`` of one project."""
-    with driver_errors(sql.existing):
-        cur.execute(sql.existing, (sql.ids_param(ids), project_id))
-        rows: list[tuple[str, int | None]] = cur.fetchall()
-    return rows
+    return fetch(cur, sql.existing, (sql.ids_param(ids), project_id))
 
 
-def known_groups(
-    cur: Any, sql: HotStatements, project_id: int, hashes: Sequence[str]
-) -> list[KnownGroup]:
-    """Issues reached by ``hashes``, in id order (locked FOR UPDATE on PostgreSQL)."""
-    with driver_errors(sql.known):
-        cur.execute(sql.known, (sql.ids_param(hashes), project_id))
-        rows = cur.fetchall()
-    read = sql.canonical_time
+def known_issues(
+    cur: Any, sql: Statements, project_id: int, hashes: Sequence[str], times: Times
+) -> list[Issue]:
+    """Issues reached by ``hashes`` (one per hash), in id order (locked FOR UPDATE on PostgreSQL).
+
+    An issue reached by several hashes comes once per hash: the caller keeps one state per id.
+    """
+    read = times.read
     return [
-        KnownGroup(h, gid, type_id, status, read(first), read(last), read(latest), bool(locked))
-        for h, gid, type_id, status, first, last, latest, locked in rows
+        Issue(
+            ref=gid,
+            id=gid,
+            project_id=project_id,
+            type_id=type_id,
+            hash=h,
+            status=status,
+            substatus=substatus,
+            first_seen=read(first),
+            last_seen=read(last),
+            priority=priority,
+            priority_locked=bool(locked),
+            newest=Newest(title, subtitle, culprit, level, latest_id or "", read(latest)),
+        )  # fmt: skip
+        for (
+            h,
+            gid,
+            type_id,
+            status,
+            substatus,
+            first,
+            last,
+            priority,
+            locked,
+            title,
+            subtitle,
+            culprit,
+            level,
+            latest_id,
+            latest,
+        ) in fetch(cur, sql.known, (sql.ids_param(hashes), project_id))  # fmt: skip
     ]
-
-
-def link_hashes(
-    cur: Any, sql: HotStatements, project_id: int, group_id: int, hashes: Sequence[str]
-) -> None:
-    """Link hashes that no issue has to the issue (a unique-key error if one has it by now)."""
-    with driver_errors(sql.link_hash):
-        cur.executemany(sql.link_hash, [(project_id, h, group_id) for h in hashes])
-
-
-def write_batch(
-    cur: Any,
-    sql: HotStatements,
-    *,
-    now: datetime,
-    events: Sequence[tuple[int, str, dict[str, Any]]],
-    occurrences: Sequence[dict[str, Any]],
-    hourly: Sequence[tuple[int, int, int]],
-    groups: Sequence[GroupUpdate],
-    times: DbTimes,
-) -> None:
-    """Every row of a batch: events, occurrences, hourly counts and plain issue updates."""
-    when = times(now)
-    if events:
-        with driver_errors(sql.insert_events):
-            cur.executemany(
-                sql.insert_events, [(p, e, json_text(data), when) for p, e, data in events]
-            )
-    if occurrences:
-        rows = sql.occurrence_rows(occurrences, times)
-        if sql.postgres:
-            # COPY: far less work per row than INSERT on both sides (no per-row statement);
-            # duplicates were filtered before, and a racing writer's row makes the COPY fail
-            # with a unique-key error like an INSERT would (the batch is retried).
-            with driver_errors(sql.copy_occurrences), cur.copy(sql.copy_occurrences) as copy:
-                for row in rows:
-                    copy.write_row(row)
-        else:
-            with driver_errors(sql.insert_occurrences):
-                cur.executemany(sql.insert_occurrences, rows)
-    if hourly:
-        with driver_errors(sql.upsert_hourly):
-            cur.executemany(sql.upsert_hourly, hourly)
-    if groups:
-        by_shape: dict[tuple[bool, bool, bool, bool], list[tuple[Any, ...]]] = {}
-        for g in groups:
-            shape = (
-                g.first_seen is not None,
-                g.last_seen is not None,
-                g.latest_detection_time is not None,
-                g.priority is not None,
-            )
-            params: list[Any] = [g.added, g.added, when]
-            if g.first_seen is not None:
-                params.append(g.first_seen)
-            if g.last_seen is not None:
-                params.append(g.last_seen)
-            if g.latest_detection_time is not None:
-                params += [
-                    g.title,
-                    g.subtitle,
-                    g.culprit,
-                    g.level,
-                    g.latest_occurrence_id,
-                    g.latest_detection_time,
-                ]
-            if g.priority is not None:
-                params.append(g.priority)
-            params.append(g.id)
-            by_shape.setdefault(shape, []).append(tuple(params))
-        for shape, updates in by_shape.items():
-            statement = sql.update_groups(*shape)
-            with driver_errors(statement):
-                cur.executemany(statement, updates)
