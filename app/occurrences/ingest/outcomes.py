@@ -36,7 +36,7 @@ class Rejected:
     details: Any = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Accepted:
     """An accepted occurrence and what became of it.
 
@@ -75,7 +75,7 @@ def accepted(
     return Accepted(occ.id, occ.project_id, outcome, occ.ignored_fields, issue, reason, noise)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class IngestResult:
     """The HTTP form of one answer: status, body, and the message's payload type."""
 

@@ -13,7 +13,6 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from app.issues.status import GroupStatus, GroupSubStatus
-from app.occurrences.validation import truncate_culprit
 
 
 class Counted(Protocol):
@@ -35,14 +34,23 @@ class Counted(Protocol):
 
 @dataclass(slots=True)
 class Newest:
-    """The texts an issue shows: those of its newest occurrence (by detection time)."""
+    """The texts a stored issue shows: those of its newest occurrence (by detection time).
+
+    Once an occurrence of the transaction is newer, the issue refers to that occurrence itself
+    (any ``Counted``); the culprit is cut to the issue's length when written.
+    """
 
     title: str
     subtitle: str
     culprit: str
     level: str
-    occurrence_id: str
+    id: str
     detection_time: datetime
+
+    @property
+    def issue_title(self) -> str:
+        """The title (as an occurrence names it)."""
+        return self.title
 
 
 @dataclass(eq=False, slots=True)
@@ -64,7 +72,7 @@ class Issue:
     last_seen: datetime
     priority: int
     priority_locked: bool
-    newest: Newest
+    newest: Counted
     new: bool = False
     # Of a new issue only: who it is assigned to, whether its creation notifies, its first
     # priority.
@@ -85,18 +93,6 @@ class Issue:
     ignored_times: list[datetime] = field(default_factory=list)
 
 
-def newest_of(occ: Counted) -> Newest:
-    """The texts an occurrence gives the issue it is the newest of."""
-    return Newest(
-        occ.issue_title,
-        occ.subtitle,
-        truncate_culprit(occ.culprit),
-        occ.level,
-        occ.id,
-        occ.detection_time,
-    )
-
-
 def count_in(issue: Issue, occ: Counted) -> None:
     """Count one occurrence: times seen, first/last seen, and the newest one's texts."""
     issue.added += 1
@@ -108,7 +104,7 @@ def count_in(issue: Issue, occ: Counted) -> None:
         issue.first_seen = moment
         issue.first_changed = True
     if moment >= issue.newest.detection_time:
-        issue.newest = newest_of(occ)
+        issue.newest = occ
         issue.newest_changed = True
 
 
@@ -183,7 +179,7 @@ def open_issue(
         last_seen=moment,
         priority=priority,
         priority_locked=False,
-        newest=newest_of(occ),
+        newest=occ,
         new=True,
         assignee=assignee,
         notify_created=notify,

@@ -22,6 +22,7 @@ from app.notifications.outbox import enqueue
 from app.occurrences.ingest import statements as st
 from app.occurrences.ingest.batch import Batch, Row, load_webhook_projects
 from app.occurrences.ingest.rules import Issue, epoch_hour
+from app.occurrences.validation import truncate_culprit
 
 
 def write(batch: Batch) -> None:
@@ -67,10 +68,10 @@ def _insert_issues(batch: Batch, when: Any) -> None:
         for i in chunk:
             n = i.newest
             params += (
-                i.project_id, i.type_id, i.hash, short_ids[i], n.title, n.subtitle, n.culprit,
-                n.level, i.status, i.substatus, when, i.priority, i.initial_priority, False,
-                t(i.first_seen), t(i.last_seen), i.added, n.occurrence_id, t(n.detection_time),
-                i.assignee, i.notify_created, i.bumps, when, when,
+                i.project_id, i.type_id, i.hash, short_ids[i], n.issue_title, n.subtitle,
+                truncate_culprit(n.culprit), n.level, i.status, i.substatus, when, i.priority,
+                i.initial_priority, False, t(i.first_seen), t(i.last_seen), i.added, n.id,
+                t(n.detection_time), i.assignee, i.notify_created, i.bumps, when, when,
             )  # fmt: skip
         statement = sql.insert_issues(len(chunk))
         for issue_id, project_id, h in st.fetch(cur, statement, params):
@@ -123,7 +124,14 @@ def change_of(issue: Issue, t: Any) -> st.IssueChange:
     assert issue.id is not None
     n = issue.newest
     newest = (
-        (n.title, n.subtitle, n.culprit, n.level, n.occurrence_id, t(n.detection_time))
+        (
+            n.issue_title,
+            n.subtitle,
+            truncate_culprit(n.culprit),
+            n.level,
+            n.id,
+            t(n.detection_time),
+        )
         if issue.newest_changed
         else None
     )
