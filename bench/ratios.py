@@ -30,6 +30,8 @@ import psycopg
 from bench.payload import occurrence
 
 CLIENTS = 4
+# Occurrences per CPU-second of the last raw_sqlite run (this process's CPU time only).
+LAST_CPU_RATE = [0.0]
 PER_REQUEST = 100
 MIXED = (20_000, 2_000)  # occurrences, fingerprints
 ALL_NEW = 10_000
@@ -135,6 +137,7 @@ def raw_sqlite(path: Path, work: Workload) -> float:
     insert = INSERT.format(p="?", j="?")
     prepared = [(_md5(fp), _row_values(oid, fp)) for oid, fp in work.items]
     start = time.perf_counter()
+    cpu = time.process_time()
     for begin in range(0, len(prepared), PER_REQUEST):
         conn.execute("BEGIN IMMEDIATE")
         for digest, v in prepared[begin : begin + PER_REQUEST]:
@@ -142,6 +145,7 @@ def raw_sqlite(path: Path, work: Workload) -> float:
             conn.execute(insert, (v[0], issue_id, *v[1:8], DETECTED, v[8]))
         conn.execute("COMMIT")
     elapsed = time.perf_counter() - start
+    LAST_CPU_RATE[0] = len(work.items) / max(time.process_time() - cpu, 1e-9)
     stored = conn.execute("SELECT count(*), (SELECT sum(times_seen) FROM issues) FROM occurrences")
     assert stored.fetchone() == (len(work.items), len(work.items))
     conn.close()
@@ -295,6 +299,20 @@ def expect(run: ClientRun, work: Workload) -> None:
             f"FAILED CHECK [ratios {work.name}]: {run.outcomes}, "
             f"expected {len(work.items)} accepted and {work.new_issues} created"
         )
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of processes (from /proc), in seconds."""
+    import os
+
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def pg_dsn(url: str) -> str:

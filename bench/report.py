@@ -50,6 +50,9 @@ class RatioRow:
     service: list[float] = field(default_factory=list)
     raw: list[float] = field(default_factory=list)
     own: list[float] = field(default_factory=list)
+    # Occurrences per CPU-second: the service's processes, and the raw bound's (SQLite only).
+    service_cpu: list[float] = field(default_factory=list)
+    raw_cpu: list[float] = field(default_factory=list)
 
     @staticmethod
     def _median(values: list[float]) -> float | None:
@@ -65,6 +68,12 @@ class RatioRow:
         return self._median([s / r for s, r in zip(self.service, self.raw, strict=False) if r])
 
     @property
+    def cpu_ratio(self) -> float | None:
+        """The ratio per CPU-second (robust to other load on a shared machine)."""
+        pairs = zip(self.service_cpu, self.raw_cpu, strict=False)
+        return self._median([s / r for s, r in pairs if r])
+
+    @property
     def own_ratio(self) -> float | None:
         return self._median([s / r for s, r in zip(self.service, self.own, strict=False) if r])
 
@@ -78,6 +87,7 @@ class RatioRow:
             _num(self.ratio, 2),
             _num(self._median(self.own)),
             _num(self.own_ratio, 2),
+            _num(self.cpu_ratio, 2),
             f">= {self.target:g}",
             runs,
         ]
@@ -97,6 +107,7 @@ RATIO_HEADER = [
     "ratio",
     "own-schema bound occ/s",
     "ratio",
+    "ratio per CPU-second",
     "target",
     "service runs",
 ]

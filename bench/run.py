@@ -273,12 +273,16 @@ def _as_storage_items(work: ratios.Workload) -> list[storage.Item]:
 
 def _ratio_service_runs(
     server: Server, url: str | None, data_dir: Path, work: ratios.Workload
-) -> float:
+) -> tuple[float, float]:
+    """Accepted occurrences per second, and per CPU-second of the service's processes."""
     before = _counts(url, data_dir)
-    run = ratios.post_all(server.port, ADMIN, ratios.bodies(work))
+    payloads = ratios.bodies(work)
+    cpu = ratios.cpu_seconds(server.worker_pids())
+    run = ratios.post_all(server.port, ADMIN, payloads)
+    cpu = ratios.cpu_seconds(server.worker_pids()) - cpu
     ratios.expect(run, work)
     ratios.check_counts(before, _counts(url, data_dir), run)
-    return run.rate
+    return run.rate, run.accepted / max(cpu, 1e-9)
 
 
 def issue_ratios(reps: int = 2) -> list[report.RatioRow]:
@@ -302,8 +306,11 @@ def issue_ratios(reps: int = 2) -> list[report.RatioRow]:
         ):
             row = report.RatioRow(label, "two-statement raw sqlite3 bound", target)
             for rep in range(reps):
-                row.service.append(_ratio_service_runs(server, None, data_dir, make(rep)))
+                rate, per_cpu = _ratio_service_runs(server, None, data_dir, make(rep))
+                row.service.append(rate)
+                row.service_cpu.append(per_cpu)
                 row.raw.append(ratios.raw_sqlite(raw_path, make(rep)))
+                row.raw_cpu.append(ratios.LAST_CPU_RATE[0])
                 row.own.append(storage.sqlite_rate(own_path, _as_storage_items(make(rep)), BATCH))
             log(row.line())
             out.append(row)
@@ -323,7 +330,7 @@ def issue_ratios(reps: int = 2) -> list[report.RatioRow]:
         try:
             _warm_up(server)
             for rep in range(reps):
-                row.service.append(_ratio_service_runs(server, url, data_dir, ratios.mixed(rep)))
+                row.service.append(_ratio_service_runs(server, url, data_dir, ratios.mixed(rep))[0])
                 raw_name, raw_url = create_pg_database("raw")
                 try:
                     raw = ratios.raw_postgres(ratios.pg_dsn(raw_url), ratios.mixed(rep))
