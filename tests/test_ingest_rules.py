@@ -10,7 +10,6 @@ import pytest
 from app.issues.status import GroupStatus, GroupSubStatus
 from app.occurrences.ingest.rules import (
     Issue,
-    Newest,
     count_in,
     counts_as_resolved,
     epoch_hour,
@@ -45,7 +44,7 @@ def stored(status: int = GroupStatus.UNRESOLVED, *, last_seen: datetime = T0) ->
         last_seen=last_seen,
         priority=50,
         priority_locked=False,
-        newest=Newest("old", "old sub", "old culprit", "info", "o0", last_seen),
+        newest_time=last_seen,
     )
 
 
@@ -58,7 +57,9 @@ def test_counting_moves_the_times_and_takes_the_newest_texts() -> None:
         True,
     )
     assert not issue.first_changed
-    assert issue.newest.id == "a" and issue.newest.issue_title == "new" and issue.newest_changed
+    assert issue.newest is not None and issue.newest_changed
+    assert (issue.newest.id, issue.newest.issue_title) == ("a", "new")
+    assert issue.newest_time == T0 + timedelta(minutes=5)
 
 
 def test_an_older_occurrence_moves_first_seen_and_keeps_the_newest_texts() -> None:
@@ -67,13 +68,14 @@ def test_an_older_occurrence_moves_first_seen_and_keeps_the_newest_texts() -> No
     count_in(issue, Occ("b", early))
     assert (issue.first_seen, issue.first_changed) == (early, True)
     assert (issue.last_seen, issue.last_changed) == (T0, False)
-    assert issue.newest.id == "o0" and not issue.newest_changed
+    assert issue.newest is None and not issue.newest_changed
+    assert issue.newest_time == T0
 
 
 def test_an_occurrence_as_old_as_the_newest_one_takes_its_place() -> None:
     issue = stored()
     count_in(issue, Occ("tie", T0))
-    assert issue.newest.id == "tie" and issue.newest_changed
+    assert issue.newest is not None and issue.newest.id == "tie" and issue.newest_changed
     assert not issue.last_changed  # the same instant: last_seen is unchanged
 
 

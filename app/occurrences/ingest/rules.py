@@ -32,27 +32,6 @@ class Counted(Protocol):
     def detection_time(self) -> datetime: ...
 
 
-@dataclass(slots=True)
-class Newest:
-    """The texts a stored issue shows: those of its newest occurrence (by detection time).
-
-    Once an occurrence of the transaction is newer, the issue refers to that occurrence itself
-    (any ``Counted``); the culprit is cut to the issue's length when written.
-    """
-
-    title: str
-    subtitle: str
-    culprit: str
-    level: str
-    id: str
-    detection_time: datetime
-
-    @property
-    def issue_title(self) -> str:
-        """The title (as an occurrence names it)."""
-        return self.title
-
-
 @dataclass(eq=False, slots=True)
 class Issue:
     """One issue as an ingest transaction sees it; identity-hashed (a key of the batch's maps).
@@ -72,7 +51,10 @@ class Issue:
     last_seen: datetime
     priority: int
     priority_locked: bool
-    newest: Counted
+    # The detection time of the occurrence whose texts the issue shows; ``newest`` is that
+    # occurrence once one of this transaction is it (the texts are written from it).
+    newest_time: datetime
+    newest: Counted | None = None
     new: bool = False
     # Of a new issue only: who it is assigned to, whether its creation notifies, its first
     # priority.
@@ -103,8 +85,9 @@ def count_in(issue: Issue, occ: Counted) -> None:
     if moment < issue.first_seen:
         issue.first_seen = moment
         issue.first_changed = True
-    if moment >= issue.newest.detection_time:
+    if moment >= issue.newest_time:
         issue.newest = occ
+        issue.newest_time = moment
         issue.newest_changed = True
 
 
@@ -179,6 +162,7 @@ def open_issue(
         last_seen=moment,
         priority=priority,
         priority_locked=False,
+        newest_time=moment,
         newest=occ,
         new=True,
         assignee=assignee,

@@ -22,7 +22,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from app.db import json_text
-from app.occurrences.ingest.rules import Issue, Newest
+from app.occurrences.ingest.rules import Issue
 
 OCCURRENCE_COLUMNS = (
     "project_id",
@@ -198,8 +198,7 @@ class Statements:
         self.webhook_projects = f"SELECT DISTINCT project_id FROM webhooks WHERE project_id {ids}"  # noqa: S608
         known_columns = (
             "g.id, g.type_id, g.status, g.substatus, g.first_seen, g.last_seen, g.priority, "
-            "g.priority_locked, g.title, g.subtitle, g.culprit, g.level, "
-            "g.latest_occurrence_id, g.latest_detection_time"
+            "g.priority_locked, g.latest_detection_time"
         )
         if postgres:
             # Per-id index look-ups, whatever the table statistics say: with the plain
@@ -383,6 +382,7 @@ def known_issues(
     An issue reached by several hashes comes once per hash: the caller keeps one state per id.
     """
     read = times.read
+    rows = fetch(cur, sql.known, (sql.ids_param(hashes), project_id))
     return [
         Issue(
             ref=gid,
@@ -396,23 +396,7 @@ def known_issues(
             last_seen=read(last),
             priority=priority,
             priority_locked=bool(locked),
-            newest=Newest(title, subtitle, culprit, level, latest_id or "", read(latest)),
-        )  # fmt: skip
-        for (
-            h,
-            gid,
-            type_id,
-            status,
-            substatus,
-            first,
-            last,
-            priority,
-            locked,
-            title,
-            subtitle,
-            culprit,
-            level,
-            latest_id,
-            latest,
-        ) in fetch(cur, sql.known, (sql.ids_param(hashes), project_id))  # fmt: skip
+            newest_time=read(latest),
+        )
+        for h, gid, type_id, status, substatus, first, last, priority, locked, latest in rows
     ]

@@ -67,6 +67,7 @@ def _insert_issues(batch: Batch, when: Any) -> None:
         params: list[Any] = []
         for i in chunk:
             n = i.newest
+            assert n is not None  # a new issue shows its first occurrence at least
             params += (
                 i.project_id, i.type_id, i.hash, short_ids[i], n.issue_title, n.subtitle,
                 truncate_culprit(n.culprit), n.level, i.status, i.substatus, when, i.priority,
@@ -132,7 +133,7 @@ def change_of(issue: Issue, t: Any) -> st.IssueChange:
             n.id,
             t(n.detection_time),
         )
-        if issue.newest_changed
+        if n is not None
         else None
     )
     status = (
