@@ -48,13 +48,12 @@ image-test: ## Build the image and smoke-test it: /readyz, healthcheck, one occu
 	scripts/image-smoke-test.sh
 
 # The mutants `make mutate` runs (docs/testing.md): every function of the pure rule modules, and
-# the functions of the ingest service that decide an occurrence's outcome.
+# the ingest rules and the decision functions (app/occurrences/ingest/rules.py, decide.py).
 MUTATE_ONLY := app.occurrences.grouping.* app.occurrences.noise.* app.occurrences.validation.* \
 	app.lifecycle.transitions.* app.lifecycle.forecast.* app.notifications.signing.* \
 	app.issues.cursor.* app.issues.status.* \
-	app.occurrences.service.x__process__mutmut_* app.occurrences.service.x*_Plain*join__mutmut_* \
-	app.occurrences.service.x__is_plain__mutmut_* app.occurrences.service.x__apply_times__mutmut_* \
-	app.occurrences.service.x__counts_as_resolved__mutmut_*
+	app.occurrences.ingest.rules.* app.occurrences.ingest.decide.x_group__mutmut_* \
+	app.occurrences.ingest.decide.x_decide_one__mutmut_*
 
 mutate: install ## Mutation testing of the rule modules and ingest decisions (mutmut, ~10 min)
 	$(BIN)/pip install --quiet -e ".[mutate]"

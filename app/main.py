@@ -21,10 +21,11 @@ from app.console.router import router as console_router
 from app.context import AppContext
 from app.db import Database, create_db_engine, utcnow
 from app.errors import install_error_handlers
+from app.fastpath import IngestFastPath
 from app.issue_types.registry import Registry
 from app.issue_types.service import load_plugins
 from app.middleware import BodyLimitMiddleware, RequestContextMiddleware
-from app.occurrences.fastpath import IngestFastPath
+from app.occurrences.router import answer_batch, answer_occurrence
 from app.openapi_models import add_component_schemas
 from app.responses import JSONResponse
 from app.schemas import refuse_nul_parameters
@@ -149,7 +150,9 @@ def create_app(
     app.state.ctx = ctx
     install_error_handlers(app)
     # Added first, so it runs inside the body limit (Starlette puts later ones outside).
-    app.add_middleware(IngestFastPath, fastapi_app=app)
+    # The hot ingest routes, answered without FastAPI's routing (app/fastpath.py).
+    hot_routes = {"/occurrences": answer_occurrence, "/occurrences/batch": answer_batch}
+    app.add_middleware(IngestFastPath, fastapi_app=app, routes=hot_routes)
     app.add_middleware(
         BodyLimitMiddleware,
         max_body=settings.max_body_bytes,

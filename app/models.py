@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -137,8 +138,8 @@ class Group(Base):
         Index("ix_groups_project_first_seen", "project_id", "first_seen", "id"),
         Index("ix_groups_project_times_seen", "project_id", "times_seen", "id"),
         Index("ix_groups_project_priority", "project_id", "priority", "id"),
-        # Periodic jobs: unresolved issues by age, substatus transitions.
-        Index("ix_groups_status_last_seen", "status", "last_seen"),
+        # Periodic jobs: substatus transitions (auto-resolve runs per project on
+        # ix_groups_project_last_seen; ADR 0009 has the audit).
         Index("ix_groups_substatus_changed", "substatus", "substatus_changed_at"),
         # Creation quota: new issues per project and type in a time window.
         Index("ix_groups_project_type_created", "project_id", "type_id", "created_at"),
@@ -197,7 +198,15 @@ class Occurrence(Base):
     __tablename__ = "occurrences"
     __table_args__ = (
         Index("ix_occurrences_group_detection", "group_id", "detection_time", "id"),
-        Index("ix_occurrences_pending", "project_id", "pending_hash", "detection_time"),
+        # Only occurrences waiting in a noise window are looked up by their window's hash.
+        Index(
+            "ix_occurrences_pending",
+            "project_id",
+            "pending_hash",
+            "detection_time",
+            sqlite_where=text("pending_hash IS NOT NULL"),
+            postgresql_where=text("pending_hash IS NOT NULL"),
+        ),
     )
 
     project_id: Mapped[int] = mapped_column(

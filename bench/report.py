@@ -41,6 +41,79 @@ class Target:
 
 
 @dataclass
+class RatioRow:
+    """One ingest workload: the service and its two storage references, run by run."""
+
+    workload: str
+    reference: str
+    target: float
+    service: list[float] = field(default_factory=list)
+    raw: list[float] = field(default_factory=list)
+    own: list[float] = field(default_factory=list)
+    # Occurrences per CPU-second: the service's processes, and the raw bound's (SQLite only).
+    service_cpu: list[float] = field(default_factory=list)
+    raw_cpu: list[float] = field(default_factory=list)
+
+    @staticmethod
+    def _median(values: list[float]) -> float | None:
+        if not values:
+            return None
+        ordered = sorted(values)
+        mid = len(ordered) // 2
+        return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+    @property
+    def ratio(self) -> float | None:
+        """The median of the per-run ratios (each run next to its own reference run)."""
+        return self._median([s / r for s, r in zip(self.service, self.raw, strict=False) if r])
+
+    @property
+    def cpu_ratio(self) -> float | None:
+        """The ratio per CPU-second (robust to other load on a shared machine)."""
+        pairs = zip(self.service_cpu, self.raw_cpu, strict=False)
+        return self._median([s / r for s, r in pairs if r])
+
+    @property
+    def own_ratio(self) -> float | None:
+        return self._median([s / r for s, r in zip(self.service, self.own, strict=False) if r])
+
+    def cells(self) -> list[str]:
+        """The markdown table cells."""
+        runs = " ".join(f"{v:.0f}" for v in self.service)
+        return [
+            self.workload,
+            _num(self._median(self.service)),
+            f"{_num(self._median(self.raw))} ({self.reference})",
+            _num(self.ratio, 2),
+            _num(self._median(self.own)),
+            _num(self.own_ratio, 2),
+            _num(self.cpu_ratio, 2),
+            f">= {self.target:g}",
+            runs,
+        ]
+
+    def line(self) -> str:
+        """One progress line."""
+        c = self.cells()
+        return (
+            f"    {c[0]}: {c[1]} occ/s; raw bound {c[2]} -> {c[3]}x; own-schema {c[4]} -> {c[5]}x"
+        )
+
+
+RATIO_HEADER = [
+    "workload (batch x100, 4 clients)",
+    "service occ/s",
+    "raw bound occ/s",
+    "ratio",
+    "own-schema bound occ/s",
+    "ratio",
+    "ratio per CPU-second",
+    "target",
+    "service runs",
+]
+
+
+@dataclass
 class Result:
     """Everything one bench run measured."""
 
@@ -56,6 +129,7 @@ class Result:
     fixed: RateRun | None = None
     stream: list[Row] = field(default_factory=list)
     growth: dict[str, Row] = field(default_factory=dict)
+    ratios: list[RatioRow] = field(default_factory=list)
     seconds: float = 0.0
 
     def rows(self) -> list[Row]:
@@ -116,6 +190,10 @@ class Result:
             Target("ingest at large store / at 10k stored", big.ratio if big else None, 0.8, True),
             Target("peak RSS growth per worker, large store vs 10k", rss_growth, 10, False, " %"),
             Target("GET /issues?type p99 (worst stream row)", worst_get, 20, False, " ms"),
+            *[
+                Target(f"batch {r.workload} / {r.reference}", r.ratio, r.target, True)
+                for r in self.ratios
+            ],
         ]
 
     def all_pass(self) -> bool:
@@ -277,8 +355,17 @@ METHOD = """\
 - **Pinning**: the server (and PostgreSQL: {pg}) on core 0, wrk and the bench on core 1. With
   2 workers the service gets both cores, so it shares core 1 with wrk: on this 2-core machine
   the 2-worker rows show contention, not scaling.
-- **HTTP ceiling**: `bench/ceiling_app.py`, FastAPI + uvicorn with the service's settings, parses
-  the same {body}-byte body into the project's `OccurrenceIn` and answers 202.
+- **HTTP ceiling**: `bench/ceiling_app.py`, FastAPI + uvicorn with the service's settings, reads
+  the same {body}-byte body, parses it with orjson and answers 202; the same wrk client (32
+  connections) as the service's single POSTs.
+- **Ingest ratios** (`bench/ratios.py`): `POST /occurrences/batch`, 100 per request, 4 keep-alive
+  clients (asyncio, bodies serialised beforehand), 20,000 occurrences over 2,000 fingerprints
+  never seen before (so 10 % open an issue), and 10,000 occurrences each a new issue; every run
+  checks outcomes and stored counts. The **two-statement raw bound** is raw `sqlite3` (WAL,
+  synchronous=NORMAL) or psycopg (pipelined `executemany`) on a minimal two-table schema: per
+  occurrence one `INSERT … ON CONFLICT (project_id, hash) DO UPDATE … RETURNING id` and one
+  occurrence insert with the JSON columns serialised beforehand, 100 per transaction, fresh
+  tables. The **own-schema bound** is `bench/storage.py` (below) on the same workload.
 - **Storage limit**: raw `sqlite3` (WAL, synchronous=NORMAL, like the service) and psycopg 3
   (pipelined `executemany`) into the migrated schema: occurrence row, issue upsert, group_hash,
   hourly count — no event row, no validation, no HTTP. The per-100 limits are measured at the
@@ -335,6 +422,21 @@ def publish(result: Result, docs: Path) -> None:
         "|" + "---|" * len(HEADER),
         *["| " + " | ".join(r) + " |" for r in rows],
         "",
+        *(
+            [
+                "## Ingest ratios",
+                "",
+                "Each service run is followed by the raw runs of a same-shaped workload; the ratio",
+                "is the median of the per-run ratios.",
+                "",
+                "| " + " | ".join(RATIO_HEADER) + " |",
+                "|" + "---|" * len(RATIO_HEADER),
+                *["| " + " | ".join(r.cells()) + " |" for r in result.ratios],
+                "",
+            ]
+            if result.ratios
+            else []
+        ),
         "## Targets",
         "",
         *[f"- {t.line()}" for t in targets],

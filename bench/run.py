@@ -16,7 +16,7 @@ import httpx
 import psycopg
 
 from app.auth.principal import hash_token
-from bench import fill, report, storage
+from bench import fill, ratios, report, storage
 from bench.loadgen import GetRun, PostRun, RateRun, ensure_wrk, fixed_rate, wrk_get, wrk_post
 from bench.payload import occurrence
 from bench.server import (
@@ -34,7 +34,7 @@ from bench.server import (
 ROOT = Path(__file__).resolve().parent.parent
 WORK = fill.RESULTS / "work"
 POOL = 1000
-SINGLE_CONNECTIONS = 64
+SINGLE_CONNECTIONS = 32
 BATCH_CONNECTIONS = 8
 BATCH = 100
 PREFILL_SEED = 10_000  # ids of the storage prefill differ from those of the timed runs
@@ -171,7 +171,7 @@ def ceiling(size: Size) -> Row:
         rss = server.peak_rss()
     finally:
         server.stop()
-    row = _row("HTTP ceiling: POST, Pydantic parse, 202", runs, rss)
+    row = _row("HTTP ceiling: POST, orjson parse, 202", runs, rss)
     log(f"    {row.rate:.0f} req/s")
     return row
 
@@ -241,7 +241,8 @@ def service(size: Size, *, engine: str, workers: int) -> ServiceRun:
         accepted = _warm_up(server)
         singles = _post_runs(server, size, batch=0)
         accepted += sum(r.accepted for r in singles)
-        rows.append(_row(f"POST /occurrences, {label}, 64 conns", singles, server.peak_rss()))
+        single_label = f"POST /occurrences, {label}, {SINGLE_CONNECTIONS} conns"
+        rows.append(_row(single_label, singles, server.peak_rss()))
         log(f"    single: {rows[-1].rate:.0f} occ/s, p99 {rows[-1].p99:.1f} ms")
         fixed = None
         if engine == "SQLite" and workers == 1:
@@ -264,6 +265,92 @@ def service(size: Size, *, engine: str, workers: int) -> ServiceRun:
         if pg_name:
             drop_pg_database(pg_name)
     return ServiceRun(rows, fixed, batch_from)
+
+
+def _as_storage_items(work: ratios.Workload) -> list[storage.Item]:
+    return [storage.Item(oid, "e" + oid[1:], fp, ratios._md5(fp)) for oid, fp in work.items]
+
+
+def _ratio_service_runs(
+    server: Server, url: str | None, data_dir: Path, work: ratios.Workload
+) -> tuple[float, float]:
+    """Accepted occurrences per second, and per CPU-second of the service's processes."""
+    before = _counts(url, data_dir)
+    payloads = ratios.bodies(work)
+    cpu = ratios.cpu_seconds(server.worker_pids())
+    run = ratios.post_all(server.port, ADMIN, payloads)
+    cpu = ratios.cpu_seconds(server.worker_pids()) - cpu
+    ratios.expect(run, work)
+    ratios.check_counts(before, _counts(url, data_dir), run)
+    return run.rate, run.accepted / max(cpu, 1e-9)
+
+
+def issue_ratios(reps: int = 2) -> list[report.RatioRow]:
+    """Scenario 6: batch ingest against the two-statement raw bound and the own-schema bound.
+
+    Each service run is followed by the raw runs of a workload of the same shape, so the
+    figures compared were measured a few seconds apart.
+    """
+    log("6. Ingest ratios: POST /occurrences/batch x100, 4 clients, fresh fingerprints")
+    out: list[report.RatioRow] = []
+    raw_path = WORK / "ratios-raw.db"
+    own_path = WORK / "ratios-own.db"
+    data_dir = WORK / "ratios-sqlite"
+    shutil.rmtree(data_dir, ignore_errors=True)
+    server = start_service(data_dir=data_dir, database_url=None, workers=1, admin_token=ADMIN)
+    try:
+        _warm_up(server)
+        for label, make, target in (
+            ("20,000 over 2,000 fingerprints (10 % new), SQLite 1 worker", ratios.mixed, 0.35),
+            ("10,000 each a new issue, SQLite 1 worker", ratios.all_new, 0.15),
+        ):
+            row = report.RatioRow(label, "two-statement raw sqlite3 bound", target)
+            for rep in range(reps):
+                rate, per_cpu = _ratio_service_runs(server, None, data_dir, make(rep))
+                row.service.append(rate)
+                row.service_cpu.append(per_cpu)
+                row.raw.append(ratios.raw_sqlite(raw_path, make(rep)))
+                row.raw_cpu.append(ratios.LAST_CPU_RATE[0])
+                row.own.append(storage.sqlite_rate(own_path, _as_storage_items(make(rep)), BATCH))
+            log(row.line())
+            out.append(row)
+    finally:
+        server.stop()
+    for path in (raw_path, own_path):
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(path) + suffix).unlink(missing_ok=True)
+    pg_name, url = create_pg_database("ratios")
+    row = report.RatioRow(
+        "20,000 over 2,000 fingerprints (10 % new), PostgreSQL 1 worker",
+        "two-statement raw psycopg bound (pipelined)",
+        0.35,
+    )
+    try:
+        server = start_service(data_dir=data_dir, database_url=url, workers=1, admin_token=ADMIN)
+        try:
+            _warm_up(server)
+            for rep in range(reps):
+                row.service.append(_ratio_service_runs(server, url, data_dir, ratios.mixed(rep))[0])
+                raw_name, raw_url = create_pg_database("raw")
+                try:
+                    raw = ratios.raw_postgres(ratios.pg_dsn(raw_url), ratios.mixed(rep))
+                finally:
+                    drop_pg_database(raw_name)
+                row.raw.append(raw)
+                own_name, own_url = create_pg_database("own")
+                try:
+                    items = _as_storage_items(ratios.mixed(rep))
+                    row.own += storage.postgres_rates(own_url, [], [items], BATCH)
+                finally:
+                    drop_pg_database(own_name)
+        finally:
+            server.stop()
+    finally:
+        drop_pg_database(pg_name)
+    log(row.line())
+    out.append(row)
+    shutil.rmtree(data_dir, ignore_errors=True)
+    return out
 
 
 def _add_key(db: Path) -> str:
@@ -353,6 +440,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="about 3 minutes, smaller database")
     parser.add_argument("--profile", action="store_true", help="only profile single POSTs")
+    parser.add_argument(
+        "--ratios", action="store_true", help="only the ingest ratios (scenario 6), printed"
+    )
     args = parser.parse_args()
     size = QUICK if args.quick else FULL
     ensure_wrk()
@@ -362,6 +452,15 @@ def main() -> None:
         from bench.profile import profile_single_post
 
         profile_single_post(WORK, ADMIN, POOL)
+        return
+    if args.ratios:
+        old_pg = pin_postgres({int(SERVER_CPUS)})
+        try:
+            for row in issue_ratios():
+                log(row.line())
+        finally:
+            if old_pg is not None:
+                restore_postgres(old_pg)
         return
     began = time.monotonic()
     log(
@@ -387,6 +486,7 @@ def main() -> None:
         sqlite_at, pg_at = result.storage_at
         result.storage = storage_limits(size, sqlite_at=sqlite_at, pg_at=pg_at)
         result.stream, result.growth = stream_and_growth(size)
+        result.ratios = issue_ratios()
     finally:
         if old_pg is not None:
             restore_postgres(old_pg)

@@ -20,7 +20,15 @@ DOC = ROOT / "docs" / "contract.md"
 
 # Helpers whose positional argument at this index is an error code, with the status they imply
 # (None: the status is another argument or not an HTTP answer).
-CODE_ARGUMENT = {"PayloadError": 0, "TransitionRejected": 0, "error_result": 1, "Rejection": 2}
+CODE_ARGUMENT = {
+    "PayloadError": 0,
+    "TransitionRejected": 0,
+    "error_result": 1,
+    "Rejection": 2,
+    "Rejected": 1,
+}
+# The ingest use case's typed rejections: kind → the HTTP status the routes answer with.
+REJECTED_STATUS = {"INVALID": 422, "NOT_FOUND": 404, "FORBIDDEN": 403}
 STATUS_ARGUMENT = {"error_result": 0, "Rejection": 1}
 
 
@@ -104,6 +112,10 @@ def emitted_codes() -> dict[str, set[int | None]]:
                         status = _const_int(node.args[STATUS_ARGUMENT[name]])
                     elif name == "PayloadError":
                         status = 422
+                    elif name == "Rejected":
+                        kind = node.args[0]
+                        assert isinstance(kind, ast.Attribute), ast.dump(kind)
+                        status = REJECTED_STATUS[kind.attr]
                     else:  # TransitionRejected: 409 when it is a conflict, else 422
                         conflict = any(
                             k.arg == "conflict"
@@ -162,7 +174,8 @@ def documented_codes() -> dict[str, set[int]]:
 def test_the_collector_finds_codes_of_every_kind() -> None:
     codes = emitted_codes()
     # One of each way a code is written: class attribute, code= keyword, PayloadError,
-    # TransitionRejected (422 and 409), error_result, a consumer Rejection, the handler's table.
+    # TransitionRejected (422 and 409), error_result, an ingest Rejected, a consumer Rejection,
+    # the handler's table.
     assert codes["unauthenticated"] == {401}
     assert codes["webhook_not_found"] == {404}
     assert codes["issue_type_exists"] == {409}
@@ -170,6 +183,7 @@ def test_the_collector_finds_codes_of_every_kind() -> None:
     assert codes["missing_substatus"] == {422}
     assert codes["invalid_transition"] == {409}
     assert 422 in codes["event_not_found"]
+    assert codes["project_not_found"] == {404}
     assert codes["invalid_json"] == {400}
     assert 405 in codes["method_not_allowed"]
     assert "http_error" in codes

@@ -29,7 +29,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
 from app.db import WriteHealth, cannot_write, database_unavailable
-from app.occurrences import writer as writer_module
+from app.occurrences.ingest import writer as writer_module
 from tests.builders import occurrence
 from tests.conftest import ADMIN_TOKEN, ON_POSTGRES, assert_error, auth
 
@@ -120,7 +120,7 @@ def test_full_disk_turns_readyz_503_and_the_writer_does_not_replay(
     assert sum(attempts) == CONCURRENT, attempts
     assert max(attempts) > 1, "the requests never formed a group; the test proves nothing"
     assert not [r for r in caplog.records if "replaying" in r.getMessage()]
-    writer_lines = [r for r in caplog.records if r.name == "app.occurrences.writer"]
+    writer_lines = [r for r in caplog.records if r.name == "app.occurrences.ingest.writer"]
     assert len(writer_lines) <= len(attempts)  # at most one line per group
     assert any("full" in r.getMessage() for r in writer_lines)
     assert _readyz(admin) == (503, "read_only")

@@ -18,9 +18,9 @@ from sqlalchemy.exc import OperationalError
 from app.auth.principal import Principal
 from app.config import Settings
 from app.db import database_unavailable
-from app.occurrences import writer as writer_module
-from app.occurrences.service import IngestResult
-from app.occurrences.writer import GroupCommitWriter
+from app.occurrences.ingest import writer as writer_module
+from app.occurrences.ingest.outcomes import IngestResult
+from app.occurrences.ingest.writer import GroupCommitWriter
 from tests.builders import occurrence
 from tests.conftest import ADMIN_TOKEN, ON_POSTGRES, assert_error
 

@@ -22,8 +22,8 @@ from app.context import AppContext
 from app.issue_types.service import reload_registry
 from app.main import build_context
 from app.models import Group, GroupHash, Occurrence
-from app.occurrences import store
-from app.occurrences.service import ingest_occurrences
+from app.occurrences.ingest import statements as store
+from app.occurrences.ingest.usecase import ingest_occurrences
 from app.organizations.defaults import ensure_defaults
 from tests.builders import md5, occurrence
 
@@ -237,7 +237,7 @@ def test_a_link_lost_to_another_writer_leaves_the_element_with_its_issue(
     [a] = ingest_occurrences(ctx, [occurrence(fingerprint=["a"])], principal=admin)
     [b] = ingest_occurrences(ctx, [occurrence(fingerprint=["b"])], principal=admin)
 
-    real = store.known_groups
+    real = store.known_issues
     blind = [True]
 
     def misses_b_once(*args: Any) -> Any:
@@ -246,7 +246,7 @@ def test_a_link_lost_to_another_writer_leaves_the_element_with_its_issue(
             return [row for row in rows if row.hash != md5("b")]
         return rows
 
-    monkeypatch.setattr(store, "known_groups", misses_b_once)
+    monkeypatch.setattr(store, "known_issues", misses_b_once)
     [joined] = ingest_occurrences(ctx, [occurrence(fingerprint=["a", "b"])], principal=admin)
     assert (joined.body["outcome"], joined.body["issue_id"]) == ("grouped", a.body["issue_id"])
     assert not blind  # the look-up that missed "b" did run

@@ -1,4 +1,4 @@
-"""The ingest fast path answers exactly as the FastAPI routes it bypasses (app/occurrences/fastpath)."""
+"""The ingest fast path answers exactly as the FastAPI routes it bypasses (app/fastpath.py)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from app import fastpath
 from app.config import Settings
-from app.occurrences import fastpath
 from tests.builders import make_key, make_org_with_project, occurrence
 from tests.builders import occurrence as make_occurrence
 from tests.conftest import ADMIN_TOKEN, auth

@@ -222,7 +222,7 @@ def test_the_sync_descriptor_is_opened_once_per_file_and_kept(tmp_path: Path) ->
 def test_the_inline_writer_waits_for_the_checkpoint_gate_without_blocking_the_loop(
     settings: Settings,
 ) -> None:
-    from app.occurrences.writer import GroupCommitWriter
+    from app.occurrences.ingest.writer import GroupCommitWriter
 
     ctx = build_context(settings)
     ensure_defaults(ctx.db)

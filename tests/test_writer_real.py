@@ -30,8 +30,10 @@ from app.config import Settings
 from app.context import AppContext
 from app.main import create_app
 from app.occurrences.grouping import fingerprint_hashes
-from app.occurrences.service import IngestResult, _lock_key, ingest_occurrences
-from app.occurrences.writer import GroupCommitWriter
+from app.occurrences.ingest.outcomes import IngestResult
+from app.occurrences.ingest.usecase import ingest_occurrences
+from app.occurrences.ingest.usecase import lock_key as _lock_key
+from app.occurrences.ingest.writer import GroupCommitWriter
 from tests.builders import occurrence
 from tests.conftest import ON_POSTGRES, FakeClock
 
@@ -114,7 +116,7 @@ def check_replayed(
 def test_inline_writer_replays_a_failed_group_one_request_at_a_time(
     ctx: AppContext, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="app.occurrences.writer")
+    caplog.set_level(logging.WARNING, logger="app.occurrences.ingest.writer")
     requests = [[item(), item(fingerprint="other")], [item(POISON)], [item()]]
 
     async def submit_together() -> list[Any]:
@@ -156,7 +158,7 @@ class WatchedGate:
 def test_thread_writer_replays_a_failed_group_one_request_at_a_time(
     ctx: AppContext, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="app.occurrences.writer")
+    caplog.set_level(logging.WARNING, logger="app.occurrences.ingest.writer")
     first = [item(fingerprint="first")]
     requests = [[item()], [item(POISON)], [item(), item(fingerprint="other")]]
     gate = WatchedGate()
@@ -241,7 +243,7 @@ def test_a_real_deadlock_with_the_ingest_transaction_is_retried(
     The ingest side has the shorter ``deadlock_timeout``, so PostgreSQL aborts it with 40P01;
     ``_retrying`` must run it again, and it then succeeds once the other transaction is done.
     """
-    caplog.set_level(logging.INFO, logger="app.occurrences.service")
+    caplog.set_level(logging.INFO, logger="app.occurrences.ingest.usecase")
     [first] = ingest_occurrences(ctx, [item(fingerprint="dl")], principal=Principal.admin())
     assert first.body["outcome"] == "created"
     group_id = first.body["issue_id"]

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 
 class IngestResultLike(Protocol):
-    """What the ingest use case answers per message (``app.occurrences.service.IngestResult``)."""
+    """What the ingest use case answers per message (``ingest.outcomes.IngestResult``)."""
 
     @property
     def status_code(self) -> int: ...
@@ -97,7 +97,7 @@ def decode(value: bytes | None) -> dict[str, Any] | str:
 
 def default_ingest() -> IngestFn:
     """The real ingest use case (imported late so the consumer module loads on its own)."""
-    from app.occurrences.ingest import ingest_messages
+    from app.occurrences.ingest.messages import ingest_messages
 
     return ingest_messages
 

@@ -13,7 +13,8 @@ from app.auth.principal import Principal
 from app.context import AppContext, get_context
 from app.errors import InvalidPayload, error_responses
 from app.occurrences import reads
-from app.occurrences.ingest import ingest_messages
+from app.occurrences.ingest.messages import ingest_messages
+from app.occurrences.ingest.writer import writer_of
 from app.occurrences.schemas import (
     BatchIn,
     BatchOut,
@@ -23,7 +24,6 @@ from app.occurrences.schemas import (
     PendingPage,
 )
 from app.occurrences.throttle import enforce_ingest_rate
-from app.occurrences.writer import writer_of
 from app.openapi_models import body_schema
 from app.responses import JSONResponse
 from app.schemas import MAX_ID
@@ -44,7 +44,7 @@ async def _json_body(request: Request) -> Any:
 
 
 async def answer_occurrence(ctx: AppContext, principal: Principal, raw: bytes) -> JSONResponse:
-    """POST /occurrences once the caller is known (also called by app.occurrences.fastpath)."""
+    """POST /occurrences once the caller is known (also called by app.fastpath)."""
     payload = _parse(raw)
     enforce_ingest_rate(ctx, principal, payload)
     [result] = await writer_of(ctx).submit([payload], principal)

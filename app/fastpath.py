@@ -1,4 +1,4 @@
-"""The two ingest routes served without the framework's routing and dependency layers.
+"""The hot ingest routes served without the framework's routing and dependency layers.
 
 ``POST /occurrences`` and ``POST /occurrences/batch`` are most of a busy server's requests,
 and FastAPI's per-request machinery (route matching over every route, dependency solving,
@@ -9,14 +9,15 @@ caller is known without I/O (the admin token, or an API key in the key cache) an
 unprivileged token — goes on to the framework unchanged, which answers 401/403 as always (and
 counts a wrong token against its address's failure budget: one rule, in ``current_principal``).
 
-The answer is the one the framework route gives: the same functions
-(``router.answer_occurrence`` / ``answer_batch``) build it, and errors are rendered by the
-application's own exception handlers. The routes stay declared in FastAPI for OpenAPI.
+The answer is the one the framework route gives: the same functions build it (declared in
+``app/main.py``: ``occurrences.router.answer_occurrence`` / ``answer_batch``), and errors are
+rendered by the application's own exception handlers. The routes stay declared in FastAPI for
+OpenAPI.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from fastapi import FastAPI
@@ -27,21 +28,19 @@ from app.auth.dependencies import bearer_token, principal_without_io
 from app.auth.principal import Principal
 from app.context import AppContext
 from app.middleware import ASGIApp, Message, Receive, Scope, Send
-from app.occurrences.router import answer_batch, answer_occurrence
 
+# Builds the answer of one POST route from the caller and the raw body.
 Answer = Callable[[AppContext, Principal, bytes], Awaitable[Any]]
-ROUTES: dict[str, Answer] = {
-    "/occurrences": answer_occurrence,
-    "/occurrences/batch": answer_batch,
-}
 
 
 class IngestFastPath:
     """ASGI layer answering the hot ingest routes directly (see the module docstring)."""
 
-    def __init__(self, app: ASGIApp, *, fastapi_app: FastAPI) -> None:
+    def __init__(self, app: ASGIApp, *, fastapi_app: FastAPI, routes: Mapping[str, Answer]) -> None:
         self.app = app
         self.fastapi_app = fastapi_app
+        # Path -> the function answering a POST to it (the same one the framework route calls).
+        self.routes = routes
         self._routes: dict[str, Any] = {}
 
     def _principal(self, ctx: AppContext, scope: Scope) -> Principal | None:
@@ -71,7 +70,7 @@ class IngestFastPath:
         return route
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        answer = ROUTES.get(scope.get("path", "")) if scope["type"] == "http" else None
+        answer = self.routes.get(scope.get("path", "")) if scope["type"] == "http" else None
         if answer is None or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return

@@ -30,7 +30,8 @@ from app.context import AppContext
 from app.db import WriteHealth, database_unavailable
 from app.errors import ServiceUnavailable
 from app.metrics import INGEST_BATCH_SIZE, WRITER_FAILURES
-from app.occurrences.service import IngestResult, ingest_requests
+from app.occurrences.ingest.outcomes import IngestResult
+from app.occurrences.ingest.usecase import ingest_requests
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,8 @@ from typing import Any
 
 from app.auth.principal import Principal
 from app.context import AppContext
-from app.occurrences.service import IngestResult, error_result, ingest_occurrences
+from app.occurrences.ingest.outcomes import IngestResult, error_result
+from app.occurrences.ingest.usecase import ingest_occurrences
 
 OCCURRENCE = "occurrence"
 STATUS_CHANGE = "status_change"

@@ -1,0 +1,178 @@
+"""The state of one ingest transaction, and its reads (each made once for the whole group).
+
+Reads: the projects, the stored occurrences among the group's ids, the issues reached by the
+group's hashes (locked in id order on PostgreSQL), the events referenced by id, and the projects
+that have webhooks. Everything the decisions change is kept here until the writes.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.context import AppContext
+from app.issue_types.registry import IssueType
+from app.models import Event, Group
+from app.occurrences.ingest import statements as st
+from app.occurrences.ingest.rules import Issue
+from app.occurrences.noise import quota_exceeded
+from app.occurrences.validation import ValidOccurrence
+from app.rollout.rules import FlagKind
+from app.rollout.service import is_enabled
+
+
+@dataclass(eq=False, slots=True)
+class Row:
+    """An occurrence queued for the insert; ``issue`` is None while it is pending."""
+
+    occ: ValidOccurrence
+    issue: Issue | None
+    pending_hash: str | None
+    priority: int
+
+
+@dataclass
+class Batch:
+    """One ingest transaction: its reads, and every change decided so far."""
+
+    session: Session
+    ctx: AppContext
+    now: datetime
+    sql: st.Statements
+    cur: Any  # the DBAPI cursor of the session's connection
+    projects: dict[int, st.ProjectInfo]
+    times: st.Times
+    # (project, hash) -> the issue that has it (loaded or created in this batch).
+    known: dict[tuple[int, str], Issue] = field(default_factory=dict)
+    existing: dict[tuple[int, str], int | None] = field(default_factory=dict)
+    # Occurrences queued for the insert, by (project, id): later copies are duplicates.
+    rows: dict[tuple[int, str], Row] = field(default_factory=dict)
+    created: list[Issue] = field(default_factory=list)
+    touched: dict[int, Issue] = field(default_factory=dict)
+    links: list[tuple[int, str, Issue]] = field(default_factory=list)
+    hourly: dict[tuple[Issue, int], int] = field(default_factory=lambda: defaultdict(int))
+    events: dict[tuple[int, str], dict[str, Any]] = field(default_factory=dict)
+    # Pending occurrences stored earlier that an issue created here adopts: (project, hash).
+    adopted: list[tuple[int, str, Issue]] = field(default_factory=list)
+    webhook_projects: set[int] = field(default_factory=set)
+    _quota: dict[tuple[int, int], int] = field(default_factory=dict)
+    _created_by_type: dict[tuple[int, int], int] = field(default_factory=lambda: defaultdict(int))
+    _flags: dict[tuple[int, str, int], bool] = field(default_factory=dict)
+
+    def flag(self, issue_type: IssueType, kind: FlagKind, project: st.ProjectInfo) -> bool:
+        """A rollout flag of the type for the project's organization (once per batch)."""
+        if issue_type.released:
+            return True
+        key = (issue_type.type_id, kind.value, project.organization_id)
+        found = self._flags.get(key)
+        if found is None:
+            found = self._flags[key] = is_enabled(
+                self.ctx,
+                self.session,
+                issue_type,
+                kind,
+                project.organization_id,
+                project.early_adopter,
+            )
+        return found
+
+    def created_in_window(self, project_id: int, type_id: int, window_seconds: int) -> int:
+        """Issues of a project and type created within the quota window, this batch's included."""
+        key = (project_id, type_id)
+        base = self._quota.get(key)
+        if base is None:
+            since = self.now - timedelta(seconds=window_seconds)
+            count = self.session.scalar(
+                select(func.count())
+                .select_from(Group)
+                .where(
+                    Group.project_id == project_id,
+                    Group.type_id == type_id,
+                    Group.created_at > since,
+                )
+            )
+            base = self._quota[key] = int(count or 0)
+        return base + self._created_by_type[key]
+
+    def quota_used_up(self, occ: ValidOccurrence, issue_type: IssueType) -> bool:
+        """Whether the type's creation quota leaves no room for one more issue."""
+        quota = issue_type.creation_quota
+        if quota is None:
+            return False
+        created = self.created_in_window(occ.project_id, occ.type_id, quota.window_seconds)
+        return quota_exceeded(created, quota.limit)
+
+    def queue(
+        self,
+        occ: ValidOccurrence,
+        issue: Issue | None,
+        issue_type: IssueType,
+        *,
+        pending_hash: str | None = None,
+    ) -> None:
+        """Queue the occurrence row (and its event) for the inserts."""
+        priority = occ.priority if occ.priority is not None else issue_type.default_priority
+        self.rows[(occ.project_id, occ.id)] = Row(occ, issue, pending_hash, priority)
+        if occ.event is not None and (occ.project_id, occ.event_id) not in self.events:
+            data = occ.event
+            if "received" not in data:
+                data = {**data, "received": self.now.isoformat()}  # a copy: the payload stays
+            self.events[(occ.project_id, occ.event_id)] = data
+
+    def add_created(self, issue: Issue) -> None:
+        """Keep an issue opened by this batch (written with the others, counted in quotas)."""
+        self.created.append(issue)
+        self._created_by_type[(issue.project_id, issue.type_id)] += 1
+
+
+def load_existing(batch: Batch, occurrences: Iterable[ValidOccurrence]) -> None:
+    """Stored occurrences among the batch's ids (one indexed query per project)."""
+    by_project: dict[int, list[str]] = defaultdict(list)
+    for occ in occurrences:
+        by_project[occ.project_id].append(occ.id)
+    sql = batch.sql
+    for project_id, ids in by_project.items():
+        for occ_id, group_id in st.existing_occurrences(batch.cur, sql, project_id, ids):
+            batch.existing[(project_id, occ_id)] = group_id
+
+
+def load_known(batch: Batch, hashes_by_project: dict[int, set[str]]) -> None:
+    """The issues reached by the batch's hashes, as counting states (one per issue)."""
+    for project_id, hashes in hashes_by_project.items():
+        rows = st.known_issues(batch.cur, batch.sql, project_id, sorted(hashes), batch.times)
+        for row in rows:
+            issue = batch.touched.get(row.ref)
+            if issue is None:
+                issue = batch.touched[row.ref] = row
+            batch.known[(project_id, row.hash)] = issue
+
+
+def load_events(batch: Batch, referencing: list[ValidOccurrence]) -> None:
+    """Which events referenced by id (occurrences without an event body) are stored."""
+    by_project: dict[int, set[str]] = defaultdict(set)
+    for occ in referencing:
+        by_project[occ.project_id].add(occ.event_id)
+    for project_id, event_ids in by_project.items():
+        ordered = sorted(event_ids)
+        for start in range(0, len(ordered), 500):
+            rows = batch.session.scalars(
+                select(Event.event_id).where(
+                    Event.project_id == project_id,
+                    Event.event_id.in_(ordered[start : start + 500]),
+                )
+            )
+            for event_id in rows:
+                batch.events[(project_id, event_id)] = {}
+
+
+def load_webhook_projects(batch: Batch) -> None:
+    """The batch's projects that have a webhook (only their issues may notify)."""
+    ids = sorted(batch.projects)
+    rows = st.fetch(batch.cur, batch.sql.webhook_projects, (batch.sql.ids_param(ids),))
+    batch.webhook_projects = {int(p) for (p,) in rows}

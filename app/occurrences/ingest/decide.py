@@ -1,0 +1,137 @@
+"""Deciding one occurrence against the batch's state: join, regress, wait, or open an issue.
+
+Every occurrence of a group commit goes through ``decide_one`` once, in order; nothing is
+written here (the noise windows excepted, see pending.py): the changes accumulate in the
+:class:`~app.occurrences.ingest.batch.Batch` and write.py writes them set-based.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from app.issue_types.registry import IssueType
+from app.occurrences.grouping import GroupingDecision, decide
+from app.occurrences.ingest import pending
+from app.occurrences.ingest.batch import Batch
+from app.occurrences.ingest.outcomes import Accepted, Outcome, Rejected, Rejection, accepted
+from app.occurrences.ingest.rules import Issue, epoch_hour, join, open_issue
+from app.occurrences.ingest.statements import ProjectInfo
+from app.occurrences.validation import ValidOccurrence
+from app.rollout.rules import FlagKind
+
+
+def decide_one(
+    batch: Batch,
+    occ: ValidOccurrence,
+    issue_type: IssueType,
+    hashes: list[str],
+    project: ProjectInfo,
+) -> Outcome:
+    """Duplicates, rollout and event checks, then grouping (``group``)."""
+    key = (occ.project_id, occ.id)
+    if key in batch.existing:
+        return accepted(occ, "duplicate", batch.existing[key])
+    queued = batch.rows.get(key)
+    if queued is not None:
+        return accepted(occ, "duplicate", queued.issue)
+    if not batch.flag(issue_type, FlagKind.INGEST, project):
+        return accepted(occ, "dropped", reason="ingest_disabled")
+    if occ.event is None and (occ.project_id, occ.event_id) not in batch.events:
+        return Rejected(
+            Rejection.INVALID,
+            "event_not_found",
+            f"event {occ.event_id} was not stored for project {occ.project_id}",
+            {"field": "event_id"},
+        )
+    return group(batch, occ, issue_type, hashes, project)
+
+
+def group(
+    batch: Batch,
+    occ: ValidOccurrence,
+    issue_type: IssueType,
+    hashes: list[str],
+    project: ProjectInfo,
+) -> Accepted:
+    """Join the issue of the first known hash, else open one (through the noise window)."""
+    pid = occ.project_id
+    if len(hashes) == 1:
+        # One element (the common case): its issue, or a new one keyed by it; nothing to link.
+        decision = GroupingDecision(_ref(batch.known.get((pid, hashes[0]))), hashes[0], ())
+    else:
+        known = {h: batch.known[(pid, h)].ref for h in hashes if (pid, h) in batch.known}
+        decision = decide(hashes, known)
+    if decision.group_id is not None:
+        issue = batch.known[(pid, decision.primary_hash)]
+        if issue.type_id != occ.type_id:
+            return accepted(occ, "dropped", reason="type_mismatch")
+        outcome = join(
+            issue,
+            occ,
+            occ.priority,
+            now=batch.now,
+            resolve_age_hours=project.resolve_age_hours,
+            auto_resolve=issue_type.enable_auto_resolve,
+        )
+        batch.hourly[(issue, epoch_hour(occ.detection_time))] += 1
+        _link(batch, pid, issue, decision.link_hashes)
+        batch.queue(occ, issue, issue_type)
+        return accepted(occ, outcome, issue)
+
+    primary = decision.primary_hash
+    adopted: list[pending.Waiting] = []
+    cfg = issue_type.noise_config
+    if cfg is not None and cfg.ignore_limit > 1:
+        waited = pending.admit_one(batch, occ, issue_type, cfg, primary)
+        if isinstance(waited, Accepted):
+            return waited
+        adopted = waited
+    elif batch.quota_used_up(occ, issue_type):
+        return accepted(occ, "rate_limited", reason="creation_quota")
+
+    issue = _open(batch, occ, issue_type, project, primary)
+    _link(batch, pid, issue, decision.link_hashes)
+    if adopted:
+        pending.adopt(batch, issue, adopted)
+    batch.queue(occ, issue, issue_type)
+    return accepted(occ, "created", issue)
+
+
+def _ref(issue: Issue | None) -> int | None:
+    return None if issue is None else issue.ref
+
+
+def _open(
+    batch: Batch,
+    occ: ValidOccurrence,
+    issue_type: IssueType,
+    project: ProjectInfo,
+    primary: str,
+) -> Issue:
+    priority = occ.priority if occ.priority is not None else issue_type.default_priority
+    issue = open_issue(
+        -1 - len(batch.created),
+        occ.project_id,
+        occ.type_id,
+        primary,
+        occ,
+        priority,
+        assignee=occ.assignee,
+        notify=batch.flag(issue_type, FlagKind.POST_PROCESS, project),
+    )
+    batch.add_created(issue)
+    batch.known[(occ.project_id, primary)] = issue
+    batch.hourly[(issue, epoch_hour(occ.detection_time))] += 1
+    return issue
+
+
+def _link(batch: Batch, project_id: int, issue: Issue, hashes: Sequence[str]) -> None:
+    """Link the free hashes of a fingerprint to the issue it went to.
+
+    Only fingerprints with several elements get here. When a concurrent writer linked one of
+    them first, the insert fails and the transaction is run again: the hash is then known,
+    stays with that writer's issue, and groups this batch's later items as it should.
+    """
+    for h in hashes:
+        batch.known[(project_id, h)] = issue
+        batch.links.append((project_id, h, issue))

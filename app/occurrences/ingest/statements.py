@@ -1,0 +1,402 @@
+"""Driver-level SQL of the ingest pipeline, one fixed text per dialect (ADR 0006, 0009).
+
+The statements go straight to the DBAPI cursor of the session's connection (same transaction),
+with values already in the driver's form: SQLAlchemy's per-statement and per-row bind processing
+cost more than SQLite itself did. Id lists travel as one JSON array (SQLite ``json_each``) or one
+array parameter (PostgreSQL ``= ANY``), so the driver's statement cache (sqlite3) and prepared
+statements (psycopg) are reused. The columns and text forms are the ORM's: rows written here read
+back the same through the models.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+
+from app.db import json_text
+from app.occurrences.ingest.rules import Issue
+
+OCCURRENCE_COLUMNS = (
+    "project_id",
+    "id",
+    "group_id",
+    "pending_hash",
+    "type_id",
+    "event_id",
+    "fingerprint",
+    "issue_title",
+    "subtitle",
+    "culprit",
+    "resource_id",
+    "evidence_data",
+    "evidence_display",
+    "detection_time",
+    "level",
+    "priority",
+    "assignee",
+    "received_at",
+)
+# A new issue's columns (resolved_at and ignore_until stay NULL).
+ISSUE_COLUMNS = (
+    "project_id",
+    "type_id",
+    "hash",
+    "short_id",
+    "title",
+    "subtitle",
+    "culprit",
+    "level",
+    "status",
+    "substatus",
+    "substatus_changed_at",
+    "priority",
+    "initial_priority",
+    "priority_locked",
+    "first_seen",
+    "last_seen",
+    "times_seen",
+    "latest_occurrence_id",
+    "latest_detection_time",
+    "assignee",
+    "notify_created",
+    "version",
+    "created_at",
+    "updated_at",
+)
+# Rows per multi-row issue insert: below SQLite's 32,766 and PostgreSQL's 65,535 parameters.
+ISSUE_CHUNK = 500
+NEWEST_COLUMNS = (
+    "title",
+    "subtitle",
+    "culprit",
+    "level",
+    "latest_occurrence_id",
+    "latest_detection_time",
+)
+
+
+def sqlite_time(moment: datetime) -> str:
+    """A UTC moment in SQLAlchemy's SQLite DATETIME text form (naive UTC, microseconds)."""
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    return moment.replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def _sqlite_read_time(value: str) -> datetime:
+    return datetime.fromisoformat(value).replace(tzinfo=UTC)
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+@dataclass(frozen=True)
+class ProjectInfo:
+    """What ingest reads of a project and its organization."""
+
+    id: int
+    organization_id: int
+    resolve_age_hours: int
+    early_adopter: bool
+
+
+class Times:
+    """The time conversions of one transaction, each distinct value converted once.
+
+    On SQLite a time is SQLAlchemy's fixed-width naive-UTC text; an ingest converts the same
+    few instants many times (detection times, now). PostgreSQL takes aware datetimes as they are.
+    """
+
+    def __init__(self, sql: Statements) -> None:
+        self._to: dict[datetime, Any] = {}
+        self._from: dict[Any, datetime] = {}
+        if sql.postgres:
+            self.db = self.read = _same  # type: ignore[method-assign,assignment]
+
+    def db(self, moment: datetime) -> Any:
+        """A time as the driver stores it."""
+        found = self._to.get(moment)
+        if found is None:
+            found = self._to[moment] = sqlite_time(moment)
+        return found
+
+    def read(self, value: Any) -> datetime:
+        """A stored time as an aware UTC datetime."""
+        found = self._from.get(value)
+        if found is None:
+            found = self._from[value] = _sqlite_read_time(value)
+        return found
+
+
+@dataclass(frozen=True, slots=True)
+class IssueChange:
+    """The aggregated change of one existing issue by a transaction.
+
+    A column group left out (False / None) is not in the UPDATE, so the indexes on it are not
+    rewritten; the newest occurrence's columns change together or not at all.
+    """
+
+    id: int
+    added: int
+    bumps: int
+    first_seen: Any | None
+    last_seen: Any | None
+    newest: tuple[Any, ...] | None  # NEWEST_COLUMNS' values
+    priority: int | None
+    status: tuple[Any, ...] | None  # status, substatus, substatus_changed_at
+
+    def shape(self) -> tuple[bool, bool, bool, bool, bool]:
+        """Which column groups the UPDATE sets."""
+        return (
+            self.first_seen is not None,
+            self.last_seen is not None,
+            self.newest is not None,
+            self.priority is not None,
+            self.status is not None,
+        )
+
+    def params(self, when: Any) -> tuple[Any, ...]:
+        """The UPDATE's parameters, in the order of ``Statements.update_issue``."""
+        out: list[Any] = [self.added, self.bumps, when]
+        if self.first_seen is not None:
+            out.append(self.first_seen)
+        if self.last_seen is not None:
+            out.append(self.last_seen)
+        if self.newest is not None:
+            out += self.newest
+        if self.priority is not None:
+            out.append(self.priority)
+        if self.status is not None:
+            out += self.status
+        out.append(self.id)
+        return tuple(out)
+
+
+class Statements:
+    """The pipeline's SQL of one dialect, with its value conversions."""
+
+    def __init__(self, dialect: str) -> None:
+        self.postgres = postgres = dialect == "postgresql"
+        p = "%s" if postgres else "?"
+        self.p = p
+        self.time = _same if postgres else sqlite_time
+        self.read_time = _same if postgres else _sqlite_read_time
+        ids = "= ANY(%s)" if postgres else "IN (SELECT value FROM json_each(?))"
+        self.project_rows = (
+            "SELECT p.id, p.organization_id, p.resolve_age_hours, o.early_adopter "  # noqa: S608
+            "FROM projects p JOIN organizations o ON o.id = p.organization_id "
+            f"WHERE p.id {ids}"
+        )
+        self.webhook_projects = f"SELECT DISTINCT project_id FROM webhooks WHERE project_id {ids}"  # noqa: S608
+        known_columns = (
+            "g.id, g.type_id, g.status, g.substatus, g.first_seen, g.last_seen, g.priority, "
+            "g.priority_locked, g.latest_detection_time"
+        )
+        if postgres:
+            # Per-id index look-ups, whatever the table statistics say: with the plain
+            # `id = ANY(…)` form, a freshly grown table (not yet analyzed) was scanned whole.
+            # The OFFSET 0 keeps the planner from flattening the lateral subquery into a join.
+            # Parameters: (ids, project_id). Issues are locked in id order (no deadlock cycle).
+            self.existing = (
+                "SELECT k.id, o.group_id FROM unnest(CAST(%s AS varchar[])) AS k(id) "
+                "CROSS JOIN LATERAL (SELECT group_id FROM occurrences "
+                "WHERE project_id = %s AND id = k.id OFFSET 0) AS o"
+            )
+            self.known = (
+                f"SELECT k.hash, {known_columns} "  # noqa: S608
+                "FROM unnest(CAST(%s AS varchar[])) AS k(hash) "
+                "CROSS JOIN LATERAL (SELECT group_id FROM group_hashes "
+                "WHERE project_id = %s AND hash = k.hash OFFSET 0) AS gh "
+                "JOIN groups g ON g.id = gh.group_id ORDER BY g.id FOR UPDATE OF g"
+            )
+        else:
+            # Parameters: (ids as one JSON array, project_id); SQLite looks each id up.
+            self.existing = (
+                "SELECT id, group_id FROM occurrences "  # noqa: S608
+                f"WHERE id {ids} AND project_id = ?"
+            )
+            self.known = (
+                f"SELECT gh.hash, {known_columns} "  # noqa: S608
+                "FROM group_hashes gh JOIN groups g ON g.id = gh.group_id "
+                f"WHERE gh.hash {ids} AND gh.project_id = ? ORDER BY g.id"
+            )
+        json_value = f"CAST({p} AS jsonb)" if postgres else p
+        columns = ", ".join(OCCURRENCE_COLUMNS)
+        # Occurrences: INSERT on SQLite, COPY on PostgreSQL (write.py).
+        self.insert_occurrences = (
+            f"INSERT INTO occurrences ({columns}) "  # noqa: S608
+            f"VALUES ({', '.join('?' for _ in OCCURRENCE_COLUMNS)})"
+        )
+        self.copy_occurrences = f"COPY occurrences ({columns}) FROM STDIN"  # noqa: S608
+        self.insert_events = (
+            "INSERT INTO events (project_id, event_id, data, received_at) "  # noqa: S608
+            f"VALUES ({p}, {p}, {json_value}, {p}) ON CONFLICT (project_id, event_id) DO NOTHING"
+        )
+        self.upsert_hourly = (
+            f"INSERT INTO hourly_counts (group_id, hour, count) VALUES ({p}, {p}, {p}) "  # noqa: S608
+            "ON CONFLICT (group_id, hour) "
+            "DO UPDATE SET count = hourly_counts.count + excluded.count"
+        )
+        # A concurrent writer that linked the same hash first makes this insert fail with a
+        # unique-key error: the transaction is retried and then sees that hash as known.
+        self.insert_hashes = (
+            "INSERT INTO group_hashes (project_id, hash, group_id) "  # noqa: S608
+            f"VALUES ({p}, {p}, {p})"
+        )
+        self.take_short_ids = (
+            f"UPDATE projects SET next_short_id = next_short_id + {p} "  # noqa: S608
+            f"WHERE id = {p} RETURNING next_short_id"
+        )
+        self.adopt_pending = (
+            f"UPDATE occurrences SET group_id = {p}, pending_hash = NULL "  # noqa: S608
+            f"WHERE project_id = {p} AND pending_hash = {p}"
+        )
+        self._update_sql: dict[tuple[bool, ...], str] = {}
+        self._insert_sql: dict[int, str] = {}
+
+    def insert_issues(self, rows: int) -> str:
+        """A multi-row insert of ``rows`` new issues returning (id, project_id, hash)."""
+        found = self._insert_sql.get(rows)
+        if found is None:
+            one = "(" + ", ".join(self.p for _ in ISSUE_COLUMNS) + ")"
+            found = (
+                f"INSERT INTO groups ({', '.join(ISSUE_COLUMNS)}) "  # noqa: S608
+                f"VALUES {', '.join(one for _ in range(rows))} RETURNING id, project_id, hash"
+            )
+            self._insert_sql[rows] = found
+        return found
+
+    def update_issue(self, shape: tuple[bool, bool, bool, bool, bool]) -> str:
+        """The UPDATE of one issue setting only the column groups of ``shape`` (cached)."""
+        found = self._update_sql.get(shape)
+        if found is None:
+            p = self.p
+            first, last, newest, priority, status = shape
+            sets = [
+                f"times_seen = times_seen + {p}",
+                f"version = version + {p}",
+                f"updated_at = {p}",
+            ]
+            if first:
+                sets.append(f"first_seen = {p}")
+            if last:
+                sets.append(f"last_seen = {p}")
+            if newest:
+                sets += [f"{c} = {p}" for c in NEWEST_COLUMNS]
+            if priority:
+                sets.append(f"priority = {p}")
+            if status:
+                sets += [f"status = {p}", f"substatus = {p}", f"substatus_changed_at = {p}"]
+                sets += ["resolved_at = NULL", "ignore_until = NULL"]
+            found = f"UPDATE groups SET {', '.join(sets)} WHERE id = {p}"  # noqa: S608
+            self._update_sql[shape] = found
+        return found
+
+    def ids_param(self, values: Sequence[Any]) -> Any:
+        """An id list as the dialect's single parameter."""
+        return list(values) if self.postgres else json_text(list(values))
+
+
+_STATEMENTS: dict[str, Statements] = {}
+
+
+def statements(session: Session) -> Statements:
+    """The statements of the session's dialect (built once per dialect)."""
+    name = session.get_bind().dialect.name
+    found = _STATEMENTS.get(name)
+    if found is None:
+        found = _STATEMENTS[name] = Statements(name)
+    return found
+
+
+def cursor(session: Session) -> Any:
+    """A DBAPI cursor on the session's connection, inside its open transaction.
+
+    Taken once per transaction: each ``session.connection()`` walks SQLAlchemy's transaction
+    state machinery.
+    """
+    return session.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
+
+
+@contextmanager
+def driver_errors(statement: str) -> Iterator[None]:
+    """Raise driver errors as SQLAlchemy's (IntegrityError, OperationalError, …).
+
+    Statements sent to the raw cursor bypass SQLAlchemy's translation; the retry of lost races
+    and the 503 handling of an unavailable database both catch SQLAlchemy's types. Parameters
+    are never put into the message.
+    """
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise DBAPIError.instance(
+            statement, None, exc, sqlite3.Error, hide_parameters=True
+        ) from exc
+    except psycopg.Error as exc:
+        raise DBAPIError.instance(
+            statement, None, exc, psycopg.Error, hide_parameters=True
+        ) from exc
+
+
+def fetch(cur: Any, statement: str, params: Sequence[Any]) -> list[Any]:
+    """Run one statement and return its rows."""
+    with driver_errors(statement):
+        cur.execute(statement, params)
+        rows: list[Any] = cur.fetchall()
+    return rows
+
+
+def execute_many(cur: Any, statement: str, rows: Sequence[Sequence[Any]]) -> None:
+    """Run one statement for each parameter row (pipelined by psycopg)."""
+    if rows:
+        with driver_errors(statement):
+            cur.executemany(statement, rows)
+
+
+def projects(cur: Any, sql: Statements, ids: Sequence[int]) -> list[ProjectInfo]:
+    """The projects among ``ids`` that exist, with their organization's early-adopter flag."""
+    rows = fetch(cur, sql.project_rows, (sql.ids_param(ids),))
+    return [ProjectInfo(p, o, age, bool(early)) for p, o, age, early in rows]
+
+
+def existing_occurrences(
+    cur: Any, sql: Statements, project_id: int, ids: Sequence[str]
+) -> list[tuple[str, int | None]]:
+    """Stored (id, group_id) among ``ids`` of one project."""
+    return fetch(cur, sql.existing, (sql.ids_param(ids), project_id))
+
+
+def known_issues(
+    cur: Any, sql: Statements, project_id: int, hashes: Sequence[str], times: Times
+) -> list[Issue]:
+    """Issues reached by ``hashes`` (one per hash), in id order (locked FOR UPDATE on PostgreSQL).
+
+    An issue reached by several hashes comes once per hash: the caller keeps one state per id.
+    """
+    read = times.read
+    rows = fetch(cur, sql.known, (sql.ids_param(hashes), project_id))
+    return [
+        Issue(
+            ref=gid,
+            id=gid,
+            project_id=project_id,
+            type_id=type_id,
+            hash=h,
+            status=status,
+            substatus=substatus,
+            first_seen=read(first),
+            last_seen=read(last),
+            priority=priority,
+            priority_locked=bool(locked),
+            newest_time=read(latest),
+        )
+        for h, gid, type_id, status, substatus, first, last, priority, locked, latest in rows
+    ]
