@@ -81,12 +81,12 @@ class Settings(BaseSettings):
         2000, ge=10, le=100_000, description="Most rows one cleanup transaction deletes."
     )
     retention_batch_seconds: float = Field(
-        0.05,
+        0.025,
         gt=0,
         description="Longest a cleanup transaction should hold the database; larger ones shrink.",
     )
     retention_pause_seconds: float = Field(
-        0.02, ge=0, description="Pause between two cleanup transactions, left to ingest."
+        0.025, ge=0, description="Pause between two cleanup transactions, left to ingest."
     )
     sqlite_vacuum_pages: int = Field(
         2000,

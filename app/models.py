@@ -204,8 +204,8 @@ class Occurrence(Base):
     __table_args__ = (
         Index("ix_occurrences_group_detection", "group_id", "detection_time", "id"),
         Index("ix_occurrences_pending", "project_id", "pending_hash", "detection_time"),
-        # Retention: expired occurrences of a project by age, and whether an event is still used.
-        Index("ix_occurrences_project_detection", "project_id", "detection_time"),
+        # Retention: whether an event is still used (expired occurrences are found by
+        # ix_occurrences_pending: project, pending_hash IS NULL, detection_time range).
         Index("ix_occurrences_project_event", "project_id", "event_id"),
     )
 
@@ -285,8 +285,6 @@ class HourlyCount(Base):
     """Occurrences of an issue per UTC hour (by detection time); input of the forecast."""
 
     __tablename__ = "hourly_counts"
-    # Retention: counts by age (the primary key leads with the issue).
-    __table_args__ = (Index("ix_hourly_counts_hour", "hour"),)
 
     group_id: Mapped[int] = mapped_column(
         ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True

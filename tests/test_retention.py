@@ -30,7 +30,7 @@ from app.models import (
     Webhook,
     WebhookDelivery,
 )
-from app.retention.rules import BatchSizer, by_retention, cutoffs, window_closed
+from app.retention.rules import BatchSizer, cutoffs, window_closed
 from app.retention.service import PassResult, run_pass
 from tests.builders import ctx_of, make_group, md5, occurrence, set_hourly_counts
 from tests.conftest import ON_POSTGRES, FakeClock, assert_error
@@ -79,10 +79,6 @@ def test_cutoffs_keep_hourly_counts_for_the_forecast_when_retention_is_shorter()
 def test_window_is_closed_at_its_end() -> None:
     assert window_closed(T0, T0)
     assert not window_closed(T0 + timedelta(seconds=1), T0)
-
-
-def test_projects_grouped_by_retention() -> None:
-    assert by_retention([(3, 90), (1, 10), (2, 90)]) == {10: [1], 90: [2, 3]}
 
 
 def test_batch_size_shrinks_when_slow_and_grows_back_when_quick() -> None:
@@ -225,7 +221,8 @@ def test_hourly_counts_are_kept_eight_days_even_with_a_shorter_retention(
 ) -> None:
     ctx = ctx_of(app)
     set_retention(admin, 2)
-    group = make_group(ctx)  # last seen now: survives
+    # Seen now (survives), first seen before its oldest count.
+    group = make_group(ctx, first_seen=clock.now - 10 * DAY)
     now_hour = epoch_hour(clock.now)
     hours = {now_hour - 24 * d: d + 1 for d in (1, 3, 7)}
     hours[now_hour - 8 * 24] = 100  # exactly 8 days: the hour straddling the cutoff stays
@@ -246,7 +243,8 @@ def test_hourly_counts_follow_a_retention_longer_than_eight_days(
 ) -> None:
     ctx = ctx_of(app)
     set_retention(admin, 10)
-    group = make_group(ctx)
+    group = make_group(ctx, first_seen=clock.now - 12 * DAY)
+    make_group(ctx, first_seen=clock.now - 2 * DAY)  # no old counts: not visited for them
     now_hour = epoch_hour(clock.now)
     set_hourly_counts(ctx, group.id, {now_hour - 9 * 24: 1, now_hour - 11 * 24: 1})
     assert run_pass(ctx).deleted["hourly_counts"] == 1

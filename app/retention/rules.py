@@ -7,8 +7,6 @@ hour it is computed in, plus that hour).
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -55,14 +53,6 @@ def cutoffs(now: datetime, retention_days: int) -> Cutoffs:
 def window_closed(window_ends_at: datetime, now: datetime) -> bool:
     """Whether a noise window is over: no occurrence arriving now can still count in it."""
     return window_ends_at <= now
-
-
-def by_retention(projects: Iterable[tuple[int, int]]) -> dict[int, list[int]]:
-    """Project ids (``(id, retention_days)`` pairs) grouped by their retention, both sorted."""
-    grouped: dict[int, list[int]] = defaultdict(list)
-    for project_id, days in projects:
-        grouped[days].append(project_id)
-    return {days: sorted(ids) for days, ids in sorted(grouped.items())}
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,8 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
@@ -35,6 +35,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from app.context import AppContext
+from app.lifecycle.forecast import hour_start
 from app.metrics import RETENTION_DELETED, RETENTION_PASS_SECONDS
 from app.models import (
     Activity,
@@ -50,7 +51,7 @@ from app.models import (
     Webhook,
     WebhookDelivery,
 )
-from app.retention.rules import TABLES, BatchSizer, by_retention, cutoffs
+from app.retention.rules import TABLES, BatchSizer, cutoffs
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +59,8 @@ log = logging.getLogger(__name__)
 PASS_LOCK_KEY = 0x726574656E74696F
 # An expired issue brings its hashes, activity and counts along: fewer issues than rows a batch.
 GROUPS_PER_ROW = 20
-# Projects per IN list (bind parameters stay far below every driver's limit).
-PROJECT_CHUNK = 500
+# Rows of the first batch of a pass (it grows by half per quick batch up to the batch size).
+FIRST_BATCH = 200
 
 S = TypeVar("S", bound="Select[*tuple[Any, ...]]")
 
@@ -76,6 +77,8 @@ class PassResult:
     # SQLite pages given back to the filesystem after the pass.
     vacuumed_pages: int = 0
     batches: int = 0
+    # The longest a single transaction of the pass (a batch or a vacuum step) held the database.
+    slowest_batch_seconds: float = 0.0
 
     def summary(self) -> dict[str, Any]:
         """The result as a small JSON-ready dict (the job summary)."""
@@ -84,14 +87,10 @@ class PassResult:
             "skipped": self.skipped,
             "seconds": round(self.seconds, 3),
             "batches": self.batches,
+            "slowest_batch_seconds": round(self.slowest_batch_seconds, 3),
             "vacuumed_pages": self.vacuumed_pages,
             "deleted": dict(self.deleted),
         }
-
-
-def _chunks(values: Sequence[int], size: int) -> Iterator[list[int]]:
-    for start in range(0, len(values), size):
-        yield list(values[start : start + size])
 
 
 @dataclass
@@ -100,6 +99,7 @@ class _Pass:
     now: datetime
     deleted: Counter[str] = field(default_factory=Counter)
     batches: int = 0
+    slowest: float = 0.0
 
     def __post_init__(self) -> None:
         s = self.ctx.settings
@@ -107,7 +107,8 @@ class _Pass:
         self.sizer = BatchSizer(
             minimum=10, maximum=s.retention_batch_size, target_seconds=s.retention_batch_seconds
         )
-        self.size = s.retention_batch_size
+        # Start small and grow while batches stay quick: the first ones read cold pages.
+        self.size = min(s.retention_batch_size, FIRST_BATCH)
         self.pause = s.retention_pause_seconds
 
     # -- batching ------------------------------------------------------------------------
@@ -126,12 +127,14 @@ class _Pass:
         """
         while True:
             limit = max(1, self.size // per_row)
-            started = time.monotonic()
-            with self.ctx.db.write() as session:
-                found = step(session, limit)
-                session.commit()
-            elapsed = time.monotonic() - started
+            with _turn(self.ctx):
+                started = time.monotonic()
+                with self.ctx.db.write() as session:
+                    found = step(session, limit)
+                    session.commit()
+                elapsed = time.monotonic() - started
             self.batches += 1
+            self.slowest = max(self.slowest, elapsed)
             self.size = self.sizer.next(self.size, elapsed * per_row * limit / self.size)
             if found < limit:
                 return
@@ -201,40 +204,36 @@ class _Pass:
 
         self._batches(step)
 
-    def expired_hourly_counts(self, project_ids: list[int], cutoff_hour: int) -> None:
-        """Hourly counts of the projects' issues older than their cutoff hour.
+    def expired_hourly_counts(self, project_id: int, cutoff_hour: int) -> None:
+        """Hourly counts older than the cutoff hour, of the project's issues seen that early.
 
-        Walks the (hour, group_id) index in key order, so rows of other projects below the
-        cutoff are stepped over once, not in every batch.
+        Walks the issues first seen before the cutoff in (first_seen, id) order, an index
+        range: counts are never older than their issue's first_seen. Expired issues go with
+        all their counts in ``expired_groups``.
         """
-        last: tuple[int, int] = (-(2**62), -(2**62))
+        before = hour_start(cutoff_hour)
+        last: tuple[datetime, int] | None = None
 
         def step(session: Session, limit: int) -> int:
             nonlocal last
-            stmt = (
-                select(HourlyCount.hour, HourlyCount.group_id)
-                .join(Group, Group.id == HourlyCount.group_id)
-                .where(
-                    HourlyCount.hour < cutoff_hour,
-                    tuple_(HourlyCount.hour, HourlyCount.group_id) > tuple_(*last),
-                    Group.project_id.in_(project_ids),
-                )
-                .order_by(HourlyCount.hour, HourlyCount.group_id)
-                .limit(limit)
+            stmt = select(Group.first_seen, Group.id).where(
+                Group.project_id == project_id, Group.first_seen < before
             )
-            rows = session.execute(self._locked(stmt, HourlyCount)).all()
+            if last is not None:
+                stmt = stmt.where(tuple_(Group.first_seen, Group.id) > tuple_(*last))
+            rows = session.execute(stmt.order_by(Group.first_seen, Group.id).limit(limit)).all()
             if rows:
-                last = (rows[-1].hour, rows[-1].group_id)
-                pairs = [(r.group_id, r.hour) for r in rows]
+                last = (rows[-1].first_seen, rows[-1].id)
                 result = session.execute(
                     delete(HourlyCount).where(
-                        tuple_(HourlyCount.group_id, HourlyCount.hour).in_(pairs)
+                        HourlyCount.group_id.in_([r.id for r in rows]),
+                        HourlyCount.hour < cutoff_hour,
                     )
                 )
                 self._count("hourly_counts", result)
             return len(rows)
 
-        self._batches(step)
+        self._batches(step, per_row=GROUPS_PER_ROW)
 
     def expired_groups(self, project_id: int, cutoff: datetime) -> None:
         """Issues not seen within the retention, with everything that refers to them."""
@@ -377,10 +376,8 @@ class _Pass:
         # Pending occurrences before issues: a window's hash may be an expired issue's.
         self.closed_windows()
         self.discarded_pending()
-        for days, ids in by_retention(projects).items():
-            hour = cutoffs(self.now, days).hourly_hour
-            for chunk in _chunks(ids, PROJECT_CHUNK):
-                self.expired_hourly_counts(chunk, hour)
+        for project_id, days in projects:
+            self.expired_hourly_counts(project_id, cutoffs(self.now, days).hourly_hour)
         for project_id, days in projects:
             cutoff = cutoffs(self.now, days).retention
             self.expired_groups(project_id, cutoff)
@@ -407,6 +404,18 @@ def _projects_and_webhooks(
     return projects, webhooks
 
 
+def _turn(ctx: AppContext) -> AbstractContextManager[Any]:
+    """Held around each transaction of the pass: on SQLite, this process's write gate.
+
+    The ingest writer of a ``serve`` process takes the same gate around its transactions
+    without blocking (it keeps reading requests and retries within half a millisecond), so a
+    pass run by ``serve`` itself makes ingest wait for one batch at most, and never in
+    SQLite's busy handler, whose sleeps grow to 100 ms while the lock stays taken. On
+    PostgreSQL, row locks do the work and nothing is held.
+    """
+    return ctx.db.checkpoint_gate if ctx.db.sqlite else nullcontext()
+
+
 @contextmanager
 def _pass_lock(ctx: AppContext) -> Iterator[bool]:
     """Whether this process may run the pass: on PostgreSQL, one process at a time."""
@@ -424,32 +433,38 @@ def _pass_lock(ctx: AppContext) -> Iterator[bool]:
                 conn.commit()
 
 
-def vacuum_sqlite(ctx: AppContext) -> int:
+def vacuum_sqlite(ctx: AppContext) -> tuple[int, float]:
     """Give free pages back to the filesystem in bounded steps (``auto_vacuum=INCREMENTAL``).
 
     A database created before auto-vacuum was turned on (``auto_vacuum=NONE``) keeps its free
     pages for reuse instead: nothing to do here (docs/operations.md tells how to convert it).
-    Returns the pages given back.
+    Returns the pages given back and the longest step.
     """
     step = ctx.settings.sqlite_vacuum_pages
     if not ctx.db.sqlite or step <= 0:
-        return 0
+        return 0, 0.0
     freed = 0
+    slowest = 0.0
     with ctx.db.engine.connect() as conn:
         raw: Any = conn.connection.driver_connection
         if raw.execute("PRAGMA auto_vacuum").fetchone()[0] != 2:
-            return 0
+            return 0, 0.0
         while True:
             free = int(raw.execute("PRAGMA freelist_count").fetchone()[0])
             if free <= 0:
-                return freed
-            # executescript steps the pragma to its end (execute() frees one page per call);
-            # each step is its own short write transaction, like a delete batch.
-            raw.executescript(f"BEGIN IMMEDIATE; PRAGMA incremental_vacuum({int(step)}); COMMIT;")
+                return freed, slowest
+            with _turn(ctx):
+                started = time.monotonic()
+                # executescript steps the pragma to its end (execute() frees one page per
+                # call); each step is its own short write transaction, like a delete batch.
+                raw.executescript(
+                    f"BEGIN IMMEDIATE; PRAGMA incremental_vacuum({int(step)}); COMMIT;"
+                )
+                slowest = max(slowest, time.monotonic() - started)
             after = int(raw.execute("PRAGMA freelist_count").fetchone()[0])
             freed += free - after
             if after >= free:
-                return freed
+                return freed, slowest
             if ctx.settings.retention_pause_seconds > 0:
                 time.sleep(ctx.settings.retention_pause_seconds)
 
@@ -476,7 +491,7 @@ def run_pass(ctx: AppContext, *, dry_run: bool = False) -> PassResult:
             )
         work = _Pass(ctx, now)
         work.run()
-    vacuumed = vacuum_sqlite(ctx) if work.deleted else 0
+    vacuumed, vacuum_slowest = vacuum_sqlite(ctx) if work.deleted else (0, 0.0)
     seconds = time.monotonic() - started
     RETENTION_PASS_SECONDS.observe(seconds)
     for table, rows in work.deleted.items():
@@ -487,9 +502,17 @@ def run_pass(ctx: AppContext, *, dry_run: bool = False) -> PassResult:
         seconds=seconds,
         vacuumed_pages=vacuumed,
         batches=work.batches,
+        slowest_batch_seconds=max(work.slowest, vacuum_slowest),
     )
     if work.deleted:
-        log.info("retention: deleted %s in %.1f s", dict(work.deleted), seconds)
+        log.info(
+            "retention: deleted %s in %.1f s (%d batches, slowest %.3f s; %d pages vacuumed)",
+            dict(work.deleted),
+            seconds,
+            result.batches,
+            result.slowest_batch_seconds,
+            vacuumed,
+        )
     return result
 
 
