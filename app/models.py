@@ -204,8 +204,8 @@ class Occurrence(Base):
     __table_args__ = (
         Index("ix_occurrences_group_detection", "group_id", "detection_time", "id"),
         Index("ix_occurrences_pending", "project_id", "pending_hash", "detection_time"),
-        # Retention: whether an event is still used (expired occurrences are found by
-        # ix_occurrences_pending: project, pending_hash IS NULL, detection_time range).
+        # Retention: a project's expired occurrences by age, and whether an event is still used.
+        Index("ix_occurrences_project_detection", "project_id", "detection_time"),
         Index("ix_occurrences_project_event", "project_id", "event_id"),
     )
 

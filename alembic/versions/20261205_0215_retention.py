@@ -22,6 +22,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 INDEXES = (
+    ("ix_occurrences_project_detection", "occurrences", ["project_id", "detection_time"]),
     ("ix_occurrences_project_event", "occurrences", ["project_id", "event_id"]),
     (
         "ix_status_change_records_project_created",
