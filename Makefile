@@ -38,6 +38,9 @@ bench: install ## The 3-minute benchmark run (prints a table)
 bench-full: install ## The full benchmark run
 	$(BIN)/python -m bench.run
 
+bench-retention: install ## Retention: a cleanup pass of 1M occurrences under ingest, file size over 3 cycles (~10 min)
+	$(BIN)/python -m bench.retention $(BENCH_ARGS)
+
 system-deps: ## Debian packages for the browser and image tests (chromium, buildah, ...; root)
 	scripts/system-deps.sh
 
@@ -77,4 +80,4 @@ export MUTATION_SCORE
 clean: ## Remove the venv and local data
 	rm -rf $(VENV) data mutants
 
-.PHONY: help install run test lint openapi bench bench-full mutate system-deps image image-test clean
+.PHONY: help install run test lint openapi bench bench-full bench-retention mutate system-deps image image-test clean

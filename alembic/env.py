@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from logging.config import fileConfig
+from typing import Any
 
 from alembic import context
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, event
 from sqlalchemy.pool import NullPool
 
 from app import models  # noqa: F401  (registers the tables on Base.metadata)
@@ -22,6 +23,10 @@ target_metadata = Base.metadata
 def _url() -> str:
     url = config.get_main_option("sqlalchemy.url")
     return url or get_settings().resolved_database_url
+
+
+def _incremental_auto_vacuum(dbapi_conn: Any, _record: Any) -> None:
+    dbapi_conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
 
 
 def run_migrations_offline() -> None:
@@ -46,6 +51,10 @@ def run_migrations_online() -> None:
         # is 5 s, short for processes that start and migrate together on a loaded machine).
         connect_args = {"timeout": 30} if url.startswith("sqlite") else {}
         engine = create_engine(url, poolclass=NullPool, connect_args=connect_args)
+        if url.startswith("sqlite"):
+            # A database this run creates gets incremental auto-vacuum, as the service's own
+            # connections ask for (app.db); a no-op once tables exist.
+            event.listen(engine, "connect", _incremental_auto_vacuum)
         with engine.connect() as connection:
             _run(connection)
         engine.dispose()

@@ -302,7 +302,8 @@ def _context() -> AppContext:
 
 @cli.command()
 def jobs() -> None:
-    """Run every periodic job once (auto-resolve, ongoing, forecasts, webhook delivery)."""
+    """Run every periodic job once (auto-resolve, ongoing, forecasts, webhook delivery,
+    retention cleanup)."""
     from app.jobs.runner import run_all_once
     from app.logs import configure_logging
 
@@ -312,6 +313,40 @@ def jobs() -> None:
         typer.echo(json.dumps(run_all_once(ctx), default=str, indent=2))
     finally:
         ctx.db.dispose()
+
+
+@cli.command()
+def cleanup(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Count what would be deleted; delete nothing.")
+    ] = False,
+) -> None:
+    """Run one retention cleanup pass; print the rows deleted per table.
+
+    Deletes occurrences, issues, logs and ids older than each project's retention_days, in
+    short batches (see docs/operations.md). With several processes on PostgreSQL, only one
+    pass runs at a time; the others say they skipped.
+    """
+    from app.logs import configure_logging
+    from app.retention.service import run_pass
+
+    configure_logging(get_settings())
+    ctx = _context()
+    try:
+        result = run_pass(ctx, dry_run=dry_run)
+    finally:
+        ctx.db.dispose()
+    if result.skipped:
+        typer.echo("skipped: another process is running a cleanup pass")
+        return
+    verb = "would delete" if dry_run else "deleted"
+    width = max(len(t) for t in result.deleted)
+    for table, rows in result.deleted.items():
+        typer.echo(f"{table:<{width}}  {rows:>12,}")
+    total = sum(result.deleted.values())
+    typer.echo(f"{verb} {total:,} rows in {result.seconds:.1f} s")
+    if result.vacuumed_pages:
+        typer.echo(f"returned {result.vacuumed_pages:,} free pages to the filesystem")
 
 
 @cli.command("auto-resolve")

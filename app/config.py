@@ -71,6 +71,28 @@ class Settings(BaseSettings):
         60.0, gt=0, description="How often `serve` runs the periodic jobs (0 < value)."
     )
     run_jobs: bool = Field(True, description="Run periodic jobs inside `serve`.")
+    default_retention_days: int = Field(
+        90, ge=1, le=3650, description="`retention_days` of a project created without one."
+    )
+    retention_interval_seconds: float = Field(
+        3600.0, gt=0, description="How often `serve` runs the retention cleanup pass (0 < value)."
+    )
+    retention_batch_size: int = Field(
+        2000, ge=10, le=100_000, description="Most rows one cleanup transaction deletes."
+    )
+    retention_batch_seconds: float = Field(
+        0.025,
+        gt=0,
+        description="Longest a cleanup transaction should hold the database; larger ones shrink.",
+    )
+    retention_pause_seconds: float = Field(
+        0.025, ge=0, description="Pause between two cleanup transactions, left to ingest."
+    )
+    sqlite_vacuum_pages: int = Field(
+        2000,
+        ge=0,
+        description="Free pages given back to the disk per step after a pass (SQLite; 0 = off).",
+    )
     webhook_timeout_seconds: float = Field(5.0, gt=0, description="Webhook HTTP timeout.")
     webhook_poll_seconds: float = Field(
         1.0, gt=0, description="How often `serve` looks for webhook deliveries that are due."

@@ -251,6 +251,9 @@ def create_db_engine(
             # Take transaction control from the driver so we can emit BEGIN IMMEDIATE.
             dbapi_conn.isolation_level = None
             cur = dbapi_conn.cursor()
+            # Only a new, empty file takes it (before WAL mode writes the header): freed pages
+            # can then go back to the filesystem (docs/adr/0010-retention.md); elsewhere a no-op.
+            cur.execute("PRAGMA auto_vacuum=INCREMENTAL")
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA synchronous=NORMAL")

@@ -85,3 +85,15 @@ CONSUMER_LAG = Gauge(
     ["topic", "partition"],
     registry=REGISTRY,
 )
+RETENTION_DELETED = Counter(
+    "issue_platform_retention_deleted_rows_total",
+    "Rows the retention cleanup deleted, by table.",
+    ["table"],
+    registry=REGISTRY,
+)
+RETENTION_PASS_SECONDS = Histogram(
+    "issue_platform_retention_pass_seconds",
+    "Duration of retention cleanup passes (those that ran, not those skipped).",
+    buckets=(0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0),
+    registry=REGISTRY,
+)

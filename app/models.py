@@ -26,6 +26,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 from app.db import Base, JSONType, UTCDateTime, utcnow
 
 HASH_LEN = 32
+# The column default; the admin API fills in ISSUE_PLATFORM_DEFAULT_RETENTION_DAYS.
+DEFAULT_RETENTION_DAYS = 90
 
 
 class Organization(Base):
@@ -57,6 +59,10 @@ class Project(Base):
     slug: Mapped[str] = mapped_column(String(64))
     name: Mapped[str] = mapped_column(String(200))
     resolve_age_hours: Mapped[int] = mapped_column(Integer, default=0)
+    # Days occurrences, issues and logs are kept (retention cleanup, app.retention).
+    retention_days: Mapped[int] = mapped_column(
+        Integer, default=DEFAULT_RETENTION_DAYS, server_default=str(DEFAULT_RETENTION_DAYS)
+    )
     # Next short id to hand out; incremented under the issue-creating transaction.
     next_short_id: Mapped[int] = mapped_column(BigInteger, default=1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -207,6 +213,9 @@ class Occurrence(Base):
             sqlite_where=text("pending_hash IS NOT NULL"),
             postgresql_where=text("pending_hash IS NOT NULL"),
         ),
+        # Retention: a project's expired occurrences by age, and whether an event is still used.
+        Index("ix_occurrences_project_detection", "project_id", "detection_time"),
+        Index("ix_occurrences_project_event", "project_id", "event_id"),
     )
 
     project_id: Mapped[int] = mapped_column(
@@ -268,6 +277,10 @@ class StatusChangeRecord(Base):
     """The first answer to a status change with an ``id``, replayed when the id repeats."""
 
     __tablename__ = "status_change_records"
+    # Retention: a project's expired ids by age.
+    __table_args__ = (
+        Index("ix_status_change_records_project_created", "project_id", "created_at"),
+    )
 
     project_id: Mapped[int] = mapped_column(
         ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
@@ -307,6 +320,8 @@ class PendingWindow(Base):
     """A noise window: occurrences of a fingerprint below the type's threshold."""
 
     __tablename__ = "pending_windows"
+    # Retention: windows that closed.
+    __table_args__ = (Index("ix_pending_windows_ends", "window_ends_at"),)
 
     project_id: Mapped[int] = mapped_column(
         ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True

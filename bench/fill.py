@@ -71,7 +71,8 @@ def fill(path: Path, *, issues: int, occurrences: int, seed: int = 7) -> None:
     conn.execute("INSERT INTO organizations VALUES (2, 'other', 'Other', 0, ?)", (now,))
     for project, org in PROJECTS[1:]:
         conn.execute(
-            "INSERT INTO projects VALUES (?, ?, ?, ?, 0, 1, ?)",
+            "INSERT INTO projects (id, organization_id, slug, name, resolve_age_hours, "
+            "next_short_id, created_at) VALUES (?, ?, ?, ?, 0, 1, ?)",
             (project, org, f"p{project}", f"Project {project}", now),
         )
     body = occurrence()

@@ -117,7 +117,10 @@ def migrated_sqlite(path: Path) -> None:
             "INSERT INTO organizations VALUES (1, 'default', 'Default', 0, ?)", (SQLITE_TIME,)
         )
         conn.execute(
-            "INSERT INTO projects VALUES (1, 1, 'default', 'Default', 0, 1, ?)", (SQLITE_TIME,)
+            "INSERT INTO projects (id, organization_id, slug, name, resolve_age_hours, "
+            "next_short_id, created_at) "
+            "VALUES (1, 1, 'default', 'Default', 0, 1, ?)",
+            (SQLITE_TIME,),
         )
 
 
@@ -245,7 +248,11 @@ def postgres_rates(
     dsn = url.replace("postgresql+psycopg://", "postgresql://")
     with psycopg.connect(dsn) as conn:
         conn.execute("INSERT INTO organizations VALUES (1, 'default', 'Default', false, now())")
-        conn.execute("INSERT INTO projects VALUES (1, 1, 'default', 'Default', 0, 1, now())")
+        conn.execute(
+            "INSERT INTO projects (id, organization_id, slug, name, resolve_age_hours, "
+            "next_short_id, created_at) "
+            "VALUES (1, 1, 'default', 'Default', 0, 1, now())"
+        )
         conn.commit()
 
         def write(todo: list[Item], size: int, short_id: int) -> int:

@@ -112,6 +112,7 @@ def test_project_without_id_gets_next_free_id(admin: TestClient) -> None:
         "slug": "web",
         "name": "Web",
         "resolve_age_hours": 0,
+        "retention_days": 90,
         "created_at": project["created_at"],
     }
 

@@ -64,7 +64,9 @@ def test_jobs_and_auto_resolve_run_once(env: Path) -> None:
     result = runner.invoke(cli, ["jobs"])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output)
-    assert {"auto_resolve", "ongoing", "forecast_refresh", "webhook_delivery"} <= set(summary)
+    assert {"auto_resolve", "ongoing", "forecast_refresh", "webhook_delivery", "retention"} <= set(
+        summary
+    )
     result = runner.invoke(cli, ["auto-resolve"])
     assert result.exit_code == 0, result.output
 
@@ -83,3 +85,46 @@ def test_python_dash_m_app_is_the_same_cli(tmp_path: Path) -> None:
     )
     for command in ("serve", "migrate", "openapi", "jobs", "auto-resolve", "consume"):
         assert command in out.stdout
+
+
+def test_cleanup_prints_rows_per_table_and_dry_run_deletes_nothing(env: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from app.db import Database, create_db_engine
+    from app.models import Group, GroupHash, Project
+
+    assert runner.invoke(cli, ["migrate"]).exit_code == 0
+    db = Database(create_db_engine(get_settings().resolved_database_url))
+    old = datetime.now(UTC) - timedelta(days=100)
+    with db.write() as session:
+        project = session.get(Project, 1)
+        assert project is not None and project.retention_days == 90
+        group = Group(
+            project_id=1,
+            type_id=1,
+            hash="a" * 32,
+            short_id=1,
+            title="old",
+            first_seen=old,
+            last_seen=old,
+            latest_detection_time=old,
+        )
+        session.add(group)
+        session.flush()
+        session.add(GroupHash(project_id=1, hash="a" * 32, group_id=group.id))
+        session.commit()
+    db.dispose()
+
+    result = runner.invoke(cli, ["cleanup", "--dry-run"])
+    assert result.exit_code == 0, result.output
+    lines = dict(line.split() for line in result.output.splitlines()[:-1])
+    assert lines["groups"] == "1"
+    assert lines["group_hashes"] == "1"
+    assert lines["occurrences"] == "0"
+    assert result.output.splitlines()[-1].startswith("would delete 2 rows")
+
+    result = runner.invoke(cli, ["cleanup"])
+    assert result.exit_code == 0, result.output
+    assert "deleted 2 rows" in result.output
+    result = runner.invoke(cli, ["cleanup", "--dry-run"])
+    assert "would delete 0 rows" in result.output

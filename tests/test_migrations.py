@@ -56,3 +56,37 @@ def test_migration_files_are_date_named() -> None:
     assert names
     for name in names:
         assert name[:8].isdigit() and name[8] == "_", name
+
+
+def test_existing_projects_get_the_default_retention(template_db: str, tmp_path: Path) -> None:
+    from sqlalchemy import text
+
+    url = _url(tmp_path)
+    upgrade(url, "head")
+    downgrade(url, "0002")
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO organizations (id, slug, name, early_adopter, created_at) "
+                    "VALUES (987654, 'mig-org', 'Mig', false, CURRENT_TIMESTAMP)"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO projects (id, organization_id, slug, name, resolve_age_hours, "
+                    "next_short_id, created_at) "
+                    "VALUES (987654, 987654, 'mig', 'Mig', 0, 1, CURRENT_TIMESTAMP)"
+                )
+            )
+        upgrade(url, "head")
+        with engine.begin() as conn:
+            days = conn.execute(text("SELECT retention_days FROM projects WHERE id = 987654"))
+            assert days.scalar_one() == 90
+            indexes = {i["name"] for i in inspect(conn).get_indexes("occurrences")}
+            assert "ix_occurrences_project_event" in indexes
+            conn.execute(text("DELETE FROM projects WHERE id = 987654"))
+            conn.execute(text("DELETE FROM organizations WHERE id = 987654"))
+    finally:
+        engine.dispose()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from app.config import get_settings
 from app.db import Database
 from app.models import Organization, Project
 
@@ -19,7 +20,15 @@ def ensure_defaults(db: Database) -> None:
             # inside the ``try`` too, or two processes starting together crash one of them.
             session.add(Organization(id=1, slug="default", name="Default"))
             session.flush()
-            session.add(Project(id=1, organization_id=1, slug="default", name="Default"))
+            session.add(
+                Project(
+                    id=1,
+                    organization_id=1,
+                    slug="default",
+                    name="Default",
+                    retention_days=get_settings().default_retention_days,
+                )
+            )
             session.commit()
         except IntegrityError:  # another process seeded first
             session.rollback()

@@ -10,6 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from app.schemas import MAX_ID, Id, PatchIn, StrictIn
 
 SLUG_PATTERN = r"^[a-z0-9_-]{1,64}$"
+MIN_RETENTION_DAYS = 1
+MAX_RETENTION_DAYS = 3650
 ScopeName = Literal["ingest", "read", "triage"]
 
 
@@ -64,6 +66,13 @@ class ProjectIn(StrictIn):
     resolve_age_hours: int = Field(
         0, ge=0, le=24 * 365 * 10, description="Auto-resolve issues unseen this long; 0 = off."
     )
+    retention_days: int | None = Field(
+        None,
+        ge=MIN_RETENTION_DAYS,
+        le=MAX_RETENTION_DAYS,
+        description="Days occurrences, issues and logs are kept (1-3650); "
+        "omitted: the service's default (90 unless configured).",
+    )
 
 
 class ProjectPatch(PatchIn):
@@ -80,6 +89,12 @@ class ProjectPatch(PatchIn):
     resolve_age_hours: int | None = Field(
         None, ge=0, le=24 * 365 * 10, description="Auto-resolve age in hours; 0 = off."
     )
+    retention_days: int | None = Field(
+        None,
+        ge=MIN_RETENTION_DAYS,
+        le=MAX_RETENTION_DAYS,
+        description="Days occurrences, issues and logs are kept (1-3650).",
+    )
 
 
 class ProjectOut(BaseModel):
@@ -92,6 +107,7 @@ class ProjectOut(BaseModel):
     slug: str = Field(description="Slug, unique in the organization.")
     name: str = Field(description="Display name.")
     resolve_age_hours: int = Field(description="Auto-resolve age in hours; 0 = off.")
+    retention_days: int = Field(description="Days occurrences, issues and logs are kept.")
     created_at: datetime = Field(description="When it was created.")
 
 

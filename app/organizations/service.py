@@ -219,6 +219,11 @@ def create_project(*, ctx: AppContext, data: ProjectIn) -> ProjectOut:
             slug=data.slug,
             name=data.name,
             resolve_age_hours=data.resolve_age_hours,
+            retention_days=(
+                data.retention_days
+                if data.retention_days is not None
+                else ctx.settings.default_retention_days
+            ),
             next_short_id=1,
             created_at=ctx.now(),
         )
@@ -234,7 +239,8 @@ def create_project(*, ctx: AppContext, data: ProjectIn) -> ProjectOut:
 
 
 def update_project(*, ctx: AppContext, project_id: int, changes: dict[str, Any]) -> ProjectOut:
-    """Change a project's slug, name or auto-resolve age (id and organization are immutable)."""
+    """Change a project's slug, name, auto-resolve age or retention (id and organization are
+    immutable)."""
     with ctx.db.write() as session:
         project = _project(session, project_id)
         _immutable("id", project.id, changes)
@@ -243,7 +249,7 @@ def update_project(*, ctx: AppContext, project_id: int, changes: dict[str, Any])
             _check_project_free(
                 session, id=None, organization_id=project.organization_id, slug=changes["slug"]
             )
-        for field in ("slug", "name", "resolve_age_hours"):
+        for field in ("slug", "name", "resolve_age_hours", "retention_days"):
             if field in changes:
                 setattr(project, field, changes[field])
         try:

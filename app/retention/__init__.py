@@ -1,0 +1,1 @@
+"""Retention: what expired (rules) and the bounded cleanup pass that deletes it (service)."""
