@@ -248,3 +248,122 @@ def test_nesting_limit_counts_every_list_and_object(
 def test_error_without_a_field_has_no_details() -> None:
     assert PayloadError("invalid_payload", "occurrence must be a JSON object").details() is None
     assert PayloadError("invalid_payload", "is required", "id").details() == {"field": "id"}
+
+
+def _with_event(**changes: object) -> dict[str, object]:
+    payload = occurrence()
+    event = payload["event"]
+    for key, value in changes.items():
+        if value is _MISSING:
+            del event[key]
+        else:
+            event[key] = value
+    return payload
+
+
+_MISSING = object()
+_OUT_OF_RANGE = "is out of range"
+_NOT_A_TIME = "must be epoch seconds or an ISO-8601 time"
+_UUID = "must be a UUID (dashed or 32 hex characters)"
+
+
+# Every rejection of the payload rules, with the field it names and the message the sender
+# reads (the error body's `message` and `details.field`).
+@pytest.mark.parametrize(
+    ("payload", "field", "message"),
+    [
+        (occurrence(id="x"), "id", _UUID),
+        (occurrence(id=f"{uuid.uuid4().hex}\n"), "id", _UUID),
+        (occurrence(project_id=1.0), "project_id", "must be an integer"),
+        (occurrence(type=True), "type", "must be an integer"),
+        (
+            occurrence(fingerprint=[]),
+            "fingerprint",
+            "must be a non-empty list of non-empty strings",
+        ),
+        (occurrence(fingerprint=["a", 7]), "fingerprint.1", "must be a non-empty string"),
+        (occurrence(issue_title=1), "issue_title", "must be a string"),
+        (occurrence(subtitle=None), "subtitle", "must be a string"),
+        (occurrence(culprit=1), "culprit", "must be a string"),
+        (occurrence(resource_id=1), "resource_id", "must be a string"),
+        (occurrence(evidence_data=[]), "evidence_data", "must be an object"),
+        (occurrence(evidence_display={}), "evidence_display", "must be a list"),
+        (
+            occurrence(evidence_display=["a"]),
+            "evidence_display.0",
+            "must be an object with name, value and important",
+        ),
+        (
+            occurrence(evidence_display=[{"name": 1, "value": "v"}]),
+            "evidence_display.0.name",
+            "must be a string",
+        ),
+        (
+            occurrence(evidence_display=[{"name": "n", "value": None}]),
+            "evidence_display.0.value",
+            "must be a string",
+        ),
+        (
+            occurrence(evidence_display=[{"name": "n", "value": "v", "important": 1}]),
+            "evidence_display.0.important",
+            "must be a boolean",
+        ),
+        (occurrence(detection_time=True), "detection_time", _NOT_A_TIME),
+        (occurrence(detection_time=None), "detection_time", _NOT_A_TIME),
+        (occurrence(detection_time=" "), "detection_time", _NOT_A_TIME),
+        (occurrence(detection_time="noon"), "detection_time", _NOT_A_TIME),
+        (occurrence(detection_time=-1), "detection_time", _OUT_OF_RANGE),
+        (occurrence(detection_time="-1"), "detection_time", _OUT_OF_RANGE),
+        (occurrence(detection_time=float("inf")), "detection_time", _OUT_OF_RANGE),
+        (occurrence(detection_time=253402300800), "detection_time", _OUT_OF_RANGE),
+        (occurrence(detection_time="1969-12-31T23:59:59Z"), "detection_time", _OUT_OF_RANGE),
+        (
+            occurrence(detection_time="0001-01-01T00:00:00+01:00"),
+            "detection_time",
+            _OUT_OF_RANGE,
+        ),
+        (occurrence(level="loud"), "level", "must be one of debug, info, warning, error, fatal"),
+        (occurrence(level=3), "level", "must be one of debug, info, warning, error, fatal"),
+        (occurrence(priority="urgent"), "priority", "must be 25, 50, 75, low, medium or high"),
+        (
+            occurrence(initial_issue_priority=10),
+            "initial_issue_priority",
+            "must be 25, 50, 75, low, medium or high",
+        ),
+        (occurrence(event="e"), "event", "must be an object"),
+        (_with_event(event_id=_MISSING), "event.event_id", "is required"),
+        (_with_event(event_id="e"), "event.event_id", _UUID),
+        (_with_event(project_id=_MISSING), "event.project_id", "is required"),
+        (_with_event(project_id="1"), "event.project_id", "must be an integer"),
+        (_with_event(platform=_MISSING), "event.platform", "is required"),
+        (_with_event(platform=None), "event.platform", "must be a string"),
+        (_with_event(timestamp=_MISSING), "event.timestamp", "is required"),
+        (_with_event(timestamp=None), "event.timestamp", "must be a number or a string"),
+        (_with_event(timestamp=True), "event.timestamp", "must be a number or a string"),
+        (_with_event(timestamp=[1]), "event.timestamp", "must be a number or a string"),
+        (_with_event(tags={"env": 5}), "event.tags.env", "must be a string"),
+        (
+            _with_event(tags=[["a", "b", "c"]]),
+            "event.tags.0",
+            "must be a [key, value] pair of strings",
+        ),
+        (_with_event(tags=[["a", 1]]), "event.tags.0", "must be a [key, value] pair of strings"),
+        (_with_event(tags=["ab"]), "event.tags.0", "must be a [key, value] pair of strings"),
+        (_with_event(tags=5), "event.tags", "must be an object of strings or a list of pairs"),
+        (occurrence(event=None), "event", "either event or event_id is required"),
+        (occurrence() | {"event_id": "e"}, "event_id", _UUID),
+        (
+            occurrence(culprit="a\x00"),
+            "culprit",
+            "must not contain NUL characters or integers beyond 64 bits",
+        ),
+    ],
+)
+def test_every_rejection_names_its_field_and_says_why(
+    payload: dict[str, object], field: str, message: str
+) -> None:
+    with pytest.raises(PayloadError) as info:
+        validate_occurrence(payload)
+    error = info.value
+    assert (error.code, error.field) == ("invalid_payload", field)
+    assert str(error) == error.message == f"{field}: {message}"

@@ -61,11 +61,6 @@ class Target:
         if sub not in allowed:
             raise ValueError(f"invalid pair {self.status}/{self.substatus}")
 
-    def describe(self) -> str:
-        """``status/substatus`` by name."""
-        sub = substatus_name(self.substatus)
-        return status_name(self.status) + (f"/{sub}" if sub else "")
-
 
 @dataclass(frozen=True)
 class IssueState:
