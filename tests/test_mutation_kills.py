@@ -19,6 +19,7 @@ from fastapi.testclient import TestClient
 from app.issues import cursor
 from app.issues.status import parse_status, parse_substatus
 from app.lifecycle.forecast import hour_date, hour_start
+from app.occurrences.validation import validate_occurrence
 from tests.builders import ctx_of, make_group, make_project, occurrence
 from tests.conftest import FakeClock
 
@@ -77,6 +78,14 @@ def test_cursor_times_come_back_in_utc_whatever_the_local_zone() -> None:
     moment = datetime(2026, 7, 1, 14, 0, tzinfo=timezone(timedelta(hours=2)))
     value, _ = cursor.decode(cursor.encode("last_seen", moment, 1), "last_seen")
     assert (value, value.utcoffset()) == (moment, timedelta(0))
+
+
+@pytest.mark.usefixtures("local_zone_paris")
+@pytest.mark.parametrize("text", ["2026-11-02T11:00:00", "2026-11-02T12:00:00+01:00"])
+def test_detection_times_are_utc_whatever_the_local_zone(text: str) -> None:
+    # No zone means UTC, not the server's zone; a zone is converted to UTC.
+    moment = validate_occurrence(occurrence(detection_time=text)).detection_time
+    assert (moment, moment.utcoffset()) == (datetime(2026, 11, 2, 11, tzinfo=UTC), timedelta(0))
 
 
 @pytest.mark.usefixtures("local_zone_paris")
