@@ -460,3 +460,20 @@ def test_every_rejection_names_its_field_and_says_why(
     error = info.value
     assert (error.code, error.field) == ("invalid_payload", field)
     assert str(error) == error.message == f"{field}: {message}"
+
+
+@pytest.mark.parametrize("where", ["evidence_data", "event"])
+def test_nesting_limit_holds_when_brackets_in_texts_make_the_bound_exact(where: str) -> None:
+    # 64 brackets or more: the nesting bound is the payload's exact depth, one more than its
+    # deepest field's, with no slack left for an off-by-one.
+    payload = occurrence(issue_title="[" * 64, evidence_data={})
+    if where == "event":
+        payload["event"]["extra"] = {"b": {}}
+    else:
+        payload["evidence_data"] = {"a": {"b": {}}}
+    with pytest.raises(PayloadError) as info:
+        validate_occurrence(payload, Limits(max_depth=2))
+    assert (info.value.field, info.value.message) == (
+        where,
+        f"{where}: is nested deeper than 2 levels",
+    )
