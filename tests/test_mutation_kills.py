@@ -6,6 +6,7 @@ The rule modules are tested without a database; the ingest decisions over HTTP.
 from __future__ import annotations
 
 import base64
+import os
 import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta, timezone
@@ -64,13 +65,19 @@ def test_cursor_of_another_sort_says_so() -> None:
 
 
 @pytest.fixture
-def local_zone_paris(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def local_zone_paris() -> Iterator[None]:
     """The process's local time zone is Paris (not UTC, as on most servers and CI)."""
-    monkeypatch.setenv("TZ", "Europe/Paris")
+    before = os.environ.get("TZ")
+    os.environ["TZ"] = "Europe/Paris"
     time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["TZ"]
+        else:
+            os.environ["TZ"] = before
+        time.tzset()
 
 
 @pytest.mark.usefixtures("local_zone_paris")
