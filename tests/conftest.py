@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import os
 import shutil
@@ -22,6 +23,8 @@ from app.migrations import upgrade
 from app.notifications.targets import IPAddress
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
+# `make mutate` (mutmut) sets this in every test session it starts, one per mutant.
+MUTATION_RUN = "MUTANT_UNDER_TEST" in os.environ
 ADMIN_TOKEN = "test-admin-token"  # noqa: S105
 ON_POSTGRES = bool(TEST_DATABASE_URL)
 
@@ -79,9 +82,27 @@ def template_db(tmp_path_factory: pytest.TempPathFactory) -> str:
         _reset_postgres(TEST_DATABASE_URL)
         upgrade(TEST_DATABASE_URL)
         return TEST_DATABASE_URL
+    if MUTATION_RUN:
+        return _shared_template()
     path = tmp_path_factory.mktemp("template") / "template.db"
     url = f"sqlite:///{path}"
     upgrade(url)
+    return str(path)
+
+
+def _shared_template() -> str:
+    """One migrated SQLite template for a whole `make mutate` run (its working dir, mutants/).
+
+    mutmut runs each mutant's tests in a new pytest session: migrating there would cost each
+    mutant about a second and a half. Named by the migrations' content, written atomically.
+    """
+    versions = sorted((Path(__file__).parents[1] / "alembic" / "versions").glob("*.py"))
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in versions)).hexdigest()[:16]
+    path = Path.cwd() / f"template-{digest}.db"
+    if not path.exists():
+        partial = path.with_name(f"{path.name}.{os.getpid()}")
+        upgrade(f"sqlite:///{partial}")
+        partial.replace(path)
     return str(path)
 
 

@@ -5,15 +5,22 @@ The rule modules are tested without a database; the ingest decisions over HTTP.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+import base64
+import os
+import time
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
+import orjson
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from app.issues import cursor
 from app.issues.status import parse_status, parse_substatus
+from app.lifecycle.forecast import hour_date, hour_start
+from app.occurrences.validation import validate_occurrence
 from tests.builders import ctx_of, make_group, make_project, occurrence
 from tests.conftest import FakeClock
 
@@ -40,6 +47,63 @@ def test_bad_cursor_says_it_is_malformed(text: str) -> None:
 
 
 @pytest.mark.parametrize(
+    "value",
+    [{"t": 5}, {"t": "2026-11-02T12:00:00"}, {"t": "noon"}, {"t": "0001-01-01T00:00:00+01:00"}],
+)
+def test_cursor_with_a_bad_time_is_malformed(value: Any) -> None:
+    # Not text, no zone, not a time, out of range once in UTC.
+    text = base64.urlsafe_b64encode(orjson.dumps({"s": "last_seen", "v": value, "i": 1}))
+    with pytest.raises(cursor.BadCursor) as exc:
+        cursor.decode(text.decode(), "last_seen")
+    assert str(exc.value) == "malformed cursor"
+
+
+def test_cursor_of_another_sort_says_so() -> None:
+    with pytest.raises(cursor.BadCursor) as exc:
+        cursor.decode(cursor.encode("id", 5, 5), "last_seen")
+    assert str(exc.value) == "cursor does not match this query"
+
+
+@pytest.fixture
+def local_zone_paris() -> Iterator[None]:
+    """The process's local time zone is Paris (not UTC, as on most servers and CI)."""
+    before = os.environ.get("TZ")
+    os.environ["TZ"] = "Europe/Paris"
+    time.tzset()
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["TZ"]
+        else:
+            os.environ["TZ"] = before
+        time.tzset()
+
+
+@pytest.mark.usefixtures("local_zone_paris")
+def test_cursor_times_come_back_in_utc_whatever_the_local_zone() -> None:
+    moment = datetime(2026, 7, 1, 14, 0, tzinfo=timezone(timedelta(hours=2)))
+    value, _ = cursor.decode(cursor.encode("last_seen", moment, 1), "last_seen")
+    assert (value, value.utcoffset()) == (moment, timedelta(0))
+
+
+@pytest.mark.usefixtures("local_zone_paris")
+@pytest.mark.parametrize("text", ["2026-11-02T11:00:00", "2026-11-02T12:00:00+01:00"])
+def test_detection_times_are_utc_whatever_the_local_zone(text: str) -> None:
+    # No zone means UTC, not the server's zone; a zone is converted to UTC.
+    moment = validate_occurrence(occurrence(detection_time=text)).detection_time
+    assert (moment, moment.utcoffset()) == (datetime(2026, 11, 2, 11, tzinfo=UTC), timedelta(0))
+
+
+@pytest.mark.usefixtures("local_zone_paris")
+def test_forecast_hours_are_utc_whatever_the_local_zone() -> None:
+    # Hour 0 is 1970-01-01 00:00 UTC, 01:00 in Paris; 23:00 UTC is already the 2nd in Paris.
+    assert hour_start(0) == datetime(1970, 1, 1, tzinfo=UTC)
+    assert hour_start(0).utcoffset() == timedelta(0)
+    assert hour_date(23) == date(1970, 1, 1)
+
+
+@pytest.mark.parametrize(
     ("parse", "value", "message"),
     [
         (parse_status, True, "unknown status: True"),
@@ -61,7 +125,7 @@ def test_unknown_status_or_substatus_is_named_in_the_error(
     assert str(exc.value) == message
 
 
-# The ingest decisions (app/occurrences/service.py), over HTTP on the test database.
+# The ingest decisions (app/occurrences/ingest/decide.py and rules.py), over HTTP on the test database.
 
 
 def _post(admin: TestClient, payload: dict[str, Any]) -> dict[str, Any]:
@@ -217,3 +281,84 @@ def test_occurrence_of_an_ignored_issue_moves_its_last_seen(
     body = admin.get(f"/issues/{group.id}").json()
     assert body["last_seen"] == (seen + timedelta(hours=1)).isoformat().replace("+00:00", "Z")
     assert body["first_seen"] == seen.isoformat().replace("+00:00", "Z")
+
+
+def _register_type(admin: TestClient, type_id: int, **config: Any) -> None:
+    body = {"type_id": type_id, "slug": f"t{type_id}", "description": "T", "category": 1}
+    response = admin.post("/admin/issue-types", json=body | {"released": True} | config)
+    assert response.status_code == 201, response.text
+
+
+def _rate_limited(payload: dict[str, Any]) -> dict[str, Any]:
+    return _dropped(payload) | {"outcome": "rate_limited", "reason": "creation_quota"}
+
+
+def test_creation_quota_answer_names_its_reason(admin: TestClient) -> None:
+    _register_type(admin, 9003, creation_quota={"limit": 1, "window_seconds": 3600})
+    assert _post(admin, occurrence(fingerprint=["q-a"], type=9003))["outcome"] == "created"
+    limited = occurrence(fingerprint=["q-b"], type=9003)
+    assert _post(admin, limited) == _rate_limited(limited)
+
+
+def test_noise_threshold_reached_with_the_quota_used_up_is_rate_limited(
+    admin: TestClient,
+) -> None:
+    noise = {"ignore_limit": 2, "expiry_seconds": 3600}
+    quota = {"limit": 1, "window_seconds": 3600}
+    _register_type(admin, 9004, noise_config=noise, creation_quota=quota)
+    outcomes = [_post(admin, occurrence(fingerprint=["n-a"], type=9004)) for _ in range(2)]
+    assert [a["outcome"] for a in outcomes] == ["pending", "created"]
+    assert _post(admin, occurrence(fingerprint=["n-b"], type=9004))["outcome"] == "pending"
+    limited = occurrence(fingerprint=["n-b"], type=9004)
+    assert _post(admin, limited) == _rate_limited(limited)
+
+
+def test_issue_opened_by_the_noise_threshold_is_answered_without_noise(
+    admin: TestClient,
+) -> None:
+    # Type 1004 waits for 3 occurrences; the third opens the issue.
+    answers = [_post(admin, occurrence(fingerprint=["loud"], type=1004)) for _ in range(3)]
+    assert [a["outcome"] for a in answers] == ["pending", "pending", "created"]
+    assert answers[1]["noise"]["count"] == 2
+    assert (answers[2]["noise"], answers[2]["reason"]) == (None, None)
+
+
+@pytest.mark.parametrize(
+    ("type_id", "age"),
+    [
+        # Auto-resolving type: the second occurrence sits exactly at the resolve age.
+        (1, timedelta(hours=1)),
+        # A type that never auto-resolves: an old second occurrence is no reason to regress.
+        (1018, timedelta(days=2)),
+    ],
+)
+def test_resolved_issue_regresses_once_in_a_batch(
+    admin: TestClient, app: FastAPI, clock: FakeClock, type_id: int, age: timedelta
+) -> None:
+    # The first occurrence regresses the issue; the second counts into an issue that is now
+    # unresolved, whose age decides (the ORM path, within one transaction).
+    ctx = ctx_of(app)
+    project = make_project(ctx, resolve_age_hours=1)
+    seen = clock.now - timedelta(days=3)
+    group = make_group(
+        ctx,
+        project_id=project.id,
+        type_id=type_id,
+        status=1,
+        substatus=None,
+        first_seen=seen,
+        last_seen=seen,
+        latest_detection_time=seen,
+    )
+    items = []
+    for _ in range(2):
+        item = occurrence(fingerprint=[f"fp-{group.short_id}"], project_id=project.id, type=type_id)
+        item["detection_time"] = (clock.now - age).isoformat()
+        items.append(item)
+    response = admin.post("/occurrences/batch", json={"occurrences": items})
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert [(r["outcome"], r["issue_id"]) for r in results] == [
+        ("regressed", group.id),
+        ("grouped", group.id),
+    ]

@@ -11,6 +11,7 @@ from app.issues.status import GroupSubStatus as SS
 from app.lifecycle.transitions import (
     IssueState,
     Target,
+    Transition,
     TransitionRejected,
     escalation,
     new_or_regressed_to_ongoing,
@@ -216,7 +217,7 @@ def test_only_new_and_regressed_move_to_ongoing(current: IssueState, moves: bool
     transition = new_or_regressed_to_ongoing(current)
     assert (transition is not None) == moves
     if transition:
-        assert transition.activity_type == "auto_set_ongoing"
+        assert transition == Transition(S.UNRESOLVED, SS.ONGOING, "auto_set_ongoing", None, None)
 
 
 @pytest.mark.parametrize(
