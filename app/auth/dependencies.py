@@ -189,13 +189,7 @@ def resolve_principal(ctx: AppContext, token: str) -> Principal | None:
         ).first()
         # Read the row inside the session: closing it (rollback) expires loaded attributes.
         if key is not None:
-            principal = Principal(
-                is_admin=False,
-                organization_id=key.organization_id,
-                scopes=frozenset(key.scopes),
-                project_ids=None if key.project_ids is None else frozenset(key.project_ids),
-                key_id=key.id,
-            )
+            principal = Principal.of_key(key)
     ctx.key_cache.put(digest, principal, generation=generation)
     return principal
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 SCOPES = ("ingest", "read", "triage")
 TOKEN_PREFIX = "ipk_"  # noqa: S105  (a prefix, not a secret)
@@ -18,6 +20,19 @@ def hash_token(token: str) -> str:
 def new_token(prefix: str = TOKEN_PREFIX) -> str:
     """A fresh random token (256 bits of entropy)."""
     return prefix + secrets.token_urlsafe(32)
+
+
+class KeyRow(Protocol):
+    """The parts of a stored API key a principal is made of."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def organization_id(self) -> int: ...
+    @property
+    def scopes(self) -> Iterable[str]: ...
+    @property
+    def project_ids(self) -> Iterable[int] | None: ...
 
 
 @dataclass(frozen=True)
@@ -34,6 +49,17 @@ class Principal:
     def admin(cls) -> Principal:
         """The admin principal."""
         return cls(is_admin=True, scopes=frozenset(SCOPES))
+
+    @classmethod
+    def of_key(cls, key: KeyRow) -> Principal:
+        """The principal of a (live) API key row."""
+        return cls(
+            is_admin=False,
+            organization_id=key.organization_id,
+            scopes=frozenset(key.scopes),
+            project_ids=None if key.project_ids is None else frozenset(key.project_ids),
+            key_id=key.id,
+        )
 
     def has_scope(self, scope: str) -> bool:
         """Whether the caller carries the scope."""

@@ -168,13 +168,7 @@ def _read_key_user(ctx: AppContext, sign: Signer, claim: SessionClaim) -> Consol
         key, org_slug = row.tuple()
         if not same_token(claim.fingerprint, sign.fingerprint(key.token_hash)):
             return None
-        principal = Principal(
-            is_admin=False,
-            organization_id=key.organization_id,
-            scopes=frozenset(key.scopes),
-            project_ids=None if key.project_ids is None else frozenset(key.project_ids),
-            key_id=key.id,
-        )
+        principal = Principal.of_key(key)
         return ConsoleUser(principal, claim.csrf, f"key “{key.name}” of {org_slug}")
 
 
