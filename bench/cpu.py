@@ -5,7 +5,10 @@ less. This runs the batch route's work without HTTP — parse the body with orjs
 (validation, reads, decisions, writes, commit on SQLite), the answer serialised — over batches
 of 100 occurrences where 10 % open a new issue (the ``make bench`` mixed workload, smaller), and
 prints the CPU time per occurrence (``time.process_time``, SQLite's own work included), best of
-several rounds. ``--profile`` adds a cProfile breakdown of one more round.
+several rounds. As in the server, the WAL is checkpointed by its own thread: the figure that
+moves least is the CPU of the ingesting thread (``time.thread_time``); the whole process's
+(checkpoints included) is printed beside it. ``--profile`` adds a cProfile breakdown (CPU
+time) of one more round.
 """
 
 from __future__ import annotations
@@ -65,12 +68,12 @@ def send(ctx: AppContext, principal: Principal, body: bytes) -> bytes:
     return orjson.dumps({"results": [_answer_item(r.status_code, r.body) for r in results]})
 
 
-def run_round(ctx: AppContext, payloads: list[bytes]) -> float:
-    """CPU seconds of sending ``payloads`` (every item must be accepted)."""
+def run_round(ctx: AppContext, payloads: list[bytes]) -> tuple[float, float]:
+    """CPU seconds (this thread, the process) of sending ``payloads`` (all must be accepted)."""
     principal = Principal.admin()
-    start = time.process_time()
+    start, start_process = time.thread_time(), time.process_time()
     answers = [send(ctx, principal, body) for body in payloads]
-    spent = time.process_time() - start
+    spent = (time.thread_time() - start, time.process_time() - start_process)
     for answer in answers:
         for item in orjson.loads(answer)["results"]:
             if item.get("outcome") not in ("created", "grouped"):
@@ -93,14 +96,17 @@ def main() -> None:
             database_url=f"sqlite:///{path}", data_dir=Path(tmp) / "data", admin_token="x" * 32
         )
         ctx = build_context(settings)
+        ctx.db.start_checkpointer(settings.sqlite_checkpoint_seconds)
         # A warm-up round: statement caches, the registry, imports.
         run_round(ctx, bodies(999, 1_000))
-        costs = []
+        costs: list[tuple[float, float]] = []
         for round_no in range(args.rounds):
-            payloads = bodies(round_no, args.occurrences)
-            costs.append(1e6 * run_round(ctx, payloads) / args.occurrences)
-        listed = ", ".join(f"{c:.1f}" for c in costs)
-        print(f"CPU per occurrence: best {min(costs):.1f} µs (rounds: {listed})")
+            spent = run_round(ctx, bodies(round_no, args.occurrences))
+            costs.append((1e6 * spent[0] / args.occurrences, 1e6 * spent[1] / args.occurrences))
+        for i, name in enumerate(("ingesting thread", "whole process")):
+            each = sorted(c[i] for c in costs)
+            listed = ", ".join(f"{c:.1f}" for c in each)
+            print(f"CPU per occurrence, {name}: best {each[0]:.1f} µs (sorted rounds: {listed})")
         if args.profile:
             payloads = bodies(args.rounds, args.occurrences)
             profiler = cProfile.Profile(time.process_time)
@@ -110,7 +116,7 @@ def main() -> None:
             stats = pstats.Stats(profiler)
             stats.sort_stats("tottime").print_stats(args.top)
             stats.sort_stats("cumulative").print_stats(args.top)
-        ctx.db.engine.dispose()
+        ctx.db.dispose()
 
 
 if __name__ == "__main__":
