@@ -90,9 +90,7 @@ def group(
     return accepted(occ, "created", issue)
 
 
-def _grouping(
-    batch: Batch, pid: int, hashes: list[str]
-) -> tuple[str, Sequence[str], Issue | None]:
+def _grouping(batch: Batch, pid: int, hashes: list[str]) -> tuple[str, Sequence[str], Issue | None]:
     """The primary hash, the hashes to link, and the known issue joined (None: open one)."""
     if len(hashes) == 1:
         # One element (the common case): its issue, or a new one keyed by it; nothing to link
