@@ -35,7 +35,9 @@ def nesting_bound(value: Any) -> int | None:
         text = orjson.dumps(value, option=_PLAIN_ONLY)
     except Exception:  # whatever orjson refuses (types, surrogates, recursion), the walk judges
         return None
-    if _ESCAPED_NUL in text:  # also an escaped backslash followed by "u0000": the walk decides
+    # A NUL is written escaped, so text without any backslash (one memchr) has none; otherwise
+    # look for the escape (also matched by an escaped backslash then "u0000": the walk decides).
+    if b"\\" in text and _ESCAPED_NUL in text:
         return None
     brackets = text.count(b"[") + text.count(b"{")
     # Fewer than MAX_DEPTH containers: nothing sits at depth MAX_DEPTH, where the walk stops.

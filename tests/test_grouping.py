@@ -20,6 +20,13 @@ def test_repeated_elements_hash_once_in_order() -> None:
     assert fingerprint_hashes(["b", "a", "b"]) == [hash_element("b"), hash_element("a")]
 
 
+def test_a_one_element_fingerprint_has_its_one_hash() -> None:
+    # The one-element shortcut gives what the general path gives (and a fresh list each time).
+    first = fingerprint_hashes(["a"])
+    assert first == [hash_element("a")] == fingerprint_hashes(("a",))
+    assert fingerprint_hashes(["a"]) is not first
+
+
 def test_no_known_hash_opens_issue_keyed_by_first_element() -> None:
     decision = decide(["h1", "h2", "h3"], {})
     assert decision.group_id is None

@@ -584,6 +584,15 @@ def test_nul_and_huge_integers_are_found_wherever_they_are() -> None:
     assert unstorable({"a": [1, {"b\x00": 2}]}) == "a.1.b\x00"
 
 
+def test_the_nul_search_is_settled_by_the_first_backslash() -> None:
+    # A NUL is always written escaped, so JSON text without a backslash needs no NUL search;
+    # with one (quotes, newlines) but no NUL the payload still gets its bound, not the walk.
+    assert nesting_bound({"a": "plain"}) == 1
+    assert nesting_bound({"a": 'say "hi"\n'}) == 1
+    assert nesting_bound({"a": "x\x00"}) is None
+    assert nesting_bound({"a": ['say "hi"', "\x00"]}) is None
+
+
 # -- validation ---------------------------------------------------------------------------------
 
 

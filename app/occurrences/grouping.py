@@ -14,6 +14,8 @@ def hash_element(element: str) -> str:
 
 def fingerprint_hashes(fingerprint: Sequence[str]) -> list[str]:
     """The hash of each element, in order, without repeats."""
+    if len(fingerprint) == 1:  # the common case, without the de-duplication
+        return [hash_element(fingerprint[0])]
     seen: dict[str, None] = {}
     for element in fingerprint:
         seen.setdefault(hash_element(element), None)

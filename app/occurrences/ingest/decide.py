@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from app.issue_types.registry import IssueType
-from app.occurrences.grouping import GroupingDecision, decide
+from app.occurrences.grouping import decide
 from app.occurrences.ingest import pending
 from app.occurrences.ingest.batch import Batch
 from app.occurrences.ingest.outcomes import Accepted, Outcome, Rejected, Rejection, accepted
@@ -55,14 +55,8 @@ def group(
 ) -> Accepted:
     """Join the issue of the first known hash, else open one (through the noise window)."""
     pid = occ.project_id
-    if len(hashes) == 1:
-        # One element (the common case): its issue, or a new one keyed by it; nothing to link.
-        decision = GroupingDecision(_ref(batch.known.get((pid, hashes[0]))), hashes[0], ())
-    else:
-        known = {h: batch.known[(pid, h)].ref for h in hashes if (pid, h) in batch.known}
-        decision = decide(hashes, known)
-    if decision.group_id is not None:
-        issue = batch.known[(pid, decision.primary_hash)]
+    primary, links, issue = _grouping(batch, pid, hashes)
+    if issue is not None:
         if issue.type_id != occ.type_id:
             return accepted(occ, "dropped", reason="type_mismatch")
         outcome = join(
@@ -74,11 +68,10 @@ def group(
             auto_resolve=issue_type.enable_auto_resolve,
         )
         batch.hourly[(issue, epoch_hour(occ.detection_time))] += 1
-        _link(batch, pid, issue, decision.link_hashes)
+        _link(batch, pid, issue, links)
         batch.queue(occ, issue, issue_type)
         return accepted(occ, outcome, issue)
 
-    primary = decision.primary_hash
     adopted: list[pending.Waiting] = []
     cfg = issue_type.noise_config
     if cfg is not None and cfg.ignore_limit > 1:
@@ -90,15 +83,23 @@ def group(
         return accepted(occ, "rate_limited", reason="creation_quota")
 
     issue = _open(batch, occ, issue_type, project, primary)
-    _link(batch, pid, issue, decision.link_hashes)
+    _link(batch, pid, issue, links)
     if adopted:
         pending.adopt(batch, issue, adopted)
     batch.queue(occ, issue, issue_type)
     return accepted(occ, "created", issue)
 
 
-def _ref(issue: Issue | None) -> int | None:
-    return None if issue is None else issue.ref
+def _grouping(batch: Batch, pid: int, hashes: list[str]) -> tuple[str, Sequence[str], Issue | None]:
+    """The primary hash, the hashes to link, and the known issue joined (None: open one)."""
+    if len(hashes) == 1:
+        # One element (the common case): its issue, or a new one keyed by it; nothing to link
+        # (and no decision object to build, once per occurrence).
+        return hashes[0], (), batch.known.get((pid, hashes[0]))
+    known = {h: batch.known[(pid, h)].ref for h in hashes if (pid, h) in batch.known}
+    decision = decide(hashes, known)
+    joined = batch.known[(pid, decision.primary_hash)] if decision.group_id is not None else None
+    return decision.primary_hash, decision.link_hashes, joined
 
 
 def _open(

@@ -136,7 +136,7 @@ class Times:
         return found
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built once per touched issue, frozen fields cost a call each
 class IssueChange:
     """The aggregated change of one existing issue by a transaction.
 

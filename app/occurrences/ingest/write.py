@@ -88,7 +88,7 @@ def _occurrence_params(row: Row, t: Any, when: Any) -> tuple[Any, ...]:
         row.pending_hash,
         occ.type_id,
         occ.event_id,
-        json_text(list(occ.fingerprint)),
+        json_text(occ.fingerprint),  # a tuple: orjson writes the same array
         occ.issue_title,
         occ.subtitle,
         occ.culprit,

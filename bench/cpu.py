@@ -1,0 +1,123 @@
+"""``python -m bench.cpu``: CPU µs per occurrence of the ingest path, in process, deterministic.
+
+Wall-clock rates move with the load of a shared machine; the CPU time of one process moves much
+less. This runs the batch route's work without HTTP — parse the body with orjson, the use case
+(validation, reads, decisions, writes, commit on SQLite), the answer serialised — over batches
+of 100 occurrences where 10 % open a new issue (the ``make bench`` mixed workload, smaller), and
+prints the CPU time per occurrence (``time.process_time``, SQLite's own work included), best of
+several rounds. As in the server, the WAL is checkpointed by its own thread: the figure that
+moves least is the CPU of the ingesting thread (``time.thread_time``); the whole process's
+(checkpoints included) is printed beside it. ``--profile`` adds a cProfile breakdown (CPU
+time) of one more round.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import pstats
+import random
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from app.auth.principal import Principal
+from app.config import Settings
+from app.context import AppContext
+from app.main import build_context
+from app.occurrences.ingest.usecase import ingest_requests
+from bench.payload import occurrence
+from bench.storage import migrated_sqlite
+
+PER_REQUEST = 100
+NEW_SHARE = 10  # one occurrence in ten opens an issue
+
+
+def bodies(round_no: int, occurrences: int) -> list[bytes]:
+    """The batch bodies of one round: fresh fingerprints, each used ten times, shuffled."""
+    rng = random.Random(round_no)
+    fps = [f"cpu-{round_no}-{i}" for i in range(occurrences // NEW_SHARE)] * NEW_SHARE
+    rng.shuffle(fps)
+    base = occurrence()
+    out = []
+    for begin in range(0, len(fps), PER_REQUEST):
+        items = []
+        for n, fp in enumerate(fps[begin : begin + PER_REQUEST], start=begin):
+            oid = f"{round_no:08x}{n:024x}"
+            item = {**base, "id": oid, "fingerprint": [fp]}
+            item["event"] = {**base["event"], "event_id": "e" + oid[1:]}
+            items.append(item)
+        out.append(orjson.dumps({"occurrences": items}))
+    return out
+
+
+def _answer_item(status: int, body: dict[str, Any]) -> dict[str, Any]:
+    if status < 400:
+        return body
+    err = body["error"]
+    return {"status": status, **err}
+
+
+def send(ctx: AppContext, principal: Principal, body: bytes) -> bytes:
+    """One batch request's work without HTTP: parse, ingest, serialise the answer."""
+    items = orjson.loads(body)["occurrences"]
+    [results] = ingest_requests(ctx, [(items, principal)])
+    return orjson.dumps({"results": [_answer_item(r.status_code, r.body) for r in results]})
+
+
+def run_round(ctx: AppContext, payloads: list[bytes]) -> tuple[float, float]:
+    """CPU seconds (this thread, the process) of sending ``payloads`` (all must be accepted)."""
+    principal = Principal.admin()
+    start, start_process = time.thread_time(), time.process_time()
+    answers = [send(ctx, principal, body) for body in payloads]
+    spent = (time.thread_time() - start, time.process_time() - start_process)
+    for answer in answers:
+        for item in orjson.loads(answer)["results"]:
+            if item.get("outcome") not in ("created", "grouped"):
+                raise SystemExit(f"unexpected answer: {item}")
+    return spent
+
+
+def main() -> None:
+    """Measure and print µs of CPU per occurrence (best of the rounds)."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--occurrences", type=int, default=5_000, help="per round")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--profile", action="store_true", help="cProfile one more round")
+    parser.add_argument("--top", type=int, default=30)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "cpu.db"
+        migrated_sqlite(path)
+        settings = Settings(
+            database_url=f"sqlite:///{path}", data_dir=Path(tmp) / "data", admin_token="x" * 32
+        )
+        ctx = build_context(settings)
+        ctx.db.start_checkpointer(settings.sqlite_checkpoint_seconds)
+        # A warm-up round: statement caches, the registry, imports.
+        run_round(ctx, bodies(999, 1_000))
+        costs: list[tuple[float, float]] = []
+        for round_no in range(args.rounds):
+            spent = run_round(ctx, bodies(round_no, args.occurrences))
+            costs.append((1e6 * spent[0] / args.occurrences, 1e6 * spent[1] / args.occurrences))
+        for i, name in enumerate(("ingesting thread", "whole process")):
+            each = sorted(c[i] for c in costs)
+            listed = ", ".join(f"{c:.1f}" for c in each)
+            print(f"CPU per occurrence, {name}: best {each[0]:.1f} µs (sorted rounds: {listed})")
+        if args.profile:
+            payloads = bodies(args.rounds, args.occurrences)
+            profiler = cProfile.Profile(time.process_time)
+            profiler.enable()
+            run_round(ctx, payloads)
+            profiler.disable()
+            stats = pstats.Stats(profiler)
+            stats.sort_stats("tottime").print_stats(args.top)
+            stats.sort_stats("cumulative").print_stats(args.top)
+        ctx.db.dispose()
+
+
+if __name__ == "__main__":
+    main()
