@@ -240,8 +240,9 @@ def test_a_real_deadlock_with_the_ingest_transaction_is_retried(
     """The ingest transaction takes the fingerprint's advisory lock, then the issue's row lock.
 
     Another transaction holds the row and then asks for the advisory lock: a real deadlock.
-    The ingest side has the shorter ``deadlock_timeout``, so PostgreSQL aborts it with 40P01;
-    ``_retrying`` must run it again, and it then succeeds once the other transaction is done.
+    The ingest side has the shorter ``deadlock_timeout`` (3 s against 60 s), so PostgreSQL aborts
+    it with 40P01; ``_retrying`` must run it again, and it then succeeds once the other
+    transaction is done.
     """
     caplog.set_level(logging.INFO, logger="app.occurrences.ingest.usecase")
     [first] = ingest_occurrences(ctx, [item(fingerprint="dl")], principal=Principal.admin())
@@ -249,7 +250,10 @@ def test_a_real_deadlock_with_the_ingest_transaction_is_retried(
     group_id = first.body["issue_id"]
     key = _lock_key(1, fingerprint_hashes(["dl"])[0])
 
-    url = make_url(settings.database_url).update_query_dict({"options": "-c deadlock_timeout=50ms"})
+    # PostgreSQL checks for a deadlock once, deadlock_timeout after a wait begins: the ingest
+    # side's check must come after this test closes the cycle (which can take a few hundred ms on
+    # a loaded machine), and long before the other side's 60 s check.
+    url = make_url(settings.database_url).update_query_dict({"options": "-c deadlock_timeout=3s"})
     ingest_settings = settings.model_copy(
         update={"database_url": url.render_as_string(hide_password=False)}
     )
