@@ -511,6 +511,9 @@ class Database:
         # Held by the ingest writer around its transactions and by the WAL checkpointer around
         # its final, blocking pass (see WalCheckpointer).
         self.checkpoint_gate = threading.Lock()
+        # Transactions of this process's ingest writer so far: the retention pass reads it to
+        # tell whether ingest is running, and then leaves it more of the database and the CPU.
+        self.ingest_transactions = 0
 
     def _on_error(self, context: ExceptionContext) -> None:
         self.write_health.note(context.original_exception)

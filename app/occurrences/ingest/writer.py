@@ -203,6 +203,7 @@ class GroupCommitWriter:
 
     def _process(self, jobs: list[_Job]) -> None:
         INGEST_BATCH_SIZE.observe(sum(len(j.raws) for j in jobs))
+        self.ctx.db.ingest_transactions += 1
         health = self._health
         try:
             answers = ingest_requests(self.ctx, [(j.raws, j.principal) for j in jobs])
