@@ -515,6 +515,10 @@ class Database:
         # tell whether ingest is running, and then leaves it more of the database and the CPU.
         self.ingest_transactions = 0
 
+    def note_ingest_transaction(self) -> None:
+        """The ingest writer ran a transaction (see ``ingest_transactions``)."""
+        self.ingest_transactions += 1
+
     def _on_error(self, context: ExceptionContext) -> None:
         self.write_health.note(context.original_exception)
 
