@@ -511,6 +511,13 @@ class Database:
         # Held by the ingest writer around its transactions and by the WAL checkpointer around
         # its final, blocking pass (see WalCheckpointer).
         self.checkpoint_gate = threading.Lock()
+        # Transactions of this process's ingest writer so far: the retention pass reads it to
+        # tell whether ingest is running, and then leaves it more of the database and the CPU.
+        self.ingest_transactions = 0
+
+    def note_ingest_transaction(self) -> None:
+        """The ingest writer ran a transaction (see ``ingest_transactions``)."""
+        self.ingest_transactions += 1
 
     def _on_error(self, context: ExceptionContext) -> None:
         self.write_health.note(context.original_exception)

@@ -91,6 +91,13 @@ RETENTION_DELETED = Counter(
     ["table"],
     registry=REGISTRY,
 )
+RETENTION_BATCH_SECONDS = Histogram(
+    "issue_platform_retention_batch_seconds",
+    "How long each transaction of a retention pass held the database, by step.",
+    ["step"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+    registry=REGISTRY,
+)
 RETENTION_PASS_SECONDS = Histogram(
     "issue_platform_retention_pass_seconds",
     "Duration of retention cleanup passes (those that ran, not those skipped).",

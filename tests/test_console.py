@@ -34,7 +34,7 @@ from tests.builders import (
 from tests.conftest import ADMIN_TOKEN, auth
 from tests.test_tenancy_matrix import _endpoints
 
-PAGES = ["/ui/issues", "/ui/issues/{id}", "/ui/types", "/ui/pending"]
+PAGES = ["/ui/issues", "/ui/issues/{id}", "/ui/types", "/ui/pending", "/ui/projects"]
 
 
 @pytest.fixture(autouse=True)
@@ -797,6 +797,38 @@ def test_the_types_page_lists_types_flags_and_noise(admin: TestClient, app: Fast
     assert "secret_type" not in keyed  # unreleased and not visible to organization 1
 
 
+def _project_rows(page: str) -> dict[str, str]:
+    """Each listed project's slug and the text of its row."""
+    rows = re.findall(r"<tr>(.*?)</tr>", page.split("<tbody>", 1)[-1], re.S)
+    return {m.group(1): row for row in rows if (m := re.search(r'">([^<]*)</a>', row))}
+
+
+def test_the_projects_page_shows_retention_to_those_who_may_read_them(
+    admin: TestClient, app: FastAPI
+) -> None:
+    ctx = ctx_of(app)
+    make_org_with_project(ctx, 20, 20)
+    assert admin.patch("/admin/projects/1", json={"retention_days": 30}).status_code == 200
+    make_project(ctx, id=2, organization_id=1, slug="two", name=HOSTILE, resolve_age_hours=48)
+    page = login(app).get("/ui/projects").text
+    rows = _project_rows(page)
+    assert set(rows) >= {"two"} and len(rows) == 3
+    own = next(row for slug, row in rows.items() if '/ui/issues?project=1"' in row)
+    assert "30 days" in own and "off" in own
+    assert "48 h" in rows["two"] and "90 days" in rows["two"]
+    assert "<script" not in page and "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in page
+    assert 'href="/ui/projects" aria-current="page"' in page
+    # A key sees its organization's projects, and only those it is limited to.
+    keyed = _project_rows(login(app, make_key(ctx, scopes=("read",))).get("/ui/projects").text)
+    assert len(keyed) == 2 and "two" in keyed
+    assert all("/ui/issues?project=20" not in row for row in keyed.values())
+    limited = login(app, make_key(ctx, scopes=("read",), project_ids=[2])).get("/ui/projects")
+    assert set(_project_rows(limited.text)) == {"two"}
+    other = login(app, make_key(ctx, organization_id=20, scopes=("read",))).get("/ui/projects")
+    assert len(_project_rows(other.text)) == 1
+    assert "two" not in other.text and "30 days" not in other.text
+
+
 def test_every_console_page_is_covered_here(app: FastAPI) -> None:
     paths = {(m, p) for m, p in _endpoints(app.routes) if p == "/" or p.startswith("/ui")}
     assert paths == {
@@ -812,4 +844,5 @@ def test_every_console_page_is_covered_here(app: FastAPI) -> None:
         ("POST", "/ui/issues/{issue_id}/triage"),
         ("GET", "/ui/types"),
         ("GET", "/ui/pending"),
+        ("GET", "/ui/projects"),
     }, "a new console page needs its tests here (sessions, escaping, tenancy)"

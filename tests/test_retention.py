@@ -251,6 +251,34 @@ def test_hourly_counts_follow_a_retention_longer_than_eight_days(
     assert count(ctx, HourlyCount, HourlyCount.hour == now_hour - 9 * 24) == 1
 
 
+def test_long_lived_issue_hourly_counts_go_in_batches_of_bounded_rows(
+    app: FastAPI, admin: TestClient, clock: FakeClock, settings: Settings
+) -> None:
+    """An issue seen all along has hundreds of expired hours: no batch deletes them all."""
+    ctx = ctx_of(app)
+    set_retention(admin, 10)
+    now_hour = epoch_hour(clock.now)
+    cutoff = cutoffs(clock.now, 10).hourly_hour
+    old = make_group(ctx, first_seen=clock.now - 40 * DAY)
+    other = make_group(ctx, first_seen=clock.now - 39 * DAY)
+    set_hourly_counts(ctx, old.id, dict.fromkeys(range(now_hour - 40 * 24, now_hour - 24), 1))
+    set_hourly_counts(ctx, other.id, {now_hour - 39 * 24: 3, now_hour - 2: 4})
+    expired = cutoff - (now_hour - 40 * 24) + 1
+    ctx.settings = settings.model_copy(
+        update={"retention_batch_size": 10, "retention_pause_seconds": 0}
+    )
+    result = run_pass(ctx)
+    assert result.deleted["hourly_counts"] == expired
+    # Batches of 10 rows' worth (an issue counts as 20): at most 20 hourly counts each.
+    assert result.steps["hourly_counts"].batches >= expired // 20
+    assert result.summary()["steps"]["hourly_counts"]["batches"] == (
+        result.steps["hourly_counts"].batches
+    )
+    assert count(ctx, HourlyCount, HourlyCount.group_id == old.id) == (now_hour - 24) - (cutoff)
+    assert count(ctx, HourlyCount, HourlyCount.group_id == other.id) == 1
+    assert count(ctx, HourlyCount, HourlyCount.hour < cutoff) == 0
+
+
 # -- pending occurrences ---------------------------------------------------------------
 
 
@@ -515,9 +543,37 @@ def test_sqlite_gives_free_pages_back(admin: TestClient, app: FastAPI, clock: Fa
     with ctx.db.engine.connect() as conn:
         raw: Any = conn.connection.driver_connection
         assert raw.execute("PRAGMA auto_vacuum").fetchone()[0] == 2
+    ctx.settings = ctx.settings.model_copy(update={"sqlite_vacuum_pages": 100})
     result = run_pass(ctx)
     assert result.deleted["occurrences"] == 300
     assert result.vacuumed_pages > 200
+    # Steps of at most 100 pages, each its own transaction.
+    assert result.steps["vacuum"].batches >= 3
     with ctx.db.engine.connect() as conn:
         raw = conn.connection.driver_connection
         assert raw.execute("PRAGMA freelist_count").fetchone()[0] == 0
+
+
+def test_the_pass_yields_longer_while_this_process_ingests(monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    from app.retention import service
+
+    slept: list[float] = []
+    monkeypatch.setattr(service.time, "sleep", slept.append)
+    ctx: Any = SimpleNamespace(db=SimpleNamespace(ingest_transactions=5))
+    # Ingest ran since the last pause: three times the batch's duration.
+    assert service._yield(ctx, 0.01, 0.1, 4) == 5
+    # Idle: the configured pause only.
+    assert service._yield(ctx, 0.01, 0.1, 5) == 5
+    # No pause configured: never waits.
+    service._yield(ctx, 0, 0.1, 4)
+    assert slept == [pytest.approx(0.3), 0.01]
+
+
+def test_the_ingest_writer_counts_its_transactions(admin: TestClient, app: FastAPI) -> None:
+    """What tells the pass that ingest runs in this process."""
+    db = ctx_of(app).db
+    before = db.ingest_transactions
+    send(admin)
+    assert db.ingest_transactions > before

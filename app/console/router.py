@@ -183,3 +183,12 @@ def pending(request: Request, ctx: CtxDep) -> Response:
         return pages.to_login(request)
     windows = service.pending_view(ctx, user)
     return pages.render("pending.html", user=user, windows=windows, now=ctx.now())
+
+
+@router.get("/ui/projects")
+def projects(request: Request, ctx: CtxDep) -> Response:
+    """Projects the caller may read, with their auto-resolve age and retention."""
+    user = _user(ctx, request)
+    if user is None:
+        return pages.to_login(request)
+    return pages.render("projects.html", user=user, rows=service.projects_view(ctx, user))

@@ -502,6 +502,45 @@ def types_view(ctx: AppContext, user: ConsoleUser) -> list[TypeRow]:
     return [TypeRow(issue_type_out(t, ctx.registry), flags.get(t.type_id, [])) for t in visible]
 
 
+@dataclass(frozen=True)
+class ProjectRow:
+    """A project as the projects page lists it."""
+
+    id: int
+    slug: str
+    name: str
+    organization_id: int
+    organization_slug: str
+    resolve_age_hours: int
+    retention_days: int
+
+
+def projects_view(ctx: AppContext, user: ConsoleUser) -> list[ProjectRow]:
+    """The projects the caller may read (those of the stream's project filter), by id."""
+    principal = user.principal
+    stmt = (
+        select(
+            Project.id,
+            Project.slug,
+            Project.name,
+            Project.organization_id,
+            Organization.slug,
+            Project.resolve_age_hours,
+            Project.retention_days,
+        )
+        .join(Organization, Organization.id == Project.organization_id)
+        .order_by(Project.id)
+        .limit(500)
+    )
+    if not principal.is_admin:
+        stmt = stmt.where(Project.organization_id == principal.organization_id)
+    allowed = principal.project_ids
+    if allowed is not None:
+        stmt = stmt.where(Project.id.in_(sorted(allowed)))
+    with ctx.db.read() as session:
+        return [ProjectRow(*row) for row in session.execute(stmt)]
+
+
 def pending_view(ctx: AppContext, user: ConsoleUser) -> list[PendingOut]:
     """Open noise windows of the caller's projects, through ``GET /pending``'s service."""
     return reads.list_pending(

@@ -1,9 +1,13 @@
 """One retention cleanup pass: deletes what expired, batch by batch (see ``rules``).
 
 Every batch is its own short transaction of at most ``retention_batch_size`` rows, shrunk when
-one takes longer than ``retention_batch_seconds``, with ``retention_pause_seconds`` between two:
-ingest waits at most one batch for the database. Each step finds its rows through an index
-range (docs/adr/0010-retention.md), so a pass never reads a whole table.
+one takes longer than ``retention_batch_seconds``, followed by a pause of
+``retention_pause_seconds``, and while this process's ingest writer is busy at least three times
+as long as the batch took: ingest waits at most one batch for the database, and gets it (and
+the CPU) most of the time. Every step starts
+small again (its rows cost differently), and a step whose candidates bring many rows along
+(an old issue's hourly counts) stops its batch at its row budget. Each step finds its rows
+through an index range (docs/adr/0010-retention.md), so a pass never reads a whole table.
 
 Several processes: on PostgreSQL a pass runs only in the process holding a session-level
 advisory lock (the others skip theirs), and every batch selects its rows ``FOR UPDATE SKIP
@@ -36,7 +40,7 @@ from sqlalchemy.orm import Session
 
 from app.context import AppContext
 from app.lifecycle.forecast import hour_start
-from app.metrics import RETENTION_DELETED, RETENTION_PASS_SECONDS
+from app.metrics import RETENTION_BATCH_SECONDS, RETENTION_DELETED, RETENTION_PASS_SECONDS
 from app.models import (
     Activity,
     Event,
@@ -59,10 +63,26 @@ log = logging.getLogger(__name__)
 PASS_LOCK_KEY = 0x726574656E74696F
 # An expired issue brings its hashes, activity and counts along: fewer issues than rows a batch.
 GROUPS_PER_ROW = 20
-# Rows of the first batch of a pass (it grows by half per quick batch up to the batch size).
+# Rows of the first batch of a step (it grows by half per quick batch up to the batch size).
 FIRST_BATCH = 200
+# While this process's ingest writer is busy, the pause after a transaction is at least this
+# many times as long as the transaction: the pass holds the database (and, in `serve`, the
+# CPU and the GIL it shares with the event loop) at most a quarter of the time.
+BUSY_YIELD = 3.0
 
 S = TypeVar("S", bound="Select[*tuple[Any, ...]]")
+
+
+@dataclass
+class StepStats:
+    """Transactions of one step of a pass: how many, and the longest."""
+
+    batches: int = 0
+    slowest_seconds: float = 0.0
+
+    def add(self, elapsed: float) -> None:
+        self.batches += 1
+        self.slowest_seconds = max(self.slowest_seconds, elapsed)
 
 
 @dataclass
@@ -79,6 +99,15 @@ class PassResult:
     batches: int = 0
     # The longest a single transaction of the pass (a batch or a vacuum step) held the database.
     slowest_batch_seconds: float = 0.0
+    # Per step (``occurrences``, ``hourly_counts``, ``vacuum``, ...): its batches and slowest.
+    steps: dict[str, StepStats] = field(default_factory=dict)
+
+    @property
+    def slowest_step(self) -> str | None:
+        """The step whose transaction held the database longest."""
+        if not self.steps:
+            return None
+        return max(self.steps, key=lambda name: self.steps[name].slowest_seconds)
 
     def summary(self) -> dict[str, Any]:
         """The result as a small JSON-ready dict (the job summary)."""
@@ -90,6 +119,10 @@ class PassResult:
             "slowest_batch_seconds": round(self.slowest_batch_seconds, 3),
             "vacuumed_pages": self.vacuumed_pages,
             "deleted": dict(self.deleted),
+            "steps": {
+                name: {"batches": st.batches, "slowest_seconds": round(st.slowest_seconds, 3)}
+                for name, st in self.steps.items()
+            },
         }
 
 
@@ -100,6 +133,7 @@ class _Pass:
     deleted: Counter[str] = field(default_factory=Counter)
     batches: int = 0
     slowest: float = 0.0
+    steps: dict[str, StepStats] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         s = self.ctx.settings
@@ -110,6 +144,7 @@ class _Pass:
         # Start small and grow while batches stay quick: the first ones read cold pages.
         self.size = min(s.retention_batch_size, FIRST_BATCH)
         self.pause = s.retention_pause_seconds
+        self.ingest_seen = self.ctx.db.ingest_transactions
 
     # -- batching ------------------------------------------------------------------------
 
@@ -119,12 +154,16 @@ class _Pass:
             return stmt
         return stmt.with_for_update(skip_locked=True, of=list(of) or None)
 
-    def _batches(self, step: Callable[[Session, int], int], *, per_row: int = 1) -> None:
+    def _batches(self, name: str, step: Callable[[Session, int], int], *, per_row: int = 1) -> None:
         """Run ``step(session, limit)`` in short transactions until it finds fewer than ``limit``.
 
         ``step`` returns how many candidate rows it found; ``per_row`` divides the batch size
-        for steps whose rows bring others along (an issue's hashes, activity, counts).
+        for steps whose rows bring others along (an issue's hashes, activity, counts). ``name``
+        is the step's in the per-step statistics and the batch-duration metric.
         """
+        stats = self.steps.setdefault(name, StepStats())
+        # Each step starts small: its rows cost differently from the previous step's.
+        self.size = min(self.sizer.maximum, FIRST_BATCH)
         while True:
             limit = max(1, self.size // per_row)
             with _turn(self.ctx):
@@ -135,11 +174,12 @@ class _Pass:
                 elapsed = time.monotonic() - started
             self.batches += 1
             self.slowest = max(self.slowest, elapsed)
+            stats.add(elapsed)
+            RETENTION_BATCH_SECONDS.labels(step=name).observe(elapsed)
             self.size = self.sizer.next(self.size, elapsed * per_row * limit / self.size)
             if found < limit:
                 return
-            if self.pause > 0:
-                time.sleep(self.pause)
+            self.ingest_seen = _yield(self.ctx, self.pause, elapsed, self.ingest_seen)
 
     def _count(self, table: str, result: Any) -> None:
         rows = int(result.rowcount or 0)
@@ -202,14 +242,17 @@ class _Pass:
                 self._drop_events(session, project_id, (r.event_id for r in rows))
             return len(rows)
 
-        self._batches(step)
+        self._batches("occurrences", step)
 
     def expired_hourly_counts(self, project_id: int, cutoff_hour: int) -> None:
         """Hourly counts older than the cutoff hour, of the project's issues seen that early.
 
         Walks the issues first seen before the cutoff in (first_seen, id) order, an index
         range: counts are never older than their issue's first_seen. Expired issues go with
-        all their counts in ``expired_groups``.
+        all their counts in ``expired_groups``. A batch deletes at most its row budget
+        (``limit * GROUPS_PER_ROW``): an issue seen all month has hundreds of expired hours,
+        and a batch of such issues once deleted tens of thousands of rows in one transaction.
+        An issue cut short by the budget is resumed by the next batch.
         """
         before = hour_start(cutoff_hour)
         last: tuple[datetime, int] | None = None
@@ -221,19 +264,58 @@ class _Pass:
             )
             if last is not None:
                 stmt = stmt.where(tuple_(Group.first_seen, Group.id) > tuple_(*last))
-            rows = session.execute(stmt.order_by(Group.first_seen, Group.id).limit(limit)).all()
-            if rows:
-                last = (rows[-1].first_seen, rows[-1].id)
-                result = session.execute(
-                    delete(HourlyCount).where(
-                        HourlyCount.group_id.in_([r.id for r in rows]),
-                        HourlyCount.hour < cutoff_hour,
-                    )
+            groups = session.execute(stmt.order_by(Group.first_seen, Group.id).limit(limit)).all()
+            if not groups:
+                return 0
+            ids = [g.id for g in groups]
+            expired = (HourlyCount.group_id.in_(ids), HourlyCount.hour < cutoff_hour)
+            per_group = dict(
+                session.execute(
+                    select(HourlyCount.group_id, func.count())
+                    .where(*expired)
+                    .group_by(HourlyCount.group_id)
+                ).all()
+            )
+            budget = limit * GROUPS_PER_ROW
+            whole: list[int] = []
+            for group in groups:
+                rows = int(per_group.get(group.id, 0))
+                if rows > budget:
+                    break
+                budget -= rows
+                whole.append(group.id)
+                last = (group.first_seen, group.id)
+            if whole:
+                self._count(
+                    "hourly_counts",
+                    session.execute(
+                        delete(HourlyCount).where(
+                            HourlyCount.group_id.in_(whole), HourlyCount.hour < cutoff_hour
+                        )
+                    ),
                 )
-                self._count("hourly_counts", result)
-            return len(rows)
+            if len(whole) == len(groups):
+                return len(groups)
+            if budget > 0 and not whole:
+                # One issue alone exceeds the budget: its oldest hours, up to the budget.
+                gid = groups[0].id
+                hours = select(HourlyCount.hour).where(
+                    HourlyCount.group_id == gid, HourlyCount.hour < cutoff_hour
+                )
+                upto = session.scalar(hours.order_by(HourlyCount.hour).offset(budget - 1).limit(1))
+                if upto is not None:
+                    self._count(
+                        "hourly_counts",
+                        session.execute(
+                            delete(HourlyCount).where(
+                                HourlyCount.group_id == gid, HourlyCount.hour <= upto
+                            )
+                        ),
+                    )
+            # The budget ran out before the last issues: the next batch resumes there.
+            return limit
 
-        self._batches(step, per_row=GROUPS_PER_ROW)
+        self._batches("hourly_counts", step, per_row=GROUPS_PER_ROW)
 
     def expired_groups(self, project_id: int, cutoff: datetime) -> None:
         """Issues not seen within the retention, with everything that refers to them."""
@@ -263,7 +345,7 @@ class _Pass:
                 self._count("groups", session.execute(delete(Group).where(Group.id.in_(ids))))
             return len(ids)
 
-        self._batches(step, per_row=GROUPS_PER_ROW)
+        self._batches("groups", step, per_row=GROUPS_PER_ROW)
 
     def closed_windows(self) -> None:
         """Noise windows that closed without an issue, with their pending occurrences."""
@@ -293,7 +375,7 @@ class _Pass:
                 self._count("pending_windows", result)
             return len(windows)
 
-        self._batches(step, per_row=GROUPS_PER_ROW)
+        self._batches("pending_windows", step, per_row=GROUPS_PER_ROW)
 
     def discarded_pending(self) -> None:
         """Pending occurrences of windows that restarted: their window closed without an issue."""
@@ -317,7 +399,7 @@ class _Pass:
                 )
             return len(rows)
 
-        self._batches(step)
+        self._batches("discarded_pending", step)
 
     def expired_deliveries(self, webhook_id: int, cutoff: datetime) -> None:
         """Delivery-log entries (delivered or given up) older than the retention."""
@@ -339,7 +421,7 @@ class _Pass:
                 self._count("webhook_deliveries", result)
             return len(ids)
 
-        self._batches(step)
+        self._batches("webhook_deliveries", step)
 
     def expired_status_changes(self, project_id: int, cutoff: datetime) -> None:
         """Status-change ids older than the retention: a repeated id is processed anew."""
@@ -365,7 +447,7 @@ class _Pass:
                 self._count("status_change_records", result)
             return len(ids)
 
-        self._batches(step)
+        self._batches("status_change_records", step)
 
     # -- the whole pass ------------------------------------------------------------------
 
@@ -433,40 +515,67 @@ def _pass_lock(ctx: AppContext) -> Iterator[bool]:
                 conn.commit()
 
 
-def vacuum_sqlite(ctx: AppContext) -> tuple[int, float]:
+def _yield(ctx: AppContext, pause: float, elapsed: float, ingest_seen: int) -> int:
+    """Leave the database to ingest after a transaction that held it ``elapsed`` seconds.
+
+    At least ``pause``; while this process's ingest writer has run since the last pause
+    (``ingest_seen`` is its transaction count then), at least ``BUSY_YIELD`` times as long as
+    the transaction took: on a loaded machine a batch may overrun its target several times
+    before the sizer catches up, and ingest still gets the database and the CPU most of the
+    time. ``pause`` 0 never waits (tests, or a pass wanted as fast as possible). Returns the
+    writer's transaction count after the pause.
+    """
+    if pause > 0:
+        busy = ctx.db.ingest_transactions != ingest_seen
+        time.sleep(max(pause, BUSY_YIELD * elapsed) if busy else pause)
+    return ctx.db.ingest_transactions
+
+
+def vacuum_sqlite(ctx: AppContext) -> tuple[int, StepStats]:
     """Give free pages back to the filesystem in bounded steps (``auto_vacuum=INCREMENTAL``).
 
+    Each step is its own write transaction of at most ``sqlite_vacuum_pages`` pages, sized like
+    the delete batches: it starts at a tenth of that, grows while steps stay under
+    ``retention_batch_seconds`` and shrinks when one takes longer (moving a page rewrites the
+    pages that point to it, so a step's cost varies with the file's layout).
     A database created before auto-vacuum was turned on (``auto_vacuum=NONE``) keeps its free
     pages for reuse instead: nothing to do here (docs/operations.md tells how to convert it).
-    Returns the pages given back and the longest step.
+    Returns the pages given back and the steps' statistics.
     """
-    step = ctx.settings.sqlite_vacuum_pages
-    if not ctx.db.sqlite or step <= 0:
-        return 0, 0.0
+    most = ctx.settings.sqlite_vacuum_pages
+    stats = StepStats()
+    if not ctx.db.sqlite or most <= 0:
+        return 0, stats
+    sizer = BatchSizer(
+        minimum=min(10, most), maximum=most, target_seconds=ctx.settings.retention_batch_seconds
+    )
+    size = max(sizer.minimum, most // 10)
     freed = 0
-    slowest = 0.0
+    ingest_seen = ctx.db.ingest_transactions
     with ctx.db.engine.connect() as conn:
         raw: Any = conn.connection.driver_connection
         if raw.execute("PRAGMA auto_vacuum").fetchone()[0] != 2:
-            return 0, 0.0
+            return 0, stats
         while True:
             free = int(raw.execute("PRAGMA freelist_count").fetchone()[0])
             if free <= 0:
-                return freed, slowest
+                return freed, stats
             with _turn(ctx):
                 started = time.monotonic()
                 # executescript steps the pragma to its end (execute() frees one page per
                 # call); each step is its own short write transaction, like a delete batch.
                 raw.executescript(
-                    f"BEGIN IMMEDIATE; PRAGMA incremental_vacuum({int(step)}); COMMIT;"
+                    f"BEGIN IMMEDIATE; PRAGMA incremental_vacuum({int(size)}); COMMIT;"
                 )
-                slowest = max(slowest, time.monotonic() - started)
+                elapsed = time.monotonic() - started
+            stats.add(elapsed)
+            RETENTION_BATCH_SECONDS.labels(step="vacuum").observe(elapsed)
+            size = sizer.next(size, elapsed)
             after = int(raw.execute("PRAGMA freelist_count").fetchone()[0])
             freed += free - after
             if after >= free:
-                return freed, slowest
-            if ctx.settings.retention_pause_seconds > 0:
-                time.sleep(ctx.settings.retention_pause_seconds)
+                return freed, stats
+            ingest_seen = _yield(ctx, ctx.settings.retention_pause_seconds, elapsed, ingest_seen)
 
 
 def run_pass(ctx: AppContext, *, dry_run: bool = False) -> PassResult:
@@ -491,7 +600,10 @@ def run_pass(ctx: AppContext, *, dry_run: bool = False) -> PassResult:
             )
         work = _Pass(ctx, now)
         work.run()
-    vacuumed, vacuum_slowest = vacuum_sqlite(ctx) if work.deleted else (0, 0.0)
+    vacuumed, vacuum = vacuum_sqlite(ctx) if work.deleted else (0, StepStats())
+    steps = dict(work.steps)
+    if vacuum.batches:
+        steps["vacuum"] = vacuum
     seconds = time.monotonic() - started
     RETENTION_PASS_SECONDS.observe(seconds)
     for table, rows in work.deleted.items():
@@ -502,16 +614,19 @@ def run_pass(ctx: AppContext, *, dry_run: bool = False) -> PassResult:
         seconds=seconds,
         vacuumed_pages=vacuumed,
         batches=work.batches,
-        slowest_batch_seconds=max(work.slowest, vacuum_slowest),
+        slowest_batch_seconds=max(work.slowest, vacuum.slowest_seconds),
+        steps=steps,
     )
     if work.deleted:
         log.info(
-            "retention: deleted %s in %.1f s (%d batches, slowest %.3f s; %d pages vacuumed)",
+            "retention: deleted %s in %.1f s (%d batches, slowest %.3f s; %d pages vacuumed); "
+            "slowest per step: %s",
             dict(work.deleted),
             seconds,
             result.batches,
             result.slowest_batch_seconds,
             vacuumed,
+            {name: round(st.slowest_seconds, 3) for name, st in steps.items()},
         )
     return result
 

@@ -21,7 +21,7 @@ import logging
 import queue
 import threading
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,8 +81,12 @@ class GroupCommitWriter:
         inline: bool = False,
         gate: threading.Lock | None = None,
         health: WriteHealth | None = None,
+        on_transaction: Callable[[], None] | None = None,
     ) -> None:
         self.ctx = ctx
+        # Told of every transaction (Database.note_ingest_transaction: the retention pass
+        # yields more while ingest runs).
+        self._on_transaction = on_transaction
         self.max_items = max_items
         self.inline = inline
         # Where failures to write and successful commits are recorded, for /readyz
@@ -203,6 +207,8 @@ class GroupCommitWriter:
 
     def _process(self, jobs: list[_Job]) -> None:
         INGEST_BATCH_SIZE.observe(sum(len(j.raws) for j in jobs))
+        if self._on_transaction is not None:
+            self._on_transaction()
         health = self._health
         try:
             answers = ingest_requests(self.ctx, [(j.raws, j.principal) for j in jobs])
@@ -265,6 +271,7 @@ def writer_of(ctx: AppContext) -> GroupCommitWriter:
             inline=ctx.settings.ingest_writer == "inline",
             gate=ctx.db.checkpoint_gate,
             health=ctx.db.write_health,
+            on_transaction=ctx.db.note_ingest_transaction,
         )
         ctx.extras["ingest_writer"] = writer
     assert isinstance(writer, GroupCommitWriter)
