@@ -22,7 +22,7 @@ from app.issues.status import parse_status, parse_substatus
 from app.lifecycle.forecast import hour_date, hour_start
 from app.occurrences.validation import validate_occurrence
 from tests.builders import ctx_of, make_group, make_project, occurrence
-from tests.conftest import FakeClock
+from tests.conftest import FakeClock, assert_error
 
 
 @pytest.mark.parametrize("row_id", [1, 12, 123, 1234])
@@ -362,3 +362,69 @@ def test_resolved_issue_regresses_once_in_a_batch(
         ("regressed", group.id),
         ("grouped", group.id),
     ]
+
+
+def test_resent_id_within_one_batch_names_the_issue_it_created(admin: TestClient) -> None:
+    item = occurrence(fingerprint=["twice"])
+    response = admin.post("/occurrences/batch", json={"occurrences": [item, item]})
+    assert response.status_code == 200, response.text
+    first, again = response.json()["results"]
+    assert first["outcome"] == "created"
+    assert (again["outcome"], again["issue_id"]) == ("duplicate", first["issue_id"])
+
+
+# Type 2001 is unreleased: its ingest flag (off by default) decides whether it is stored.
+UNRELEASED = "profile_file_io_main_thread"
+
+
+def test_unreleased_type_with_ingest_off_is_dropped_with_its_reason(admin: TestClient) -> None:
+    payload = occurrence(fingerprint=["io-off"], type=2001)
+    assert _post(admin, payload) == _dropped(payload) | {"reason": "ingest_disabled"}
+
+
+def test_unreleased_type_follows_its_ingest_flag_not_another_one(admin: TestClient) -> None:
+    # Only the post-process flag on: still dropped; the ingest flag on: an issue opens.
+    for kind, expected in (("post_process", "dropped"), ("ingest", "created")):
+        response = admin.put(f"/admin/issue-types/{UNRELEASED}/flags/{kind}", json={"stage": "ga"})
+        assert response.status_code == 200, response.text
+        answer = _post(admin, occurrence(fingerprint=["io-on"], type=2001))
+        assert answer["outcome"] == expected
+
+
+def test_missing_event_names_the_event_the_project_and_the_field(admin: TestClient) -> None:
+    payload = occurrence()
+    del payload["event"]
+    payload["event_id"] = "ab" * 16
+    error = assert_error(admin.post("/occurrences", json=payload), 422, "event_not_found")
+    assert error == {
+        "code": "event_not_found",
+        "message": f"event {'ab' * 16} was not stored for project 1",
+        "details": {"field": "event_id"},
+    }
+
+
+def test_later_occurrence_in_the_batch_that_opened_the_issue_sets_its_priority(
+    admin: TestClient,
+) -> None:
+    # Nobody has set the new issue's priority by hand yet: the second occurrence changes it.
+    items = [occurrence(fingerprint=["prio"], priority=p) for p in ("low", "high")]
+    response = admin.post("/occurrences/batch", json={"occurrences": items})
+    assert response.status_code == 200, response.text
+    issue_id = response.json()["results"][0]["issue_id"]
+    body = admin.get(f"/issues/{issue_id}").json()
+    assert (body["priority"], body["priority_locked"], body["times_seen"]) == ("high", False, 2)
+
+
+def test_lowering_the_noise_threshold_to_one_lets_the_window_join_the_issue(
+    admin: TestClient,
+) -> None:
+    _register_type(admin, 9005, noise_config={"ignore_limit": 3, "expiry_seconds": 3600})
+    assert _post(admin, occurrence(fingerprint=["low-t"], type=9005))["outcome"] == "pending"
+    response = admin.patch(
+        "/admin/issue-types/t9005", json={"noise_config": {"ignore_limit": 1, "expiry_seconds": 60}}
+    )
+    assert response.status_code == 200, response.text
+    answer = _post(admin, occurrence(fingerprint=["low-t"], type=9005))
+    assert answer["outcome"] == "created"
+    assert admin.get(f"/issues/{answer['issue_id']}").json()["times_seen"] == 2
+    assert admin.get("/pending").json()["data"] == []

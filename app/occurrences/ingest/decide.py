@@ -74,7 +74,9 @@ def group(
 
     adopted: list[pending.Waiting] = []
     cfg = issue_type.noise_config
-    if cfg is not None and cfg.ignore_limit > 1:
+    # A threshold of 1 goes through the window too: lowered to 1 while a window is open, the
+    # next occurrence opens the issue and the window's pending occurrences join it.
+    if cfg is not None:
         waited = pending.admit_one(batch, occ, issue_type, cfg, primary)
         if isinstance(waited, Accepted):
             return waited
@@ -84,8 +86,7 @@ def group(
 
     issue = _open(batch, occ, issue_type, project, primary)
     _link(batch, pid, issue, links)
-    if adopted:
-        pending.adopt(batch, issue, adopted)
+    pending.adopt(batch, issue, adopted)
     batch.queue(occ, issue, issue_type)
     return accepted(occ, "created", issue)
 
