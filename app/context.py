@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import Request
+from fastapi import Depends, Request
 
 from app.config import Settings
 from app.db import Database, utcnow
@@ -39,3 +39,7 @@ async def get_context(request: Request) -> AppContext:
     """The application's context (FastAPI dependency)."""
     ctx: AppContext = request.app.state.ctx
     return ctx
+
+
+# The one alias for route parameters that receive the context: ``ctx: CtxDep``.
+CtxDep = Annotated[AppContext, Depends(get_context)]
