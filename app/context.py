@@ -5,16 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
+from app.auth.key_cache import KeyCache
 from app.config import Settings
 from app.db import Database, utcnow
 from app.issue_types.registry import Registry
-
-if TYPE_CHECKING:
-    from app.auth.dependencies import KeyCache
 
 
 @dataclass

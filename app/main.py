@@ -15,7 +15,7 @@ from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from app import __version__
-from app.auth.dependencies import KeyCache
+from app.auth.key_cache import KeyCache
 from app.config import Settings, get_settings
 from app.console.router import router as console_router
 from app.context import AppContext
