@@ -21,17 +21,12 @@ from app.occurrences.ratelimit import retry_after_seconds
 
 def failure_limit(ctx: AppContext) -> FailureLimit:
     """The context's budget of failed authentications per client address."""
-    limit = ctx.extras.get("auth_failures")
+    limit = ctx.auth_failures
     if limit is None:
         settings = ctx.settings
-        limit = ctx.extras.setdefault(
-            "auth_failures",
-            FailureLimit(
-                per_minute=settings.auth_failures_per_minute,
-                burst=settings.auth_failures_burst,
-            ),
+        limit = ctx.auth_failures = FailureLimit(
+            per_minute=settings.auth_failures_per_minute, burst=settings.auth_failures_burst
         )
-    assert isinstance(limit, FailureLimit)
     return limit
 
 

@@ -257,7 +257,7 @@ class GroupCommitWriter:
 
 def writer_of(ctx: AppContext) -> GroupCommitWriter:
     """The context's writer (created on first use)."""
-    writer = ctx.extras.get("ingest_writer")
+    writer = ctx.ingest_writer
     if writer is None:
         writer = GroupCommitWriter(
             ctx,
@@ -266,6 +266,5 @@ def writer_of(ctx: AppContext) -> GroupCommitWriter:
             gate=ctx.db.checkpoint_gate,
             health=ctx.db.write_health,
         )
-        ctx.extras["ingest_writer"] = writer
-    assert isinstance(writer, GroupCommitWriter)
+        ctx.ingest_writer = writer
     return writer
