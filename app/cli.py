@@ -352,16 +352,11 @@ def cleanup(
 @cli.command("auto-resolve")
 def auto_resolve() -> None:
     """Run one auto-resolve pass."""
-    from app.jobs.runner import JOBS, _load_jobs
+    from app.jobs.schedule import job_named
 
     ctx = _context()
     try:
-        _load_jobs()
-        job = next((j for j in JOBS if j.name == "auto_resolve"), None)
-        if job is None:
-            typer.echo("auto-resolve is not available in this build", err=True)
-            raise typer.Exit(1)
-        typer.echo(json.dumps(job.run(ctx), default=str))
+        typer.echo(json.dumps(job_named("auto_resolve").run(ctx), default=str))
     finally:
         ctx.db.dispose()
 

@@ -15,7 +15,7 @@ from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from app import __version__
-from app.auth.dependencies import KeyCache
+from app.auth.key_cache import KeyCache
 from app.config import Settings, get_settings
 from app.console.router import router as console_router
 from app.context import AppContext
@@ -31,7 +31,7 @@ from app.responses import JSONResponse
 from app.schemas import refuse_nul_parameters
 from app.system.router import router as system_router
 from app.system.router import static_files
-from app.system.startup import STARTUP_KEY, Startup, StartupGate
+from app.system.startup import Startup, StartupGate
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ def create_app(
     ctx = build_context(settings, clock)
 
     startup = Startup(ctx)
-    ctx.extras[STARTUP_KEY] = startup
+    ctx.startup = startup
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -127,7 +127,7 @@ def create_app(
                 with contextlib.suppress(asyncio.CancelledError):
                     await waiting
             await asyncio.to_thread(startup.close)
-            writer = ctx.extras.get("ingest_writer")
+            writer = ctx.ingest_writer
             if writer is not None:
                 await asyncio.to_thread(writer.close)
             for stop in stoppers:

@@ -33,6 +33,9 @@ IdPath = Annotated[int, Path(ge=-MAX_ID - 1, le=MAX_ID, description="The id.")]
 Int32IdPath = Annotated[int, Path(ge=-MAX_INT32 - 1, le=MAX_INT32, description="The id.")]
 """The id of a table with 32-bit keys in the URL path."""
 
+IssueId = Annotated[int, Path(ge=1, le=MAX_ID, description="The issue's id.")]
+"""An issue's id in the URL path (issues start at 1)."""
+
 
 def _utc(value: datetime) -> datetime:
     if value.tzinfo is None:

@@ -12,9 +12,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bench.sizes import FULL, POOL, QUICK, Row
+
 if TYPE_CHECKING:
     from bench.loadgen import RateRun
-    from bench.run import Row
 
 
 @dataclass(frozen=True)
@@ -387,7 +388,6 @@ METHOD = """\
 def publish(result: Result, docs: Path) -> None:
     """Print the table and targets; write docs/benchmarks.md and docs/benchmarks.png."""
     from bench.payload import template
-    from bench.run import POOL
 
     rows = table(result)
     targets = result.targets()
@@ -397,8 +397,6 @@ def publish(result: Result, docs: Path) -> None:
     if result.size == "quick":
         print(f"(QUICK size: {result.fill[0]:,} occurrences / {result.fill[1]:,} issues)")
     has_chart = chart(result, docs / "benchmarks.png")
-    from bench.run import FULL, QUICK
-
     size = QUICK if result.size == "quick" else FULL
     md = [
         "# Benchmarks",

@@ -9,7 +9,7 @@ import sqlite3
 import statistics
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -30,54 +30,15 @@ from bench.server import (
     start_ceiling,
     start_service,
 )
+from bench.sizes import FULL, POOL, QUICK, Row, Size
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = fill.RESULTS / "work"
-POOL = 1000
 SINGLE_CONNECTIONS = 32
 BATCH_CONNECTIONS = 8
 BATCH = 100
 PREFILL_SEED = 10_000  # ids of the storage prefill differ from those of the timed runs
 ADMIN = "bench-admin-" + uuid.uuid4().hex
-
-
-@dataclass(frozen=True)
-class Size:
-    """How long and how big one run of the bench is."""
-
-    name: str
-    seconds: float
-    reps: int
-    fill: tuple[int, int]  # occurrences, issues of the stream / growth database
-    small: tuple[int, int]
-    storage_single: int
-    storage_batch: int
-    rate_seconds: float
-    get_seconds: float
-
-
-QUICK = Size("quick", 2, 3, (100_000, 10_000), (10_000, 1_000), 2_000, 10_000, 4, 1)
-FULL = Size("full", 8, 5, (1_000_000, 100_000), (10_000, 1_000), 5_000, 50_000, 15, 5)
-
-
-@dataclass
-class Row:
-    """One line of the result table."""
-
-    scenario: str
-    rate: float | None = None
-    p50: float | None = None
-    p99: float | None = None
-    reference: str = ""
-    reference_rate: float | None = None
-    rss_mb: float | None = None
-    runs: list[float] = field(default_factory=list)
-
-    @property
-    def ratio(self) -> float | None:
-        if self.rate is None or not self.reference_rate:
-            return None
-        return self.rate / self.reference_rate
 
 
 def log(message: str) -> None:

@@ -107,7 +107,7 @@ def set_flag(
         row.stage = stage
         row.organizations = organizations or []
         session.commit()
-    cache = ctx.extras.get("flag_cache")
+    cache = ctx.flag_cache
     if cache is not None:
         cache.invalidate()
 

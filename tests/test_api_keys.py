@@ -13,12 +13,12 @@ from fastapi.testclient import TestClient
 
 from app.auth.dependencies import (
     IngestDep,
-    KeyCache,
     ReadDep,
     TriageDep,
     principal_without_io,
     resolve_principal,
 )
+from app.auth.key_cache import KeyCache
 from app.auth.principal import Principal, hash_token
 from app.context import AppContext, get_context
 from app.models import ApiKey

@@ -39,9 +39,7 @@ def settings(settings: Settings) -> Settings:
 def ticks(app: FastAPI) -> Ticks:
     """The failure budget's clock (installed before the first request)."""
     clock = Ticks()
-    ctx_of(app).extras["auth_failures"] = FailureLimit(
-        per_minute=PER_MINUTE, burst=BURST, clock=clock
-    )
+    ctx_of(app).auth_failures = FailureLimit(per_minute=PER_MINUTE, burst=BURST, clock=clock)
     return clock
 
 
@@ -114,9 +112,7 @@ def test_ingest_fast_path_applies_the_same_budget(settings: Settings, cache_seco
     from app.main import create_app
 
     app = create_app(settings.model_copy(update={"auth_cache_seconds": cache_seconds}))
-    ctx_of(app).extras["auth_failures"] = FailureLimit(
-        per_minute=PER_MINUTE, burst=BURST, clock=Ticks()
-    )
+    ctx_of(app).auth_failures = FailureLimit(per_minute=PER_MINUTE, burst=BURST, clock=Ticks())
     with _from(app, "198.51.100.1") as client:
         key = make_key(ctx_of(app), scopes=("ingest",))
         assert client.post("/occurrences", json=occurrence(), headers=auth(key)).status_code == 202

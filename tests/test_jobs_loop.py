@@ -24,7 +24,8 @@ from fastapi.testclient import TestClient
 
 from app.config import Settings
 from app.context import AppContext
-from app.jobs.runner import JOBS, start_background_jobs
+from app.jobs.runner import start_background_jobs
+from app.jobs.schedule import schedule
 from tests.builders import ctx_of, group_row, make_group, make_project
 from tests.conftest import FakeClock
 
@@ -121,4 +122,4 @@ def test_job_loops_run_repeatedly_survive_a_failing_job_and_stop_promptly(
     record = next(r for r in caplog.records if r.getMessage() == "job auto_resolve failed")
     assert record.exc_info is not None
     assert "groups are frozen" in str(record.exc_info[1])
-    assert {job.name for job in JOBS} >= {"auto_resolve", "webhook_delivery"}
+    assert {job.name for job in schedule()} >= {"auto_resolve", "webhook_delivery"}

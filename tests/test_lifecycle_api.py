@@ -9,7 +9,8 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from app.jobs.runner import JOBS, run_all_once
+from app.jobs.runner import run_all_once
+from app.jobs.schedule import job_named
 from tests.builders import ctx_of, make_project, occurrence
 from tests.conftest import FakeClock, assert_error
 
@@ -104,7 +105,7 @@ def test_auto_resolve_then_regression(admin: TestClient, app: FastAPI, clock: Fa
     assert (body["status"], body["substatus"]) == ("unresolved", "regressed")
     assert activity(admin, first["issue_id"]) == ["set_regression", "set_resolved_by_age"]
     clock.advance(days=7, seconds=1)
-    ongoing = next(j for j in JOBS if j.name == "ongoing")
+    ongoing = job_named("ongoing")
     assert ongoing.run(ctx_of(app)) == {"ongoing": 1}
     assert admin.get(f"/issues/{first['issue_id']}").json()["substatus"] == "ongoing"
 

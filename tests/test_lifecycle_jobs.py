@@ -11,7 +11,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from app.context import AppContext
-from app.jobs.runner import JOBS, _load_jobs, run_all_once
+from app.jobs.runner import run_all_once
+from app.jobs.schedule import job_named, schedule
 from app.lifecycle.forecast import epoch_hour
 from app.lifecycle.service import lock_group
 from app.models import Activity
@@ -20,8 +21,7 @@ from tests.conftest import FakeClock
 
 
 def run_job(ctx: AppContext, name: str) -> dict[str, object]:
-    _load_jobs()
-    job = next(j for j in JOBS if j.name == name)
+    job = job_named(name)
     assert job.interval(ctx) == ctx.settings.jobs_interval_seconds
     return job.run(ctx)
 
@@ -155,3 +155,8 @@ def test_auto_resolve_racing_a_fresh_occurrence_stays_consistent(
         # Never twice: at most one resolution, and a regression only after one.
         assert kinds in ([], ["set_resolved_by_age", "set_regression"])
         assert row.version == group.version + len(kinds)
+
+
+def test_the_schedule_lists_every_job_once_in_a_fixed_order() -> None:
+    names = [job.name for job in schedule()]
+    assert names == ["auto_resolve", "ongoing", "forecast_refresh", "webhook_delivery", "retention"]

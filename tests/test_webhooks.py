@@ -32,7 +32,7 @@ from app.notifications import egress
 from app.notifications.delivery import REFUSED_TARGET, deliver_due
 from app.notifications.outbox import enqueue, post_process_enabled
 from app.notifications.signing import verify
-from tests.builders import occurrence
+from tests.builders import ctx_of, occurrence
 from tests.conftest import FakeClock, assert_error
 
 SECRET = "whsec-test"  # noqa: S105
@@ -484,12 +484,11 @@ def test_deliveries_are_counted_in_metrics(
     assert count("delivered") == before_ok
 
 
-def test_webhook_delivery_is_a_registered_job() -> None:
-    from app.jobs.runner import JOBS, _load_jobs
+def test_webhook_delivery_is_a_scheduled_job(app: FastAPI) -> None:
+    from app.jobs.schedule import job_named
 
-    _load_jobs()
-    job = next(j for j in JOBS if j.name == "webhook_delivery")
-    assert job.interval.__name__  # callable of the context
+    job = job_named("webhook_delivery")
+    assert job.interval(ctx_of(app)) == ctx_of(app).settings.webhook_poll_seconds
     assert Settings().webhook_poll_seconds == 1.0
 
 

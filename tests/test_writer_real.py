@@ -200,7 +200,7 @@ def test_thread_writer_serves_real_ingest_over_http(settings: Settings, clock: F
         response = client.post("/occurrences", json=single, headers=headers)
         assert response.status_code == 202, response.text
         assert response.json()["outcome"] == "created"
-        writer = app.state.ctx.extras["ingest_writer"]
+        writer = app.state.ctx.ingest_writer
         assert not writer.inline
         thread = writer._thread
         assert thread is not None and thread.is_alive() and thread.name == "ingest-writer"

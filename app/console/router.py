@@ -4,18 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, Response
 
 from app.console import pages, service
 from app.console.session import LOGIN_COOKIE, SESSION_COOKIE, same_token
-from app.context import AppContext, get_context
+from app.context import AppContext, CtxDep
 from app.errors import DomainError, PreconditionFailed
 from app.schemas import MAX_ID
 
 router = APIRouter(include_in_schema=False)
-CtxDep = Annotated[AppContext, Depends(get_context)]
 IssueId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 

@@ -47,8 +47,6 @@ from app.rollout.service import is_enabled, list_flags
 from app.triage import service as triage
 from app.triage.schemas import ActivityOut, IssueUpdateIn
 
-SIGNER_KEY = "console_signer"
-SESSION_CACHE_KEY = "console_sessions"
 SESSION_CACHE_SIZE = 10_000
 STREAM_PAGE = 25
 OCCURRENCES_PAGE = 10
@@ -77,13 +75,11 @@ class ConsoleUser:
 
 def signer(ctx: AppContext) -> Signer:
     """The process's cookie signer (its secret loaded once)."""
-    existing = ctx.extras.get(SIGNER_KEY)
-    if isinstance(existing, Signer):
-        return existing
-    made = Signer(
-        load_secret(ctx.settings), max_age_seconds=ctx.settings.console_session_minutes * 60
-    )
-    return ctx.extras.setdefault(SIGNER_KEY, made)  # type: ignore[no-any-return]
+    if ctx.console_signer is None:
+        ctx.console_signer = Signer(
+            load_secret(ctx.settings), max_age_seconds=ctx.settings.console_session_minutes * 60
+        )
+    return ctx.console_signer
 
 
 # Sessions
@@ -139,8 +135,7 @@ def _key_user(ctx: AppContext, sign: Signer, claim: SessionClaim) -> ConsoleUser
     A revocation clears the key cache, which starts a new generation: entries of an older one
     are not used, so on the revoking process the sessions end at once, elsewhere within the TTL.
     """
-    cache: dict[tuple[int | None, str], tuple[float, int, ConsoleUser | None]]
-    cache = ctx.extras.setdefault(SESSION_CACHE_KEY, {})
+    cache = ctx.console_sessions
     entry_key = (claim.key_id, claim.fingerprint)
     generation = ctx.key_cache.generation
     hit = cache.get(entry_key)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 
 from app.auth.dependencies import AdminDep
-from app.context import AppContext, get_context
+from app.context import CtxDep
 from app.errors import error_responses
 from app.issue_types import service
 from app.issue_types.schemas import (
@@ -20,7 +20,6 @@ from app.issue_types.schemas import (
 
 router = APIRouter(prefix="/admin", tags=["admin: issue types"])
 
-CtxDep = Annotated[AppContext, Depends(get_context)]
 AUTH = (401, 403)
 
 

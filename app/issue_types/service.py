@@ -99,19 +99,19 @@ def refresh_if_stale(ctx: AppContext, session: Session) -> None:
     This is how a type registered on one process reaches every other process on the database.
     """
     now = time.monotonic()
-    last = ctx.extras.get("registry_loaded_at")
+    last = ctx.registry_loaded_at
     ttl = ctx.settings.registry_refresh_seconds
-    if isinstance(last, float) and ttl > 0 and now - last < ttl:
+    if last is not None and ttl > 0 and now - last < ttl:
         return
     reload_registry(session, ctx.registry)
-    ctx.extras["registry_loaded_at"] = now
+    ctx.registry_loaded_at = now
 
 
 def _reload_now(ctx: AppContext) -> None:
     """Reload the registry after a local write so this process sees it at once."""
     with ctx.db.read() as session:
         reload_registry(session, ctx.registry)
-    ctx.extras["registry_loaded_at"] = time.monotonic()
+    ctx.registry_loaded_at = time.monotonic()
 
 
 # Answers

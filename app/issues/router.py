@@ -4,20 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from app.auth.dependencies import ReadDep
-from app.context import AppContext, get_context
+from app.context import CtxDep
 from app.errors import error_responses
 from app.issues import service
 from app.issues.schemas import IssueOut, IssuePage
 from app.issues.serialize import etag
 from app.occurrences.schemas import OccurrencePage
-from app.schemas import MAX_ID, UtcDatetime
+from app.schemas import IssueId, UtcDatetime
 
 router = APIRouter(tags=["issues"])
-CtxDep = Annotated[AppContext, Depends(get_context)]
-IssueId = Annotated[int, Path(ge=1, le=MAX_ID, description="The issue's id.")]
 
 
 @router.get(

@@ -17,7 +17,6 @@ from sqlalchemy.orm import Session
 from app.context import AppContext
 from app.issues.activity import add_activity
 from app.issues.status import GroupStatus, GroupSubStatus
-from app.jobs.runner import Job, register_job
 from app.lifecycle.service import lock_group, refresh_forecast
 from app.lifecycle.transitions import AUTO_SET_ONGOING, SET_RESOLVED_BY_AGE
 from app.models import Forecast, Group, Project
@@ -26,10 +25,6 @@ from app.notifications.outbox import enqueue
 BATCH = 500
 ONGOING_AFTER = timedelta(days=7)
 FORECAST_MAX_AGE = timedelta(days=1)
-
-
-def _interval(ctx: AppContext) -> float:
-    return ctx.settings.jobs_interval_seconds
 
 
 def _record(
@@ -178,8 +173,3 @@ def refresh_forecasts(ctx: AppContext) -> dict[str, Any]:
             break
         last_id = ids[-1]
     return {"refreshed": refreshed}
-
-
-register_job(Job(name="auto_resolve", run=auto_resolve, interval=_interval))
-register_job(Job(name="ongoing", run=new_and_regressed_to_ongoing, interval=_interval))
-register_job(Job(name="forecast_refresh", run=refresh_forecasts, interval=_interval))

@@ -13,7 +13,6 @@ import httpx
 from sqlalchemy import select, update
 
 from app.context import AppContext
-from app.jobs.runner import Job, register_job
 from app.metrics import WEBHOOK_DELIVERIES
 from app.models import Webhook, WebhookDelivery
 from app.notifications.egress import TargetUnresolvable, check_target, policy_of, post
@@ -199,14 +198,6 @@ def deliver_due(ctx: AppContext, *, limit: int = 100) -> dict[str, int]:
     return {"claimed": len(claimed), **counts}
 
 
-def _run(ctx: AppContext) -> dict[str, Any]:
+def run_delivery(ctx: AppContext) -> dict[str, Any]:
+    """One delivery pass as a periodic job; its counts."""
     return dict(deliver_due(ctx))
-
-
-register_job(
-    Job(
-        name="webhook_delivery",
-        run=_run,
-        interval=lambda ctx: ctx.settings.webhook_poll_seconds,
-    )
-)

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Query, Response
 
 from app.auth.dependencies import AdminDep
-from app.context import AppContext, get_context
+from app.context import CtxDep
 from app.errors import error_responses
 from app.notifications import service
 from app.notifications.schemas import DeliveryPage, WebhookIn, WebhookOut
 from app.schemas import IdPath, Int32IdPath
 
 router = APIRouter(prefix="/admin", tags=["webhooks"])
-
-CtxDep = Annotated[AppContext, Depends(get_context)]
 
 
 @router.post(

@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
 from app.auth.dependencies import IngestDep, ReadDep
 from app.auth.principal import Principal
-from app.context import AppContext, get_context
+from app.context import AppContext, CtxDep
 from app.errors import InvalidPayload, error_responses
 from app.occurrences import reads
 from app.occurrences.ingest.messages import ingest_messages
@@ -29,7 +29,6 @@ from app.responses import JSONResponse
 from app.schemas import MAX_ID
 
 router = APIRouter(tags=["occurrences"])
-CtxDep = Annotated[AppContext, Depends(get_context)]
 
 
 def _parse(raw: bytes) -> Any:

@@ -15,12 +15,9 @@ def _buckets(ctx: AppContext) -> TokenBuckets | None:
     rate = ctx.settings.ingest_rate_limit_per_second
     if rate <= 0:
         return None
-    buckets = ctx.extras.get("ingest_buckets")
-    if buckets is None:
-        buckets = TokenBuckets(rate=rate, burst=ctx.settings.ingest_rate_limit_burst)
-        ctx.extras["ingest_buckets"] = buckets
-    assert isinstance(buckets, TokenBuckets)
-    return buckets
+    if ctx.ingest_buckets is None:
+        ctx.ingest_buckets = TokenBuckets(rate=rate, burst=ctx.settings.ingest_rate_limit_burst)
+    return ctx.ingest_buckets
 
 
 def enforce_ingest_rate(ctx: AppContext, principal: Principal, items: Any) -> None:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Query, Response
 
 from app.auth.dependencies import AdminDep
-from app.context import AppContext, get_context
+from app.context import CtxDep
 from app.errors import error_responses
 from app.organizations import service
 from app.organizations.schemas import (
@@ -25,7 +25,6 @@ from app.schemas import MAX_ID, IdPath, Int32IdPath
 
 router = APIRouter(prefix="/admin", tags=["admin: organizations"])
 
-CtxDep = Annotated[AppContext, Depends(get_context)]
 AUTH = (401, 403)
 
 

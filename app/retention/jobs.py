@@ -5,17 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from app.context import AppContext
-from app.jobs.runner import Job, register_job
 from app.retention.service import run_pass
-
-
-def _interval(ctx: AppContext) -> float:
-    return ctx.settings.retention_interval_seconds
 
 
 def retention_cleanup(ctx: AppContext) -> dict[str, Any]:
     """One cleanup pass; its summary (rows deleted per table)."""
     return run_pass(ctx).summary()
-
-
-register_job(Job(name="retention", run=retention_cleanup, interval=_interval))

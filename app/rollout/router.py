@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 
 from app.auth.dependencies import AdminDep
-from app.context import AppContext, get_context
+from app.context import CtxDep
 from app.errors import error_responses
 from app.rollout import service
 from app.rollout.rules import FlagKind
@@ -16,7 +14,6 @@ from app.schemas import IdPath
 
 router = APIRouter(prefix="/admin", tags=["admin: rollout flags"])
 
-CtxDep = Annotated[AppContext, Depends(get_context)]
 AUTH = (401, 403)
 
 

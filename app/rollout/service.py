@@ -50,11 +50,9 @@ class FlagCache:
 
 def flag_cache(ctx: AppContext) -> FlagCache:
     """The context's flag cache."""
-    cache = ctx.extras.get("flag_cache")
-    if cache is None:
-        cache = ctx.extras["flag_cache"] = FlagCache(ctx.settings.registry_refresh_seconds)
-    assert isinstance(cache, FlagCache)
-    return cache
+    if ctx.flag_cache is None:
+        ctx.flag_cache = FlagCache(ctx.settings.registry_refresh_seconds)
+    return ctx.flag_cache
 
 
 def is_enabled(

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 
 from app.auth.dependencies import IngestDep
-from app.context import AppContext, get_context
+from app.context import CtxDep
 from app.errors import error_responses
 from app.responses import JSONResponse
 from app.status_changes import service
 from app.status_changes.schemas import StatusChangeBriefOut, StatusChangeIn, StatusChangeOut
 
 router = APIRouter(tags=["status changes"])
-
-ContextDep = Annotated[AppContext, Depends(get_context)]
 
 
 @router.post(
@@ -32,9 +28,7 @@ ContextDep = Annotated[AppContext, Depends(get_context)]
     "A key without the `read` scope gets the change only (`StatusChangeBriefOut`: the issue's "
     "id, status and substatus, the activity's id and type), never the issue's content.",
 )
-def post_status_change(
-    payload: StatusChangeIn, principal: IngestDep, ctx: ContextDep
-) -> JSONResponse:
+def post_status_change(payload: StatusChangeIn, principal: IngestDep, ctx: CtxDep) -> JSONResponse:
     """Apply a detector's status change."""
     body = service.change_status(ctx=ctx, principal=principal, payload=payload)
     return JSONResponse(body)

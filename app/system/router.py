@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import hmac
 from pathlib import Path
-from typing import Annotated
 
 import fastapi_offline
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 
-from app.context import AppContext, get_context
+from app.context import CtxDep
 from app.errors import Unauthenticated, error_responses
 from app.metrics import REGISTRY
 from app.responses import JSONResponse
@@ -64,7 +63,7 @@ def healthz() -> Health:
         }
     },
 )
-def readyz(ctx: Annotated[AppContext, Depends(get_context)]) -> Response:
+def readyz(ctx: CtxDep) -> Response:
     """The database is reachable, its schema at the head revision, and writes are not failing."""
     state = service.readiness(ctx.db, started=started(ctx))
     code = 200 if state.status == "ok" else 503
@@ -77,7 +76,7 @@ def readyz(ctx: Annotated[AppContext, Depends(get_context)]) -> Response:
     response_class=Response,
     responses=error_responses(401),
 )
-def metrics(request: Request, ctx: Annotated[AppContext, Depends(get_context)]) -> Response:
+def metrics(request: Request, ctx: CtxDep) -> Response:
     """Metrics in the Prometheus text format (needs the metrics token when one is set)."""
     expected = ctx.settings.metrics_token
     if expected:

@@ -42,8 +42,6 @@ MIGRATION_LOCK_KEY = 0x1557_E5_0017
 # Answered before the start-up is done; the docs and the error pages must stay reachable.
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/docs", "/redoc", "/openapi.json"})
 OPEN_PREFIXES = ("/docs-static/",)
-# Where the context keeps its Startup (``ctx.extras``).
-STARTUP_KEY = "startup"
 NOT_READY_MESSAGE = "starting: the database is not ready yet (unreachable or migrating); retry"
 
 
@@ -216,8 +214,8 @@ class Startup:
 
 def started(ctx: AppContext) -> bool:
     """Whether the start-up of this context is done (a context without one counts as done)."""
-    startup = ctx.extras.get(STARTUP_KEY)
-    return not isinstance(startup, Startup) or startup.ready.is_set()
+    startup = ctx.startup
+    return startup is None or startup.ready.is_set()
 
 
 class StartupGate:

@@ -4,20 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from fastapi import APIRouter, Header, Query, Request
 
 from app.auth.dependencies import ReadDep, TriageDep
-from app.context import AppContext, get_context
+from app.context import CtxDep
 from app.errors import error_responses
 from app.issues.schemas import IssueOut
 from app.responses import JSONResponse
+from app.schemas import IssueId
 from app.triage import service
-from app.triage.schemas import MAX_ID, ActivityPage, ForecastOut, IssueUpdateIn
+from app.triage.schemas import ActivityPage, ForecastOut, IssueUpdateIn
 
 router = APIRouter(tags=["issues"])
-
-ContextDep = Annotated[AppContext, Depends(get_context)]
-IssueId = Annotated[int, Path(ge=1, le=MAX_ID, description="The issue's id.")]
 
 
 @router.patch(
@@ -38,7 +36,7 @@ def patch_issue(
     issue_id: IssueId,
     changes: IssueUpdateIn,
     principal: TriageDep,
-    ctx: ContextDep,
+    ctx: CtxDep,
     if_match: Annotated[
         str | None,
         Header(
@@ -65,7 +63,7 @@ def get_activity(
     issue_id: IssueId,
     request: Request,
     principal: ReadDep,
-    ctx: ContextDep,
+    ctx: CtxDep,
     limit: Annotated[int, Query(ge=1, le=100, description="Page size.")] = 25,
     cursor: Annotated[
         str | None, Query(max_length=19, description="`next_cursor` of the last page.")
@@ -90,6 +88,6 @@ def get_activity(
     description="The 14 daily ceilings computed when the issue was archived until escalating "
     "(refreshed daily); `ceilings` is empty when there is no forecast.",
 )
-def get_forecast(issue_id: IssueId, principal: ReadDep, ctx: ContextDep) -> ForecastOut:
+def get_forecast(issue_id: IssueId, principal: ReadDep, ctx: CtxDep) -> ForecastOut:
     """Read an issue's forecast."""
     return service.get_forecast(ctx=ctx, principal=principal, issue_id=issue_id)

@@ -263,7 +263,7 @@ class GroupCommitWriter:
 
 def writer_of(ctx: AppContext) -> GroupCommitWriter:
     """The context's writer (created on first use)."""
-    writer = ctx.extras.get("ingest_writer")
+    writer = ctx.ingest_writer
     if writer is None:
         writer = GroupCommitWriter(
             ctx,
@@ -273,6 +273,5 @@ def writer_of(ctx: AppContext) -> GroupCommitWriter:
             health=ctx.db.write_health,
             on_transaction=ctx.db.note_ingest_transaction,
         )
-        ctx.extras["ingest_writer"] = writer
-    assert isinstance(writer, GroupCommitWriter)
+        ctx.ingest_writer = writer
     return writer
