@@ -373,6 +373,16 @@ def test_resent_id_within_one_batch_names_the_issue_it_created(admin: TestClient
     assert (again["outcome"], again["issue_id"]) == ("duplicate", first["issue_id"])
 
 
+def test_two_element_fingerprint_twice_in_one_batch_opens_one_issue(admin: TestClient) -> None:
+    # The second occurrence finds the issue the first opened through its batch reference.
+    items = [occurrence(fingerprint=["pair-a", "pair-b"]) for _ in range(2)]
+    response = admin.post("/occurrences/batch", json={"occurrences": items})
+    assert response.status_code == 200, response.text
+    first, second = response.json()["results"]
+    assert first["outcome"] == "created"
+    assert (second["outcome"], second["issue_id"]) == ("grouped", first["issue_id"])
+
+
 # Type 2001 is unreleased: its ingest flag (off by default) decides whether it is stored.
 UNRELEASED = "profile_file_io_main_thread"
 
