@@ -101,16 +101,18 @@ def migrate_database(db: Database, url: str, *, migrate: bool = True) -> None:
 
     ``migrate=False``: raise :class:`SchemaBehind` instead of migrating.
     """
-    current = current_revision(db.engine)
-    head = head_revision()
-    if current != head:
-        if not migrate:
-            raise SchemaBehind(f"schema at {current or 'nothing'}, code expects {head}")
-        log.info("migrating the database from %s to %s", current or "nothing", head)
-        with migration_lock(db.engine):
-            # Another process may have migrated while this one waited: then a no-op.
+    # The whole sequence holds the lock, not only the upgrade: on a new SQLite file, a process
+    # reading the version or seeding the defaults while another one creates the tables (and
+    # switches the file to WAL) could be refused with "database is locked" at once.
+    with migration_lock(db.engine):
+        current = current_revision(db.engine)
+        head = head_revision()
+        if current != head:
+            if not migrate:
+                raise SchemaBehind(f"schema at {current or 'nothing'}, code expects {head}")
+            log.info("migrating the database from %s to %s", current or "nothing", head)
             upgrade(url)
-    ensure_defaults(db)
+        ensure_defaults(db)
 
 
 class Startup:
