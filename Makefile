@@ -61,7 +61,7 @@ MUTATE_INGEST := app.occurrences.ingest.rules.* app.occurrences.ingest.decide.x_
 	app.occurrences.ingest.decide.x_decide_one__mutmut_*
 MUTATE_ONLY := $(MUTATE_RULES) $(MUTATE_INGEST)
 
-mutate: install ## Mutation testing of the rule modules and ingest decisions (mutmut, ~10 min)
+mutate: install ## Mutation testing of the rule modules and ingest decisions (mutmut, ~4 min on 2 idle cores)
 	$(BIN)/pip install --quiet -e ".[mutate]"
 	rm -rf mutants && mkdir mutants && echo '*' > mutants/.gitignore
 	@# SQLite only: the mutants run in parallel, each on its own copy of one migrated template.
