@@ -403,51 +403,46 @@ class _Pass:
 
     def expired_deliveries(self, webhook_id: int, cutoff: datetime) -> None:
         """Delivery-log entries (delivered or given up) older than the retention."""
-
-        def step(session: Session, limit: int) -> int:
-            stmt = (
-                select(WebhookDelivery.id)
-                .where(
-                    WebhookDelivery.webhook_id == webhook_id,
-                    WebhookDelivery.created_at < cutoff,
-                    WebhookDelivery.state != "pending",
-                )
-                .order_by(WebhookDelivery.created_at)
-                .limit(limit)
-            )
-            ids = list(session.scalars(self._locked(stmt)))
-            if ids:
-                result = session.execute(delete(WebhookDelivery).where(WebhookDelivery.id.in_(ids)))
-                self._count("webhook_deliveries", result)
-            return len(ids)
-
-        self._batches("webhook_deliveries", step)
+        self._expired_log(
+            "webhook_deliveries",
+            WebhookDelivery,
+            cutoff,
+            WebhookDelivery.webhook_id == webhook_id,
+            WebhookDelivery.state != "pending",
+        )
 
     def expired_status_changes(self, project_id: int, cutoff: datetime) -> None:
         """Status-change ids older than the retention: a repeated id is processed anew."""
+        self._expired_log(
+            "status_change_records",
+            StatusChangeRecord,
+            cutoff,
+            StatusChangeRecord.project_id == project_id,
+        )
+
+    def _expired_log(
+        self,
+        table: str,
+        model: type[WebhookDelivery] | type[StatusChangeRecord],
+        cutoff: datetime,
+        *where: ColumnElement[bool],
+    ) -> None:
+        """Rows of a log table (``id``, ``created_at``) matching ``where`` older than ``cutoff``."""
 
         def step(session: Session, limit: int) -> int:
             stmt = (
-                select(StatusChangeRecord.id)
-                .where(
-                    StatusChangeRecord.project_id == project_id,
-                    StatusChangeRecord.created_at < cutoff,
-                )
-                .order_by(StatusChangeRecord.created_at)
+                select(model.id)
+                .where(*where, model.created_at < cutoff)
+                .order_by(model.created_at)
                 .limit(limit)
             )
             ids = list(session.scalars(self._locked(stmt)))
             if ids:
-                result = session.execute(
-                    delete(StatusChangeRecord).where(
-                        StatusChangeRecord.project_id == project_id,
-                        StatusChangeRecord.id.in_(ids),
-                    )
-                )
-                self._count("status_change_records", result)
+                result = session.execute(delete(model).where(*where, model.id.in_(ids)))
+                self._count(table, result)
             return len(ids)
 
-        self._batches("status_change_records", step)
+        self._batches(table, step)
 
     # -- the whole pass ------------------------------------------------------------------
 
