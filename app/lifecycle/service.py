@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from app.context import AppContext
 from app.issues.activity import add_activity
 from app.issues.status import GroupStatus, GroupSubStatus
-from app.lifecycle.forecast import compute_forecast, epoch_hour
+from app.lifecycle.forecast import WINDOW_HOURS, compute_forecast, epoch_hour
 from app.lifecycle.transitions import IssueState, Transition
 from app.models import Activity, Forecast, Group, HourlyCount
 from app.notifications.outbox import enqueue
@@ -81,7 +81,7 @@ def refresh_forecast(session: Session, group: Group, *, now: datetime) -> Foreca
     rows = session.execute(
         select(HourlyCount.hour, HourlyCount.count).where(
             HourlyCount.group_id == group.id,
-            HourlyCount.hour >= computed_hour - 168,
+            HourlyCount.hour >= computed_hour - WINDOW_HOURS,
             HourlyCount.hour < computed_hour,
         )
     ).all()

@@ -19,11 +19,11 @@ from app.errors import (
     NotFound,
     validation_details,
 )
+from app.issues.fingerprint import hash_element
 from app.issues.serialize import issue_payload
 from app.lifecycle.service import apply_transition, lock_group, state_of
 from app.lifecycle.transitions import TransitionRejected, parse_target, plan_transition
 from app.models import Activity, GroupHash, StatusChangeRecord
-from app.occurrences.grouping import hash_element
 from app.organizations.access import project_for
 from app.status_changes.schemas import StatusChangeIn
 from app.triage.schemas import ActivityOut

@@ -9,9 +9,6 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.schemas import StorableIn, UtcDatetime
 
-MAX_ID = 2**63 - 1
-"""Largest id a database column holds; bigger numbers are refused as invalid payloads."""
-
 ASSIGNEE_PATTERN = r"^(user|team):[A-Za-z0-9._@+-]{1,90}$"
 """An assignee: `user:<id>` or `team:<id>` (fits the 100-character column)."""
 

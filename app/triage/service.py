@@ -28,8 +28,9 @@ from app.lifecycle.transitions import (
     plan_transition,
 )
 from app.models import Activity, Forecast, Group
+from app.schemas import MAX_ID
 from app.status_changes.service import activity_out, rejected
-from app.triage.schemas import MAX_ID, ActivityPage, ForecastOut, IgnoreUntilIn, IssueUpdateIn
+from app.triage.schemas import ActivityPage, ForecastOut, IgnoreUntilIn, IssueUpdateIn
 
 
 def issue_for(

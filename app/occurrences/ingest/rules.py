@@ -171,8 +171,3 @@ def open_issue(
         added=1,
         bumps=1,
     )
-
-
-def epoch_hour(moment: datetime) -> int:
-    """Hours since the Unix epoch of a UTC moment."""
-    return int(moment.timestamp() // 3600)
