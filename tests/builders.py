@@ -241,8 +241,8 @@ def set_hourly_counts(ctx: AppContext, group_id: int, counts: dict[int, int]) ->
 
 def receive(ctx: AppContext, group_id: int, times: list[datetime]) -> None:
     """What ingest does for an issue's new occurrences: count them, then apply the ignored rules."""
+    from app.issues.write import lock_group
     from app.lifecycle.hooks import on_ignored_occurrences
-    from app.lifecycle.service import lock_group
 
     touched = add_occurrences(ctx, group_id, times)
     with ctx.db.write() as session:

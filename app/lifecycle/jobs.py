@@ -17,7 +17,8 @@ from sqlalchemy.orm import Session
 from app.context import AppContext
 from app.issues.activity import add_activity
 from app.issues.status import GroupStatus, GroupSubStatus
-from app.lifecycle.service import lock_group, refresh_forecast
+from app.issues.write import lock_group
+from app.lifecycle.service import refresh_forecast
 from app.lifecycle.transitions import AUTO_SET_ONGOING, SET_RESOLVED_BY_AGE
 from app.models import Forecast, Group, Project
 from app.notifications.outbox import enqueue
