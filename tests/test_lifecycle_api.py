@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from app.jobs.runner import run_all_once
 from app.jobs.schedule import job_named
+from app.models import WebhookDelivery
 from tests.builders import ctx_of, make_project, occurrence
 from tests.conftest import FakeClock, assert_error
 
@@ -213,3 +216,26 @@ def test_lifecycle_changes_queue_their_webhook_events(
         "issue.resolved",
         "issue.unresolved",
     ]
+
+
+def test_a_detectors_status_change_queues_its_webhook_with_the_issue_as_committed(
+    admin: TestClient, app: FastAPI, clock: FakeClock
+) -> None:
+    hook = admin.post(
+        "/admin/projects/1/webhooks",
+        json={
+            "url": "https://hooks.example.com/x",
+            "secret": "s3cret",
+            "events": ["issue.resolved"],
+        },
+    )
+    assert hook.status_code == 201, hook.text
+    issue_id = post_many(admin, [at(clock.now)])[0]["issue_id"]
+    change = {"fingerprint": ["fp-1"], "project_id": 1, "new_status": "resolved"}
+    answer = admin.post("/status-changes", json=change).json()
+    assert answer["changed"] is True
+    with ctx_of(app).db.read() as session:
+        rows = list(session.scalars(select(WebhookDelivery)))
+    assert [(r.event, r.group_id) for r in rows] == [("issue.resolved", issue_id)]
+    body = json.loads(rows[0].body)
+    assert body["issue"] == answer["issue"]

@@ -16,6 +16,7 @@ from app.issues.serialize import activity_out, issue_payload
 from app.issues.write import lock_by_fingerprint
 from app.lifecycle import service as lifecycle
 from app.models import StatusChangeRecord
+from app.notifications import outbox
 from app.organizations.access import project_for
 from app.status_changes.schemas import StatusChangeIn
 
@@ -49,6 +50,7 @@ def change_status(
     try:
         with ctx.db.write() as session:
             answer = _change_status(session, ctx, principal, payload, now=now)
+            outbox.render_queued(session)
             session.commit()
             return answer_for(principal, answer)
     except IntegrityError:

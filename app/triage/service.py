@@ -19,6 +19,7 @@ from app.issues.write import set_assignee, set_priority
 from app.lifecycle import service as lifecycle
 from app.lifecycle.transitions import SET_ASSIGNEE, SET_IGNORED, SET_PRIORITY, Target, Transition
 from app.models import Activity, Forecast, Group
+from app.notifications import outbox
 from app.schemas import MAX_ID
 from app.triage.schemas import ActivityPage, ForecastOut, IgnoreUntilIn, IssueUpdateIn
 
@@ -184,6 +185,7 @@ def update_issue(
         _apply_update(session, ctx, principal, group, changes, now=now)
         body = issue_payload(session, group, ctx.registry)
         tag = etag(group)
+        outbox.render_queued(session)
         session.commit()
     return body, tag
 
