@@ -8,11 +8,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from app.issues.status import GroupStatus, GroupSubStatus
-from app.lifecycle.forecast import epoch_hour
 from app.occurrences.ingest.rules import (
     Issue,
     count_in,
     counts_as_resolved,
+    epoch_hour,
     join,
     open_issue,
 )

@@ -10,12 +10,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from app.issue_types.registry import IssueType
-from app.lifecycle.forecast import epoch_hour
 from app.occurrences.grouping import decide
 from app.occurrences.ingest import pending
 from app.occurrences.ingest.batch import Batch
 from app.occurrences.ingest.outcomes import Accepted, Outcome, Rejected, Rejection, accepted
-from app.occurrences.ingest.rules import Issue, join, open_issue
+from app.occurrences.ingest.rules import Issue, epoch_hour, join, open_issue
 from app.occurrences.ingest.statements import ProjectInfo
 from app.occurrences.validation import ValidOccurrence
 from app.rollout.rules import FlagKind

@@ -14,11 +14,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 
 from app.issue_types.registry import IssueType, NoiseConfig
-from app.lifecycle.forecast import epoch_hour
 from app.models import Occurrence, PendingWindow
 from app.occurrences.ingest.batch import Batch, Row
 from app.occurrences.ingest.outcomes import Accepted, accepted
-from app.occurrences.ingest.rules import Issue, count_in
+from app.occurrences.ingest.rules import Issue, count_in, epoch_hour
 from app.occurrences.noise import Window, admit
 from app.occurrences.validation import ValidOccurrence
 

@@ -16,13 +16,12 @@ from sqlalchemy import select
 
 from app.db import json_text
 from app.issues.activity import add_activity
-from app.lifecycle.forecast import epoch_hour
 from app.lifecycle.hooks import on_ignored_occurrences
 from app.models import Group, HourlyCount
 from app.notifications.outbox import enqueue
 from app.occurrences.ingest import statements as st
 from app.occurrences.ingest.batch import Batch, Row, load_webhook_projects
-from app.occurrences.ingest.rules import Issue
+from app.occurrences.ingest.rules import Issue, epoch_hour
 from app.occurrences.validation import truncate_culprit
 
 
