@@ -22,7 +22,7 @@ from sqlalchemy import select
 from app.auth.dependencies import refuse_token, resolve_principal
 from app.auth.principal import Principal, hash_token
 from app.console import charts
-from app.console.session import SessionClaim, Signer, load_secret, same_token
+from app.console.session import ConsoleUser, SessionClaim, Signer, load_secret, same_token
 from app.context import AppContext
 from app.errors import DomainError, Forbidden, InvalidPayload, RateLimited, Unauthenticated
 from app.issue_types.registry import PRIORITY_NAMES
@@ -57,20 +57,6 @@ DEFAULT_SUBSTATUS = {
     "unresolved": "ongoing",
     "ignored": "archived_until_escalating",
 }
-
-
-@dataclass(frozen=True)
-class ConsoleUser:
-    """A logged-in person: the API principal their token stands for, and their CSRF token."""
-
-    principal: Principal
-    csrf: str
-    label: str
-
-    @property
-    def can_triage(self) -> bool:
-        """Whether the triage controls are shown (and accepted)."""
-        return self.principal.has_scope("triage")
 
 
 def signer(ctx: AppContext) -> Signer:

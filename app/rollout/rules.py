@@ -1,8 +1,10 @@
-"""Flag names and stages (pure)."""
+"""Flag names, stages and the per-process cache of the flag table (pure)."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import threading
+import time
+from collections.abc import Callable, Collection
 from enum import StrEnum
 
 
@@ -47,3 +49,32 @@ def flag_on(
     if organization_id in organizations:
         return True
     return stage is Stage.EA and early_adopter
+
+
+FlagTable = dict[tuple[int, str], tuple[Stage, frozenset[int]]]
+"""Every flag row: (type id, kind) → (stage, organization ids)."""
+
+
+class FlagCache:
+    """The flag table, reloaded when older than ``ttl`` seconds (0 = read every time)."""
+
+    def __init__(self, ttl: float) -> None:
+        self.ttl = ttl
+        self._table: FlagTable = {}
+        self._loaded_at = -1.0e18
+        self._lock = threading.Lock()
+
+    def table(self, load: Callable[[], FlagTable]) -> FlagTable:
+        """The flag table, reloading it with ``load`` if stale."""
+        now = time.monotonic()
+        if now - self._loaded_at <= self.ttl and self.ttl > 0:
+            return self._table
+        table = load()
+        with self._lock:
+            self._table, self._loaded_at = table, now
+        return table
+
+    def invalidate(self) -> None:
+        """Forget the cached table (after a local change)."""
+        with self._lock:
+            self._loaded_at = -1.0e18
