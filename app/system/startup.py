@@ -24,7 +24,8 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 
 from app.context import AppContext
-from app.db import Database, database_unavailable
+from app.db import Database
+from app.db_errors import database_unavailable
 from app.errors import ServiceUnavailable
 from app.issue_types.service import reload_registry
 from app.middleware import ASGIApp, Receive, Scope, Send

@@ -27,7 +27,7 @@ from typing import Any
 
 from app.auth.principal import Principal
 from app.context import AppContext, IngestWriter
-from app.db import WriteHealth, database_unavailable
+from app.db_errors import WriteHealth, database_unavailable
 from app.errors import ServiceUnavailable
 from app.metrics import INGEST_BATCH_SIZE, WRITER_FAILURES
 from app.occurrences.ingest.outcomes import IngestResult
