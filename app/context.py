@@ -22,7 +22,7 @@ from app.console.session import ConsoleUser, Signer
 from app.db import Database, utcnow
 from app.issue_types.registry import Registry
 from app.occurrences.ingest.outcomes import IngestResult
-from app.occurrences.ratelimit import TokenBuckets
+from app.ratelimit import TokenBuckets
 from app.rollout.rules import FlagCache
 
 

@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 
 from app.issue_types import builtins  # noqa: F401  (defining the classes registers them)
+from app.issue_types.flags import FlagKind, flag_name
 from app.issue_types.registry import (
     BUILTIN_CATEGORIES,
     CreationQuota,
@@ -21,7 +22,7 @@ from app.issue_types.registry import (
     code_types,
     parse_priority,
 )
-from app.rollout.rules import FlagKind, Stage, flag_name, flag_on
+from app.rollout.rules import Stage, flag_on
 
 # type_id, slug, category, priority, released, noise ignore_limit,
 # auto-resolve, escalation, in_default_search — SPEC §3, row by row.

@@ -25,6 +25,7 @@ from app.console import charts
 from app.console.session import ConsoleUser, SessionClaim, Signer, load_secret, same_token
 from app.context import AppContext
 from app.errors import DomainError, Forbidden, InvalidPayload, RateLimited, Unauthenticated
+from app.issue_types.flags import FlagKind
 from app.issue_types.registry import PRIORITY_NAMES
 from app.issue_types.schemas import IssueTypeOut
 from app.issue_types.service import issue_type_out, refresh_if_stale
@@ -42,7 +43,6 @@ from app.lifecycle.forecast import epoch_hour
 from app.models import ApiKey, HourlyCount, Organization, Project
 from app.occurrences import reads
 from app.occurrences.schemas import OccurrenceOut, PendingOut
-from app.rollout.rules import FlagKind
 from app.rollout.service import is_enabled, list_flags
 from app.triage import service as triage
 from app.triage.schemas import ActivityOut, IssueUpdateIn

@@ -1,4 +1,7 @@
-"""Flag names, stages and the per-process cache of the flag table (pure)."""
+"""Rollout stages, whether a flag is on, and the per-process cache of the flag table (pure).
+
+The flags themselves (their kinds and names) belong to the issue types (``issue_types.flags``).
+"""
 
 from __future__ import annotations
 
@@ -7,13 +10,8 @@ import time
 from collections.abc import Callable, Collection
 from enum import StrEnum
 
-
-class FlagKind(StrEnum):
-    """What a flag gates."""
-
-    INGEST = "ingest"
-    POST_PROCESS = "post_process"
-    VISIBLE = "visible"
+# Also importable from here, beside the stage rules, for the code asking whether a flag is on.
+from app.issue_types.flags import FlagKind as FlagKind
 
 
 class Stage(StrEnum):
@@ -23,18 +21,6 @@ class Stage(StrEnum):
     LA = "la"
     EA = "ea"
     GA = "ga"
-
-
-_SUFFIX = {
-    FlagKind.INGEST: "ingest",
-    FlagKind.POST_PROCESS: "post-process-group",
-    FlagKind.VISIBLE: "visible",
-}
-
-
-def flag_name(slug: str, kind: FlagKind) -> str:
-    """``organizations:<slug with - for _>-<kind>``."""
-    return f"organizations:{slug.replace('_', '-')}-{_SUFFIX[kind]}"
 
 
 def flag_on(

@@ -8,10 +8,11 @@ from sqlalchemy.orm import Session
 
 from app.context import AppContext
 from app.errors import Conflict, InvalidPayload, NotFound
+from app.issue_types.flags import FlagKind, flag_name
 from app.issue_types.registry import IssueType
 from app.issue_types.service import refresh_if_stale
 from app.models import Organization, RolloutFlag
-from app.rollout.rules import FlagCache, FlagKind, FlagTable, Stage, flag_name, flag_on
+from app.rollout.rules import FlagCache, FlagTable, Stage, flag_on
 from app.rollout.schemas import FlagIn, FlagOut
 
 
