@@ -176,12 +176,15 @@ def _check_port(host: str, port: int) -> None:
 
 
 def _load_plugins() -> None:
-    """Import the issue type plugins now, so a conflict stops the start with its names."""
+    """Import the issue type plugins and set up the registry now, so a conflict stops the start
+    with its names."""
+    from app.issue_types.builtins import create_registry
     from app.issue_types.registry import DuplicateIssueType
     from app.issue_types.service import load_plugins
 
     try:
         load_plugins()
+        create_registry()
     except DuplicateIssueType as exc:
         raise StartupError(
             f"issue type plugin conflict: {exc}",

@@ -14,7 +14,6 @@ from sqlalchemy.orm import Session
 
 from app.context import AppContext
 from app.errors import Conflict, InvalidPayload, NotFound
-from app.issue_types import builtins  # noqa: F401  (defining the classes registers them)
 from app.issue_types.flags import FlagKind, flag_name
 from app.issue_types.registry import (
     BUILTIN_CATEGORIES,
