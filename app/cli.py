@@ -83,7 +83,8 @@ def _ensure_admin_token() -> None:
 # The data directory holds every tenant's data and webhook secrets (the SQLite file) and the
 # admin token: only the service's user may enter it or read its files. The modes are given
 # where each is created (mkdir, os.open, and the database file before SQLite opens it, see
-# app.db), not through the process's umask, which would change it for everything else.
+# app.sqlite_maintenance.create_private_file), not through the process's umask, which would
+# change it for everything else.
 PRIVATE_DIR_MODE = 0o700
 PRIVATE_FILE_MODE = 0o600
 GROUP_OTHER_BITS = 0o077
@@ -175,12 +176,15 @@ def _check_port(host: str, port: int) -> None:
 
 
 def _load_plugins() -> None:
-    """Import the issue type plugins now, so a conflict stops the start with its names."""
+    """Import the issue type plugins and set up the registry now, so a conflict stops the start
+    with its names."""
+    from app.issue_types.builtins import create_registry
     from app.issue_types.registry import DuplicateIssueType
     from app.issue_types.service import load_plugins
 
     try:
         load_plugins()
+        create_registry()
     except DuplicateIssueType as exc:
         raise StartupError(
             f"issue type plugin conflict: {exc}",

@@ -1,28 +1,52 @@
-"""The per-application context: settings, database, registry, clock and caches."""
+"""The per-application context: settings, database, registry, clock and caches.
+
+It sits below the packages that use it: it imports the database module and pure state classes
+only, and names the objects of modules above it (the start-up, the ingest writer) by protocols.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, Request
 
 from app.auth.key_cache import KeyCache
+from app.auth.principal import Principal
 from app.auth.throttle import FailureLimit
 from app.config import Settings
+from app.console.session import ConsoleUser, Signer
 from app.db import Database, utcnow
 from app.issue_types.registry import Registry
-from app.occurrences.ratelimit import TokenBuckets
+from app.occurrences.ingest.outcomes import IngestResult
+from app.ratelimit import TokenBuckets
+from app.rollout.rules import FlagCache
 
-if TYPE_CHECKING:
-    # Type-only: these modules use the context; the context only holds their objects.
-    from app.console.service import ConsoleUser
-    from app.console.session import Signer
-    from app.occurrences.ingest.writer import GroupCommitWriter
-    from app.rollout.service import FlagCache
-    from app.system.startup import Startup
+
+# The two objects below belong to modules that use the context, so the context names only what
+# it needs of them: their classes satisfy these protocols (and stay free to import the context).
+class StartupState(Protocol):
+    """What the context shows of the start-up (``app.system.startup.Startup``)."""
+
+    @property
+    def ready(self) -> threading.Event:
+        """Set once the database is migrated and the registry loaded."""
+        ...
+
+
+class IngestWriter(Protocol):
+    """The ingest writer (``app.occurrences.ingest.writer.GroupCommitWriter``)."""
+
+    async def submit(self, raws: Sequence[Any], principal: Principal) -> list[IngestResult]:
+        """Ingest ``raws``; returns once they are committed."""
+        ...
+
+    def close(self) -> None:
+        """Finish the queued work and stop."""
+        ...
 
 
 @dataclass
@@ -37,9 +61,9 @@ class AppContext:
     clock: Callable[[], datetime] = utcnow
     # The per-process state below is created on first use by the package owning it (or by
     # create_app for ``startup``); None until then.
-    startup: Startup | None = None
+    startup: StartupState | None = None
     """The start-up (migrations, retries) of this application (``app.system.startup``)."""
-    ingest_writer: GroupCommitWriter | None = None
+    ingest_writer: IngestWriter | None = None
     """The group-commit writer of ingest (``app.occurrences.ingest.writer.writer_of``)."""
     flag_cache: FlagCache | None = None
     """The rollout flag table cache (``app.rollout.service.flag_cache``)."""

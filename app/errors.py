@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.db import database_unavailable
+from app.db_errors import database_unavailable
 from app.responses import JSONResponse
 
 log = logging.getLogger(__name__)

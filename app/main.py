@@ -22,7 +22,7 @@ from app.context import AppContext
 from app.db import Database, create_db_engine, utcnow
 from app.errors import install_error_handlers
 from app.fastpath import IngestFastPath
-from app.issue_types.registry import Registry
+from app.issue_types.builtins import create_registry
 from app.issue_types.service import load_plugins
 from app.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from app.occurrences.router import answer_batch, answer_occurrence
@@ -69,7 +69,7 @@ def build_context(settings: Settings, clock: Callable[[], datetime] | None = Non
     return AppContext(
         settings=settings,
         db=Database(engine),
-        registry=Registry(),
+        registry=create_registry(),
         key_cache=KeyCache(ttl_seconds=settings.auth_cache_seconds),
         admin_token=read_admin_token(settings),
         clock=clock or utcnow,

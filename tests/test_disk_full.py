@@ -28,7 +28,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
-from app.db import WriteHealth, cannot_write, database_unavailable
+from app.db_errors import WriteHealth, cannot_write, database_unavailable
 from app.occurrences.ingest import writer as writer_module
 from tests.builders import occurrence
 from tests.conftest import ADMIN_TOKEN, ON_POSTGRES, assert_error, auth

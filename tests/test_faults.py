@@ -17,7 +17,7 @@ from sqlalchemy.exc import OperationalError
 
 from app.auth.principal import Principal
 from app.config import Settings
-from app.db import database_unavailable
+from app.db_errors import database_unavailable
 from app.occurrences.ingest import writer as writer_module
 from app.occurrences.ingest.outcomes import IngestResult
 from app.occurrences.ingest.writer import GroupCommitWriter

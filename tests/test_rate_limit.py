@@ -8,7 +8,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.config import Settings
-from app.occurrences.ratelimit import TokenBuckets, count_by_project, retry_after_seconds
+from app.occurrences.throttle import count_by_project
+from app.ratelimit import TokenBuckets, retry_after_seconds
 from tests.builders import make_key, occurrence
 from tests.conftest import ADMIN_TOKEN, assert_error, auth
 

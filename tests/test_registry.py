@@ -8,7 +8,8 @@ from datetime import timedelta
 
 import pytest
 
-from app.issue_types import builtins  # noqa: F401  (defining the classes registers them)
+from app.issue_types.builtins import BUILTIN_TYPES, create_registry
+from app.issue_types.flags import FlagKind, flag_name
 from app.issue_types.registry import (
     BUILTIN_CATEGORIES,
     CreationQuota,
@@ -21,7 +22,7 @@ from app.issue_types.registry import (
     code_types,
     parse_priority,
 )
-from app.rollout.rules import FlagKind, Stage, flag_name, flag_on
+from app.rollout.rules import Stage, flag_on
 
 # type_id, slug, category, priority, released, noise ignore_limit,
 # auto-resolve, escalation, in_default_search — SPEC §3, row by row.
@@ -55,7 +56,7 @@ PRIORITY = {"low": 25, "medium": 50, "high": 75}
 
 @pytest.fixture
 def registry() -> Registry:
-    return Registry()
+    return create_registry()
 
 
 @pytest.fixture
@@ -120,7 +121,7 @@ def test_defining_a_group_type_subclass_registers_it(cleanup: list[int]) -> None
         category = GroupCategory.PROFILE.value
         noise_config = NoiseConfig(5, timedelta(days=2))
 
-    issue_type = Registry().get(424242)
+    issue_type = create_registry().get(424242)
     assert issue_type is not None
     assert (issue_type.slug, issue_type.category_id, issue_type.source) == (
         "test_slow_regex",
@@ -132,30 +133,75 @@ def test_defining_a_group_type_subclass_registers_it(cleanup: list[int]) -> None
     assert (issue_type.released, issue_type.default_priority) == (False, 50)
 
 
-def test_duplicate_type_id_in_a_subclass_is_refused(cleanup: list[int]) -> None:
-    with pytest.raises(DuplicateIssueType, match=r"type_id 1006 defined twice: .*NPlusOne"):
+def test_a_subclass_with_the_type_id_of_a_builtin_stops_the_registry_set_up(
+    cleanup: list[int],
+) -> None:
+    cleanup.append(1006)
+
+    @dataclass(frozen=True)
+    class Clash(GroupType):
+        type_id = 1006
+        slug = "test_clash_by_id"
+        description = "Clash"
+        category = GroupCategory.PERFORMANCE.value
+
+    with pytest.raises(
+        DuplicateIssueType, match=r"type_id 1006 defined twice: .*NPlusOne.* and .*Clash"
+    ):  # noqa: E501
+        create_registry()
+
+
+def test_a_subclass_with_the_slug_of_a_builtin_stops_the_registry_set_up(
+    cleanup: list[int],
+) -> None:
+    cleanup.append(424243)
+
+    @dataclass(frozen=True)
+    class Clash(GroupType):
+        type_id = 424243
+        slug = "feedback"
+        description = "Clash"
+        category = GroupCategory.FEEDBACK.value
+
+    with pytest.raises(
+        DuplicateIssueType, match=r"slug 'feedback' defined twice: .*FeedbackGroup.* and .*Clash"
+    ):  # noqa: E501
+        create_registry()
+
+
+def test_duplicate_type_id_between_subclasses_is_refused_at_definition(
+    cleanup: list[int],
+) -> None:
+    cleanup.append(424245)
+
+    @dataclass(frozen=True)
+    class First(GroupType):
+        type_id = 424245
+        slug = "test_first"
+        description = "First"
+        category = GroupCategory.ERROR.value
+
+    with pytest.raises(
+        DuplicateIssueType, match=r"type_id 424245 defined twice: .*First and .*Second"
+    ):  # noqa: E501
 
         @dataclass(frozen=True)
-        class Clash(GroupType):
-            type_id = 1006
-            slug = "test_clash_by_id"
-            description = "Clash"
-            category = GroupCategory.PERFORMANCE.value
+        class Second(GroupType):
+            type_id = 424245
+            slug = "test_second"
+            description = "Second"
+            category = GroupCategory.ERROR.value
 
-    assert Registry().by_slug("test_clash_by_id") is None
+    assert create_registry().get(424245) is not None
 
 
-def test_duplicate_slug_in_a_subclass_is_refused(cleanup: list[int]) -> None:
-    with pytest.raises(DuplicateIssueType, match=r"slug 'feedback' defined twice: .*Clash"):
-
-        @dataclass(frozen=True)
-        class Clash(GroupType):
-            type_id = 424243
-            slug = "feedback"
-            description = "Clash"
-            category = GroupCategory.FEEDBACK.value
-
-    assert Registry().get(424243) is None
+def test_the_builtins_register_nothing_by_themselves() -> None:
+    # Defining them registers nothing: the registry set-up (create_registry) hands them over.
+    ids = {cls.type_id for cls in BUILTIN_TYPES}
+    assert len(ids) == len(BUILTIN_TYPES)
+    assert not ids & set(code_types.by_id)
+    assert Registry().get(1) is None
+    assert create_registry().get(1) is not None
 
 
 def test_subclass_without_required_attribute_is_refused() -> None:

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from app.context import AppContext
-from app.rollout.rules import FlagKind
+from app.issue_types.flags import FlagKind
 from app.rollout.service import is_enabled
 from tests.conftest import assert_error
 

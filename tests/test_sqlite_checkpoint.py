@@ -18,10 +18,11 @@ from sqlalchemy import text
 
 from app.auth.principal import Principal
 from app.config import Settings
-from app.db import Database, PriorityRunner, WalCheckpointer, _sync_fd, create_db_engine
+from app.db import Database, create_db_engine
 from app.issue_types.service import reload_registry
 from app.main import build_context
 from app.organizations.defaults import ensure_defaults
+from app.sqlite_maintenance import PriorityRunner, WalCheckpointer, _sync_fd
 from tests.builders import occurrence
 from tests.conftest import ON_POSTGRES
 

@@ -426,6 +426,33 @@ def test_duplicate_plugin_names_both_types(tmp_path: Path) -> None:
     assert "uninstall the conflicting plugin" in result.stderr
 
 
+def test_plugin_with_a_builtin_type_id_names_both_types(tmp_path: Path) -> None:
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    module = """
+        from dataclasses import dataclass
+
+        from app.issue_types.registry import GroupCategory, GroupType
+
+
+        @dataclass(frozen=True)
+        class ErrorTwin(GroupType):
+            type_id = 1
+            slug = "error_twin"
+            description = "Twin of a built-in"
+            category = GroupCategory.ERROR.value
+    """
+    (plugins / "error_twin_plugin.py").write_text(textwrap.dedent(module))
+    dist = plugins / "error_twin_plugin-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: error-twin\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text(f"[{ENTRY_POINT_GROUP}]\ntwin = error_twin_plugin\n")
+    env = {**_environment(tmp_path), "PYTHONPATH": str(plugins)}
+    result = _run(["serve", "--port", str(free_port())], env, tmp_path)
+    _assert_short_error(result, "type_id 1", "ErrorGroupType", "error_twin_plugin.ErrorTwin")
+    assert "uninstall the conflicting plugin" in result.stderr
+
+
 def test_port_in_use_names_the_port(tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

@@ -16,7 +16,7 @@ from app.auth.throttle import FailureLimit
 from app.context import AppContext
 from app.errors import DomainError, Forbidden, RateLimited, Unauthenticated
 from app.models import ApiKey
-from app.occurrences.ratelimit import retry_after_seconds
+from app.ratelimit import retry_after_seconds
 
 
 def failure_limit(ctx: AppContext) -> FailureLimit:

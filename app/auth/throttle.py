@@ -12,7 +12,7 @@ import ipaddress
 import time
 from collections.abc import Callable
 
-from app.occurrences.ratelimit import TokenBuckets
+from app.ratelimit import TokenBuckets
 
 UNKNOWN_CLIENT = "unknown"
 

@@ -9,7 +9,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, Response
 
 from app.console import pages, service
-from app.console.session import LOGIN_COOKIE, SESSION_COOKIE, same_token
+from app.console.session import LOGIN_COOKIE, SESSION_COOKIE, ConsoleUser, same_token
 from app.context import AppContext, CtxDep
 from app.errors import DomainError, PreconditionFailed
 from app.schemas import MAX_ID
@@ -18,11 +18,11 @@ router = APIRouter(include_in_schema=False)
 IssueId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
-def _user(ctx: AppContext, request: Request) -> service.ConsoleUser | None:
+def _user(ctx: AppContext, request: Request) -> ConsoleUser | None:
     return service.user_for(ctx, request.cookies.get(SESSION_COOKIE))
 
 
-def _error(user: service.ConsoleUser | None, exc: DomainError) -> Response:
+def _error(user: ConsoleUser | None, exc: DomainError) -> Response:
     return pages.render("error.html", status=exc.status_code, user=user, error=exc)
 
 

@@ -22,9 +22,10 @@ from sqlalchemy import select
 from app.auth.dependencies import refuse_token, resolve_principal
 from app.auth.principal import Principal, hash_token
 from app.console import charts
-from app.console.session import SessionClaim, Signer, load_secret, same_token
+from app.console.session import ConsoleUser, SessionClaim, Signer, load_secret, same_token
 from app.context import AppContext
 from app.errors import DomainError, Forbidden, InvalidPayload, RateLimited, Unauthenticated
+from app.issue_types.flags import FlagKind
 from app.issue_types.registry import PRIORITY_NAMES
 from app.issue_types.schemas import IssueTypeOut
 from app.issue_types.service import issue_type_out, refresh_if_stale
@@ -43,7 +44,6 @@ from app.models import ApiKey, HourlyCount, Organization, Project
 from app.occurrences import reads
 from app.occurrences import reads as occurrence_reads
 from app.occurrences.schemas import OccurrenceOut, PendingOut
-from app.rollout.rules import FlagKind
 from app.rollout.service import is_enabled, list_flags
 from app.triage import service as triage
 from app.triage.schemas import IssueUpdateIn
@@ -58,20 +58,6 @@ DEFAULT_SUBSTATUS = {
     "unresolved": "ongoing",
     "ignored": "archived_until_escalating",
 }
-
-
-@dataclass(frozen=True)
-class ConsoleUser:
-    """A logged-in person: the API principal their token stands for, and their CSRF token."""
-
-    principal: Principal
-    csrf: str
-    label: str
-
-    @property
-    def can_triage(self) -> bool:
-        """Whether the triage controls are shown (and accepted)."""
-        return self.principal.has_scope("triage")
 
 
 def signer(ctx: AppContext) -> Signer:

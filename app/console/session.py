@@ -19,6 +19,7 @@ from typing import Any
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
+from app.auth.principal import Principal
 from app.config import Settings
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,20 @@ class SessionClaim:
     key_id: int | None  # None: the admin
     fingerprint: str
     csrf: str
+
+
+@dataclass(frozen=True)
+class ConsoleUser:
+    """A logged-in person: the API principal their token stands for, and their CSRF token."""
+
+    principal: Principal
+    csrf: str
+    label: str
+
+    @property
+    def can_triage(self) -> bool:
+        """Whether the triage controls are shown (and accepted)."""
+        return self.principal.has_scope("triage")
 
 
 def load_secret(settings: Settings) -> str:

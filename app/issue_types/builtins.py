@@ -1,11 +1,21 @@
-"""The issue types shipped with the service (SPEC §3), written as ``GroupType`` subclasses."""
+"""The issue types shipped with the service (SPEC §3), and the registry set-up that adds them.
+
+They are written as ``GroupType`` subclasses, like plugin types, but do not register themselves
+when defined: ``BUILTIN_TYPES`` lists them, and ``create_registry`` hands them to the registry.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
 
-from app.issue_types.registry import GroupCategory, GroupType, NoiseConfig, PriorityLevel
+from app.issue_types.registry import (
+    GroupCategory,
+    GroupType,
+    NoiseConfig,
+    PriorityLevel,
+    Registry,
+)
 
 DAY = timedelta(hours=24)
 LOW, MEDIUM, HIGH = PriorityLevel.LOW, PriorityLevel.MEDIUM, PriorityLevel.HIGH
@@ -16,6 +26,7 @@ class _BuiltinType(GroupType):
     """Marks built-ins so answers can tell them from plugin types."""
 
     _source = "builtin"
+    _registers_itself = False
 
 
 def _noise(limit: int) -> NoiseConfig:
@@ -261,3 +272,39 @@ class MetricIssue(_BuiltinType):
     description = "Metric issue"
     category = GroupCategory.METRIC_ALERT.value
     default_priority = HIGH
+
+
+BUILTIN_TYPES: tuple[type[GroupType], ...] = (
+    ErrorGroupType,
+    PerformanceSlowDBQueryGroupType,
+    PerformanceRenderBlockingAssetSpanGroupType,
+    PerformanceNPlusOneGroupType,
+    PerformanceConsecutiveDBQueriesGroupType,
+    PerformanceFileIOMainThreadGroupType,
+    PerformanceConsecutiveHTTPQueriesGroupType,
+    PerformanceNPlusOneAPICallsGroupType,
+    PerformanceUncompressedAssetsGroupType,
+    PerformanceLargeHTTPPayloadGroupType,
+    PerformanceHTTPOverheadGroupType,
+    PerformanceP95EndpointRegressionGroupType,
+    ProfileFileIOGroupType,
+    ProfileImageDecodeGroupType,
+    ProfileJSONDecodeType,
+    ProfileRegexType,
+    ProfileFrameDropType,
+    MonitorIncidentType,
+    ReplayRageClickType,
+    ReplayHydrationErrorType,
+    FeedbackGroup,
+    UptimeDomainCheckFailure,
+    MetricIssue,
+)
+
+
+def create_registry() -> Registry:
+    """The registry of one application: the built-in types and the plugin types defined so far.
+
+    Load the plugins first (``service.load_plugins``): a plugin type with the type_id or slug of
+    a built-in raises ``DuplicateIssueType`` here.
+    """
+    return Registry(BUILTIN_TYPES)

@@ -1,9 +1,10 @@
 """The issue-type registry: pure rules, no web framework and no database.
 
-Types come from three places: built-ins, ``GroupType`` subclasses (in this code base or in
-plugins loaded through the ``issue_platform.issue_types`` entry point) and the admin API. Code
-types register themselves when their class is defined; API types are handed to the registry by
-the service layer after loading them from the database.
+Types come from three places: the built-ins (``builtins.BUILTIN_TYPES``, handed to the registry
+by ``builtins.create_registry``), ``GroupType`` subclasses in plugins loaded through the
+``issue_platform.issue_types`` entry point (such a class registers itself when it is defined,
+SPEC §3), and the admin API (handed to the registry by the service layer after loading them
+from the database).
 """
 
 from __future__ import annotations
@@ -150,7 +151,8 @@ class GroupType:
     """Base class of issue types written in Python.
 
     Subclass it as a frozen dataclass with class attributes ``type_id``, ``slug``,
-    ``description`` and ``category``; defining the subclass registers the type.
+    ``description`` and ``category``; defining the subclass checks them and registers the type
+    (the built-ins are checked too, but listed instead of registered).
     """
 
     type_id: ClassVar[int]
@@ -165,14 +167,21 @@ class GroupType:
     creation_quota: ClassVar[CreationQuota | None] = None
     in_default_search: ClassVar[bool] = True
     _source: ClassVar[str] = "code"
+    # False for the built-ins: ``builtins.BUILTIN_TYPES`` lists them for ``create_registry``.
+    _registers_itself: ClassVar[bool] = True
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if not hasattr(cls, "type_id"):  # an intermediate base without a type of its own
             return
-        code_types.register(
-            issue_type_from_class(cls), origin=f"{cls.__module__}.{cls.__qualname__}"
-        )
+        issue_type = issue_type_from_class(cls)
+        if cls._registers_itself:
+            code_types.register(issue_type, origin=origin_of(cls))
+
+
+def origin_of(cls: type[GroupType]) -> str:
+    """Where a type was defined, for the messages naming two clashing types."""
+    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 def issue_type_from_class(cls: type[GroupType]) -> IssueType:
@@ -202,7 +211,7 @@ class DuplicateIssueType(ValueError):
 
 @dataclass
 class _CodeTypes:
-    """Types defined in code, registered at class-definition time."""
+    """Types defined in code, each unique by type_id and slug; see ``code_types``."""
 
     by_id: dict[int, IssueType] = field(default_factory=dict)
     origins: dict[int, str] = field(default_factory=dict)
@@ -230,12 +239,24 @@ class _CodeTypes:
 
 
 code_types = _CodeTypes()
+"""The types of plugin classes, registered when their class is defined."""
 
 
 class Registry:
-    """All types and categories: code types plus those registered through the API."""
+    """All types and categories: those of ``builtin``, plugin types, and the API's.
 
-    def __init__(self) -> None:
+    ``builtin`` are the types always there (``builtins.create_registry`` gives the built-ins);
+    the types of plugin classes are read from ``code_types`` at every rebuild. A type_id or
+    slug of a plugin type that is also a built-in's raises ``DuplicateIssueType`` here.
+    """
+
+    def __init__(self, builtin: Iterable[type[GroupType]] = ()) -> None:
+        table = _CodeTypes()
+        for cls in builtin:
+            table.register(issue_type_from_class(cls), origin=origin_of(cls))
+        self._builtin = dict(table.by_id)
+        for type_id, issue_type in code_types.by_id.items():
+            table.register(issue_type, origin=code_types.origins.get(type_id, ""))
         self._lock = threading.Lock()
         self._api_types: dict[int, IssueType] = {}
         self._api_categories: dict[int, Category] = {}
@@ -245,7 +266,9 @@ class Registry:
         self._rebuild()
 
     def _rebuild(self) -> None:
-        by_id = dict(code_types.by_id)
+        by_id = dict(self._builtin)
+        for t in code_types.by_id.values():
+            by_id.setdefault(t.type_id, t)
         for t in self._api_types.values():
             by_id.setdefault(t.type_id, t)
         by_slug: dict[str, IssueType] = {}

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from app.context import AppContext
 from app.errors import Conflict, InvalidPayload, NotFound
-from app.issue_types import builtins  # noqa: F401  (defining the classes registers them)
+from app.issue_types.flags import FlagKind, flag_name
 from app.issue_types.registry import (
     BUILTIN_CATEGORIES,
     PRIORITY_NAMES,
@@ -35,7 +35,6 @@ from app.issue_types.schemas import (
 )
 from app.models import Category as CategoryRow
 from app.models import IssueTypeRow
-from app.rollout.rules import FlagKind, flag_name
 
 log = logging.getLogger(__name__)
 

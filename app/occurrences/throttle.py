@@ -8,7 +8,22 @@ from app.auth.principal import Principal
 from app.context import AppContext
 from app.errors import RateLimited
 from app.metrics import RATE_LIMITED
-from app.occurrences.ratelimit import TokenBuckets, count_by_project, retry_after_seconds
+from app.ratelimit import TokenBuckets, retry_after_seconds
+
+
+def count_by_project(items: object) -> dict[int, int]:
+    """How many items name each integer ``project_id`` (others are left to validation)."""
+    counts: dict[int, int] = {}
+    if not isinstance(items, list):
+        items = [items]
+    assert isinstance(items, list)
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        project = item.get("project_id")
+        if isinstance(project, int) and not isinstance(project, bool):
+            counts[project] = counts.get(project, 0) + 1
+    return counts
 
 
 def _buckets(ctx: AppContext) -> TokenBuckets | None:

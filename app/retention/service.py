@@ -102,13 +102,6 @@ class PassResult:
     # Per step (``occurrences``, ``hourly_counts``, ``vacuum``, ...): its batches and slowest.
     steps: dict[str, StepStats] = field(default_factory=dict)
 
-    @property
-    def slowest_step(self) -> str | None:
-        """The step whose transaction held the database longest."""
-        if not self.steps:
-            return None
-        return max(self.steps, key=lambda name: self.steps[name].slowest_seconds)
-
     def summary(self) -> dict[str, Any]:
         """The result as a small JSON-ready dict (the job summary)."""
         return {

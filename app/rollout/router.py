@@ -7,8 +7,8 @@ from fastapi import APIRouter
 from app.auth.dependencies import AdminDep
 from app.context import CtxDep
 from app.errors import error_responses
+from app.issue_types.flags import FlagKind
 from app.rollout import service
-from app.rollout.rules import FlagKind
 from app.rollout.schemas import FlagIn, FlagOut
 from app.schemas import IdPath
 

@@ -1,17 +1,17 @@
-"""Flag names and stages (pure)."""
+"""Rollout stages, whether a flag is on, and the per-process cache of the flag table (pure).
+
+The flags themselves (their kinds and names) belong to the issue types (``issue_types.flags``).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import threading
+import time
+from collections.abc import Callable, Collection
 from enum import StrEnum
 
-
-class FlagKind(StrEnum):
-    """What a flag gates."""
-
-    INGEST = "ingest"
-    POST_PROCESS = "post_process"
-    VISIBLE = "visible"
+# Also importable from here, beside the stage rules, for the code asking whether a flag is on.
+from app.issue_types.flags import FlagKind as FlagKind
 
 
 class Stage(StrEnum):
@@ -21,18 +21,6 @@ class Stage(StrEnum):
     LA = "la"
     EA = "ea"
     GA = "ga"
-
-
-_SUFFIX = {
-    FlagKind.INGEST: "ingest",
-    FlagKind.POST_PROCESS: "post-process-group",
-    FlagKind.VISIBLE: "visible",
-}
-
-
-def flag_name(slug: str, kind: FlagKind) -> str:
-    """``organizations:<slug with - for _>-<kind>``."""
-    return f"organizations:{slug.replace('_', '-')}-{_SUFFIX[kind]}"
 
 
 def flag_on(
@@ -47,3 +35,32 @@ def flag_on(
     if organization_id in organizations:
         return True
     return stage is Stage.EA and early_adopter
+
+
+FlagTable = dict[tuple[int, str], tuple[Stage, frozenset[int]]]
+"""Every flag row: (type id, kind) → (stage, organization ids)."""
+
+
+class FlagCache:
+    """The flag table, reloaded when older than ``ttl`` seconds (0 = read every time)."""
+
+    def __init__(self, ttl: float) -> None:
+        self.ttl = ttl
+        self._table: FlagTable = {}
+        self._loaded_at = -1.0e18
+        self._lock = threading.Lock()
+
+    def table(self, load: Callable[[], FlagTable]) -> FlagTable:
+        """The flag table, reloading it with ``load`` if stale."""
+        now = time.monotonic()
+        if now - self._loaded_at <= self.ttl and self.ttl > 0:
+            return self._table
+        table = load()
+        with self._lock:
+            self._table, self._loaded_at = table, now
+        return table
+
+    def invalidate(self) -> None:
+        """Forget the cached table (after a local change)."""
+        with self._lock:
+            self._loaded_at = -1.0e18

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field, field_validator
 
-from app.rollout.rules import FlagKind, Stage
+from app.issue_types.flags import FlagKind
+from app.rollout.rules import Stage
 from app.schemas import Id, StrictIn
 
 

@@ -2,50 +2,18 @@
 
 from __future__ import annotations
 
-import threading
-import time
-
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.context import AppContext
 from app.errors import Conflict, InvalidPayload, NotFound
+from app.issue_types.flags import FlagKind, flag_name
 from app.issue_types.registry import IssueType
 from app.issue_types.service import refresh_if_stale
 from app.models import Organization, RolloutFlag
-from app.rollout.rules import FlagKind, Stage, flag_name, flag_on
+from app.rollout.rules import FlagCache, FlagTable, Stage, flag_on
 from app.rollout.schemas import FlagIn, FlagOut
-
-FlagTable = dict[tuple[int, str], tuple[Stage, frozenset[int]]]
-
-
-class FlagCache:
-    """Every flag row, reloaded when older than ``ttl`` seconds (0 = read every time)."""
-
-    def __init__(self, ttl: float) -> None:
-        self.ttl = ttl
-        self._table: FlagTable = {}
-        self._loaded_at = -1.0e18
-        self._lock = threading.Lock()
-
-    def table(self, session: Session) -> FlagTable:
-        """The flag table, reloading it if stale."""
-        now = time.monotonic()
-        if now - self._loaded_at <= self.ttl and self.ttl > 0:
-            return self._table
-        rows = session.scalars(select(RolloutFlag)).all()
-        table: FlagTable = {
-            (r.type_id, r.kind): (Stage(r.stage), frozenset(r.organizations or [])) for r in rows
-        }
-        with self._lock:
-            self._table, self._loaded_at = table, now
-        return table
-
-    def invalidate(self) -> None:
-        """Forget the cached table (after a local change)."""
-        with self._lock:
-            self._loaded_at = -1.0e18
 
 
 def flag_cache(ctx: AppContext) -> FlagCache:
@@ -68,7 +36,7 @@ def is_enabled(
         return True
     stage, orgs = (
         flag_cache(ctx)
-        .table(session)
+        .table(lambda: _read_table(session))
         .get((issue_type.type_id, kind.value), (Stage.OFF, frozenset()))
     )
     return flag_on(stage, orgs, organization_id, early_adopter)

@@ -18,22 +18,20 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
 
 import orjson
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 
-from app.db import Database, database_unavailable
+from app.context import AppContext
+from app.db import Database
+from app.db_errors import database_unavailable
 from app.errors import ServiceUnavailable
 from app.issue_types.service import reload_registry
 from app.middleware import ASGIApp, Receive, Scope, Send
 from app.migrations import head_revision, upgrade
 from app.organizations.defaults import ensure_defaults
 from app.system.service import current_revision
-
-if TYPE_CHECKING:
-    from app.context import AppContext
 
 log = logging.getLogger(__name__)
 

@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.auth.principal import Principal
-from app.context import AppContext
-from app.db import WriteHealth, database_unavailable
+from app.context import AppContext, IngestWriter
+from app.db_errors import WriteHealth, database_unavailable
 from app.errors import ServiceUnavailable
 from app.metrics import INGEST_BATCH_SIZE, WRITER_FAILURES
 from app.occurrences.ingest.outcomes import IngestResult
@@ -261,7 +261,7 @@ class GroupCommitWriter:
                 _settle(job, answer, None, self.inline)
 
 
-def writer_of(ctx: AppContext) -> GroupCommitWriter:
+def writer_of(ctx: AppContext) -> IngestWriter:
     """The context's writer (created on first use)."""
     writer = ctx.ingest_writer
     if writer is None:

@@ -1,8 +1,9 @@
-"""Per-project ingest rate limit: a token bucket per project, held in this process's memory.
+"""Token buckets held in this process's memory, and the ``Retry-After`` they answer (pure).
 
-Pure rules (no framework, no database): the router asks before any database work. Buckets live
-in one process, so N ``serve`` processes (or ``--workers N``) together accept up to N times the
-configured rate; see docs/operations.md.
+Two limits use them: the per-project ingest rate (``app.occurrences.throttle``), asked before
+any database work, and the failed-authentication budget per client address
+(``app.auth.throttle``). Buckets live in one process, so N ``serve`` processes (or
+``--workers N``) together accept up to N times the configured rate; see docs/operations.md.
 """
 
 from __future__ import annotations
@@ -81,18 +82,3 @@ class TokenBuckets:
 def retry_after_seconds(wait: float) -> int:
     """Whole seconds for a ``Retry-After`` header (at least 1)."""
     return max(1, math.ceil(wait))
-
-
-def count_by_project(items: object) -> dict[int, int]:
-    """How many items name each integer ``project_id`` (others are left to validation)."""
-    counts: dict[int, int] = {}
-    if not isinstance(items, list):
-        items = [items]
-    assert isinstance(items, list)
-    for item in items:
-        if not isinstance(item, dict):
-            continue
-        project = item.get("project_id")
-        if isinstance(project, int) and not isinstance(project, bool):
-            counts[project] = counts.get(project, 0) + 1
-    return counts
