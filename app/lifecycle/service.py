@@ -31,7 +31,7 @@ from app.models import Activity, Forecast, Group, HourlyCount
 from app.notifications.outbox import enqueue
 
 
-def transition_error(exc: TransitionRejected) -> DomainError:
+def _transition_error(exc: TransitionRejected) -> DomainError:
     """The domain error of a rejected transition: 409 when the state forbids it, else 422."""
     if exc.conflict:
         return Conflict(exc.message, code=exc.code)
@@ -47,6 +47,22 @@ def state_of(group: Group) -> IssueState:
         initial_priority=group.initial_priority,
         priority_locked=group.priority_locked,
     )
+
+
+def parse(status: Any, substatus: Any) -> Target:
+    """A requested (status, substatus) by number or name, else 422 with the rule's code."""
+    try:
+        return parse_target(status, substatus)
+    except TransitionRejected as exc:
+        raise _transition_error(exc) from None
+
+
+def plan(group: Group, target: Target) -> Transition | None:
+    """The transition of an issue to ``target`` (None: already there), else 409 / 422."""
+    try:
+        return plan_transition(state_of(group), target)
+    except TransitionRejected as exc:
+        raise _transition_error(exc) from None
 
 
 def apply_transition(
@@ -103,19 +119,3 @@ def refresh_forecast(session: Session, group: Group, *, now: datetime) -> Foreca
     row.ceilings = list(result.ceilings)
     session.flush()
     return row
-
-
-def parse(status: Any, substatus: Any) -> Target:
-    """A requested (status, substatus) by number or name, else 422 with the rule's code."""
-    try:
-        return parse_target(status, substatus)
-    except TransitionRejected as exc:
-        raise transition_error(exc) from None
-
-
-def plan(group: Group, target: Target) -> Transition | None:
-    """The transition of an issue to ``target`` (None: already there), else 409 / 422."""
-    try:
-        return plan_transition(state_of(group), target)
-    except TransitionRejected as exc:
-        raise transition_error(exc) from None
