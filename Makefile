@@ -53,7 +53,7 @@ image-test: ## Build the image and smoke-test it: /readyz, healthcheck, one occu
 # The mutants `make mutate` runs (docs/testing.md): every function of the pure rule modules ...
 MUTATE_RULES := app.occurrences.grouping.* app.occurrences.noise.* app.occurrences.validation.* \
 	app.lifecycle.transitions.* app.lifecycle.forecast.* app.notifications.signing.* \
-	app.issues.cursor.* app.issues.status.*
+	app.issues.cursor.* app.issues.status.* app.issues.fingerprint.*
 # ... and the ingest decisions: the pure ingest rules (counting, "counts as resolved") and the
 # functions that choose an occurrence's outcome. The one place naming them: re-point it when the
 # ingest code moves (and `only_mutate` in pyproject.toml, which lists the files mutmut mutates).

@@ -19,7 +19,7 @@ from pydantic import (
 from app.storable import unstorable
 
 MAX_ID = 2**63 - 1
-"""Largest id of organizations and projects (64-bit columns on every backend)."""
+"""Largest id a database column holds (64-bit on every backend); bigger ids are refused."""
 
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 """An id given in a body: positive and within the 64-bit range the columns can hold."""

@@ -241,8 +241,9 @@ def set_hourly_counts(ctx: AppContext, group_id: int, counts: dict[int, int]) ->
 
 def receive(ctx: AppContext, group_id: int, times: list[datetime]) -> None:
     """What ingest does for an issue's new occurrences: count them, then apply the ignored rules."""
+    from app.issues.write import lock_group
     from app.lifecycle.hooks import on_ignored_occurrences
-    from app.lifecycle.service import lock_group
+    from app.notifications.outbox import render_queued
 
     touched = add_occurrences(ctx, group_id, times)
     with ctx.db.write() as session:
@@ -252,6 +253,7 @@ def receive(ctx: AppContext, group_id: int, times: list[datetime]) -> None:
             on_ignored_occurrences(
                 session, ctx, group, hour_counts=touched, detection_times=times, now=ctx.now()
             )
+        render_queued(session)
         session.commit()
 
 

@@ -14,12 +14,14 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
 from app.config import Settings
 from app.db import Base
 from app.migrations import upgrade
+from app.notifications import outbox
 from app.notifications.targets import IPAddress
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
@@ -45,6 +47,18 @@ class FakeClock:
 
 EXAMPLE_DOMAINS = ("example.com", "example.org", "example.net")
 EXAMPLE_ADDRESS = ipaddress.ip_address("93.184.215.14")  # public, as example.com's is
+
+
+def _fail_unrendered_deliveries(session: Session) -> None:
+    assert not outbox.unrendered(session), "queued deliveries committed without render_queued()"
+
+
+@pytest.fixture(autouse=True)
+def queued_deliveries_are_rendered() -> Iterator[None]:
+    """Every use case that queues a webhook delivery renders it before its commit."""
+    event.listen(Session, "before_commit", _fail_unrendered_deliveries)
+    yield
+    event.remove(Session, "before_commit", _fail_unrendered_deliveries)
 
 
 @pytest.fixture(autouse=True)

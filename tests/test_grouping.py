@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, datetime, timedelta
 
-from app.occurrences.grouping import decide, fingerprint_hashes, hash_element
+from app.issues.fingerprint import fingerprint_hashes, hash_element
+from app.occurrences.grouping import decide
 from app.occurrences.noise import Window, admit
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

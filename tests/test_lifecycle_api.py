@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from app.jobs.runner import run_all_once
 from app.jobs.schedule import job_named
+from app.models import WebhookDelivery
 from tests.builders import ctx_of, make_project, occurrence
 from tests.conftest import FakeClock, assert_error
 
@@ -25,6 +28,16 @@ def post_many(admin: TestClient, bodies: list[dict[str, Any]]) -> list[dict[str,
     response = admin.post("/occurrences/batch", json={"occurrences": bodies})
     assert response.status_code == 200, response.text
     return response.json()["results"]  # type: ignore[no-any-return]
+
+
+def subscribe(admin: TestClient, events: list[str]) -> int:
+    """A webhook of project 1 for ``events``; its id."""
+    hook = admin.post(
+        "/admin/projects/1/webhooks",
+        json={"url": "https://hooks.example.com/x", "secret": "s3cret", "events": events},
+    )
+    assert hook.status_code == 201, hook.text
+    return int(hook.json()["id"])
 
 
 def activity(admin: TestClient, issue_id: int) -> list[str]:
@@ -126,15 +139,7 @@ def test_new_issue_becomes_ongoing_after_a_week(
 def test_moving_a_regressed_issue_to_ongoing_by_hand_is_set_unresolved(
     admin: TestClient, clock: FakeClock
 ) -> None:
-    hook = admin.post(
-        "/admin/projects/1/webhooks",
-        json={
-            "url": "https://hooks.example.com/x",
-            "secret": "s3cret",
-            "events": ["issue.unresolved"],
-        },
-    )
-    assert hook.status_code == 201, hook.text
+    hook_id = subscribe(admin, ["issue.unresolved"])
     by_detector = post_many(admin, [at(clock.now, fingerprint=["d"])])[0]["issue_id"]
     by_person = post_many(admin, [at(clock.now, fingerprint=["p"])])[0]["issue_id"]
     for issue_id in (by_detector, by_person):
@@ -149,7 +154,7 @@ def test_moving_a_regressed_issue_to_ongoing_by_hand_is_set_unresolved(
     for issue_id in (by_detector, by_person):
         assert activity(admin, issue_id)[0] == "set_unresolved"
     # The issues were unresolved (regressed) already: nobody is told they are unresolved again.
-    deliveries = admin.get(f"/admin/webhooks/{hook.json()['id']}/deliveries").json()["data"]
+    deliveries = admin.get(f"/admin/webhooks/{hook_id}/deliveries").json()["data"]
     assert deliveries == []
 
 
@@ -181,21 +186,16 @@ def test_status_change_through_ingest(admin: TestClient, clock: FakeClock) -> No
 def test_lifecycle_changes_queue_their_webhook_events(
     admin: TestClient, app: FastAPI, clock: FakeClock
 ) -> None:
-    hook = admin.post(
-        "/admin/projects/1/webhooks",
-        json={
-            "url": "https://hooks.example.com/x",
-            "secret": "s3cret",
-            "events": [
-                "issue.resolved",
-                "issue.ignored",
-                "issue.unresolved",
-                "issue.escalating",
-                "issue.regressed",
-            ],
-        },
+    hook_id = subscribe(
+        admin,
+        [
+            "issue.resolved",
+            "issue.ignored",
+            "issue.unresolved",
+            "issue.escalating",
+            "issue.regressed",
+        ],
     )
-    assert hook.status_code == 201, hook.text
     issue_id = post_many(admin, [at(clock.now)])[0]["issue_id"]
     steps = [
         {"status": "resolved"},
@@ -205,7 +205,7 @@ def test_lifecycle_changes_queue_their_webhook_events(
     for step in steps:
         assert admin.patch(f"/issues/{issue_id}", json=step).status_code == 200
     post_many(admin, [at(clock.now) for _ in range(11)])
-    deliveries = admin.get(f"/admin/webhooks/{hook.json()['id']}/deliveries").json()["data"]
+    deliveries = admin.get(f"/admin/webhooks/{hook_id}/deliveries").json()["data"]
     # Same fake-clock timestamp for all: compare without order.
     assert sorted(d["event"] for d in deliveries) == [
         "issue.escalating",
@@ -213,3 +213,18 @@ def test_lifecycle_changes_queue_their_webhook_events(
         "issue.resolved",
         "issue.unresolved",
     ]
+
+
+def test_a_detectors_status_change_queues_its_webhook_with_the_issue_as_committed(
+    admin: TestClient, app: FastAPI, clock: FakeClock
+) -> None:
+    subscribe(admin, ["issue.resolved"])
+    issue_id = post_many(admin, [at(clock.now)])[0]["issue_id"]
+    change = {"fingerprint": ["fp-1"], "project_id": 1, "new_status": "resolved"}
+    answer = admin.post("/status-changes", json=change).json()
+    assert answer["changed"] is True
+    with ctx_of(app).db.read() as session:
+        rows = list(session.scalars(select(WebhookDelivery)))
+    assert [(r.event, r.group_id) for r in rows] == [("issue.resolved", issue_id)]
+    body = json.loads(rows[0].body)
+    assert body["issue"] == answer["issue"]

@@ -11,10 +11,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from app.context import AppContext
+from app.issues.write import lock_group
 from app.jobs.runner import run_all_once
 from app.jobs.schedule import job_named, schedule
 from app.lifecycle.forecast import epoch_hour
-from app.lifecycle.service import lock_group
 from app.models import Activity
 from tests.builders import ctx_of, group_row, make_group, make_project, set_hourly_counts
 from tests.conftest import FakeClock

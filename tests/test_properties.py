@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from app.issues import cursor as cursors
+from app.issues import fingerprint as fingerprint_rules
 from app.issues.status import LEVELS, VALID_PAIRS, GroupStatus, GroupSubStatus
 from app.lifecycle import forecast, transitions
 from app.lifecycle.transitions import IssueState, Target, TransitionRejected
@@ -159,16 +160,16 @@ fingerprints = st.lists(st.text(min_size=1, max_size=12), min_size=1, max_size=8
 @FAST
 @given(fingerprint=fingerprints)
 def test_fingerprint_hashes_are_md5_hex_in_order_without_repeats(fingerprint: list[str]) -> None:
-    hashes = grouping.fingerprint_hashes(fingerprint)
+    hashes = fingerprint_rules.fingerprint_hashes(fingerprint)
     assert all(HEX32.fullmatch(h) for h in hashes)
     assert len(hashes) == len(set(hashes)) == len(dict.fromkeys(fingerprint))
-    assert hashes[0] == grouping.hash_element(fingerprint[0])
+    assert hashes[0] == fingerprint_rules.hash_element(fingerprint[0])
 
 
 @FAST
 @given(fingerprint=fingerprints, data=st.data())
 def test_first_known_hash_decides_the_issue(fingerprint: list[str], data: st.DataObject) -> None:
-    hashes = grouping.fingerprint_hashes(fingerprint)
+    hashes = fingerprint_rules.fingerprint_hashes(fingerprint)
     known_hashes = data.draw(st.lists(st.sampled_from(hashes), unique=True))
     known = {h: i + 1 for i, h in enumerate(known_hashes)}
     decision = grouping.decide(hashes, known)

@@ -30,7 +30,7 @@ from app.metrics import REGISTRY
 from app.models import Group, Organization, Project, RolloutFlag, WebhookDelivery
 from app.notifications import egress
 from app.notifications.delivery import REFUSED_TARGET, deliver_due
-from app.notifications.outbox import enqueue, post_process_enabled
+from app.notifications.outbox import enqueue, post_process_enabled, render_queued
 from app.notifications.signing import verify
 from tests.builders import ctx_of, occurrence
 from tests.conftest import FakeClock, assert_error
@@ -198,6 +198,7 @@ def create_issue(
         session.add(group)
         session.flush()
         queued = enqueue(session, ctx, group, "issue.created", now=now)
+        render_queued(session)
         session.commit()
         return group.id, queued
 
@@ -208,6 +209,7 @@ def notify(ctx: AppContext, issue_id: int, event: str) -> int:
         group = session.get(Group, issue_id)
         assert group is not None
         queued = enqueue(session, ctx, group, event, now=ctx.now())
+        render_queued(session)
         session.commit()
         return queued
 

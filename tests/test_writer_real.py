@@ -28,8 +28,8 @@ from sqlalchemy.pool import NullPool
 from app.auth.principal import Principal
 from app.config import Settings
 from app.context import AppContext
+from app.issues.fingerprint import fingerprint_hashes
 from app.main import create_app
-from app.occurrences.grouping import fingerprint_hashes
 from app.occurrences.ingest.outcomes import IngestResult
 from app.occurrences.ingest.usecase import ingest_occurrences
 from app.occurrences.ingest.usecase import lock_key as _lock_key

@@ -30,7 +30,7 @@ from app.issue_types.registry import PRIORITY_NAMES
 from app.issue_types.schemas import IssueTypeOut
 from app.issue_types.service import issue_type_out, refresh_if_stale
 from app.issues import service as issues
-from app.issues.schemas import IssueOut
+from app.issues.schemas import ActivityOut, IssueOut
 from app.issues.serialize import etag
 from app.issues.status import (
     STATUS_NAMES,
@@ -42,10 +42,11 @@ from app.issues.status import (
 from app.lifecycle.forecast import epoch_hour
 from app.models import ApiKey, HourlyCount, Organization, Project
 from app.occurrences import reads
+from app.occurrences import reads as occurrence_reads
 from app.occurrences.schemas import OccurrenceOut, PendingOut
 from app.rollout.service import is_enabled, list_flags
 from app.triage import service as triage
-from app.triage.schemas import ActivityOut, IssueUpdateIn
+from app.triage.schemas import IssueUpdateIn
 
 SESSION_CACHE_SIZE = 10_000
 STREAM_PAGE = 25
@@ -324,12 +325,12 @@ def issue_view(
     issue, group = issues.get_issue(ctx, principal=principal, issue_id=issue_id)
     tag = etag(group)
     try:
-        occ_page = issues.list_issue_occurrences(
+        occ_page = occurrence_reads.list_issue_occurrences(
             ctx, principal=principal, issue_id=issue_id, limit=OCCURRENCES_PAGE,
             cursor=occurrences_cursor,
         )  # fmt: skip
     except InvalidPayload:
-        occ_page = issues.list_issue_occurrences(
+        occ_page = occurrence_reads.list_issue_occurrences(
             ctx, principal=principal, issue_id=issue_id, limit=OCCURRENCES_PAGE, cursor=None
         )
     activity = triage.list_activity(

@@ -12,7 +12,6 @@ from app.errors import error_responses
 from app.issues import service
 from app.issues.schemas import IssueOut, IssuePage
 from app.issues.serialize import etag
-from app.occurrences.schemas import OccurrencePage
 from app.schemas import IssueId, UtcDatetime
 
 router = APIRouter(tags=["issues"])
@@ -105,22 +104,3 @@ def get_issue(
     )
     response.headers["ETag"] = etag(group)
     return issue
-
-
-@router.get(
-    "/issues/{issue_id}/occurrences",
-    summary="An issue's occurrences",
-    response_model=OccurrencePage,
-    responses=error_responses(401, 403, 404, 422),
-)
-def list_issue_occurrences(
-    issue_id: IssueId,
-    ctx: CtxDep,
-    principal: ReadDep,
-    limit: Annotated[int, Query(ge=1, le=100, description="Page size, 1–100.")] = 25,
-    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page.")] = None,
-) -> OccurrencePage:
-    """Occurrences of the issue, newest first."""
-    return service.list_issue_occurrences(
-        ctx, principal=principal, issue_id=issue_id, limit=limit, cursor=cursor
-    )

@@ -1,4 +1,4 @@
-"""Issue answers."""
+"""Issue answers: the issue and its activity."""
 
 from __future__ import annotations
 
@@ -68,3 +68,17 @@ class IssuePage(BaseModel):
     next_cursor: str | None = Field(
         description="Pass as `cursor` for the next page; null at the end."
     )
+
+
+class ActivityOut(BaseModel):
+    """One thing that happened to an issue."""
+
+    id: int = Field(description="Activity id (increasing).")
+    issue_id: int = Field(description="The issue it happened to.")
+    type: str = Field(
+        description="`set_resolved`, `set_resolved_by_age`, `set_ignored`, `set_escalating`, "
+        "`set_regression`, `auto_set_ongoing`, `set_unresolved`, `set_priority`, …"
+    )
+    data: dict[str, Any] = Field(description="Details of the change (e.g. `activity_data`).")
+    actor: str | None = Field(description="Who made the change; null for automatic changes.")
+    created_at: datetime = Field(description="When it happened.")

@@ -8,9 +8,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.issue_types.registry import PRIORITY_NAMES, Registry
-from app.issues.schemas import EvidenceOut, IssueOut, LatestOccurrenceOut
+from app.issues.schemas import ActivityOut, EvidenceOut, IssueOut, LatestOccurrenceOut
 from app.issues.status import status_name, substatus_name
-from app.models import Group, Occurrence, Project
+from app.models import Activity, Group, Occurrence, Project
 
 
 def etag(group: Group) -> str:
@@ -117,3 +117,15 @@ def issues_out(
 def issue_payload(session: Session, group: Group, registry: Registry) -> dict[str, Any]:
     """One issue as a JSON-ready dict (webhook bodies, status-change answers)."""
     return issues_out(session, [group], registry)[0].model_dump(mode="json")
+
+
+def activity_out(row: Activity) -> ActivityOut:
+    """An activity row as the API shows it."""
+    return ActivityOut(
+        id=row.id,
+        issue_id=row.group_id,
+        type=row.type,
+        data=row.data or {},
+        actor=row.actor,
+        created_at=row.created_at,
+    )

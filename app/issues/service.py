@@ -1,4 +1,4 @@
-"""Use cases of the issue stream: list, read one, list its occurrences."""
+"""Use cases of the issue stream: list, read one (and find one the caller may see)."""
 
 from __future__ import annotations
 
@@ -19,10 +19,8 @@ from app.issues import cursor as cursors
 from app.issues.schemas import IssueOut, IssuePage
 from app.issues.serialize import issues_out
 from app.issues.status import LEVELS, parse_status, parse_substatus
-from app.lifecycle.service import lock_group
+from app.issues.write import lock_group
 from app.models import Group, Organization, Project, RolloutFlag
-from app.occurrences.reads import occurrences_page
-from app.occurrences.schemas import OccurrencePage
 from app.organizations.access import project_for, visible_project_ids
 from app.rollout.rules import FlagKind, Stage, flag_on
 from app.rollout.service import is_enabled
@@ -223,7 +221,6 @@ def list_issues(
         return IssuePage(data=data, next_cursor=next_cursor), next_cursor
 
 
-_OCCURRENCE_ID = re.compile(r"[0-9a-f]{32}")
 _SHORT_ID = re.compile(r"\s*([A-Za-z0-9_-]{1,64})-([0-9]{1,18})\s*")
 
 
@@ -242,7 +239,8 @@ def _short_id_condition(session: Session, query: str) -> ColumnElement[bool]:
     return and_(Group.project_id.in_(projects), Group.short_id == number)
 
 
-def _aware(value: Any) -> bool:
+def aware(value: Any) -> bool:
+    """Whether a decoded cursor value is a timezone-aware datetime."""
     return isinstance(value, datetime) and value.tzinfo is not None
 
 
@@ -257,7 +255,7 @@ def _stream_position(cursor: str, sort: str) -> tuple[Any, int]:
     except cursors.BadCursor as exc:
         raise InvalidPayload(str(exc), details={"field": "cursor"}) from None
     # A hand-made cursor may carry any JSON: only values the column can compare with are used.
-    fits = _aware(value) if sort in ("last_seen", "first_seen") else _bigint(value)
+    fits = aware(value) if sort in ("last_seen", "first_seen") else _bigint(value)
     if not (fits and _bigint(last_id)):
         raise InvalidPayload("malformed cursor", details={"field": "cursor"})
     return value, last_id
@@ -303,23 +301,3 @@ def get_issue(
     with ctx.db.read() as session:
         group = load_visible_group(ctx, session, principal, issue_id, include_hidden=include_hidden)
         return issues_out(session, [group], ctx.registry)[0], group
-
-
-def list_issue_occurrences(
-    ctx: AppContext, *, principal: Principal, issue_id: int, limit: int, cursor: str | None
-) -> OccurrencePage:
-    """An issue's occurrences, newest first."""
-    position: tuple[datetime, str] | None = None
-    if cursor:
-        try:
-            value, occ_id = cursors.decode(cursor, "detection_time")
-        except cursors.BadCursor as exc:
-            raise InvalidPayload(str(exc), details={"field": "cursor"}) from None
-        if not (_aware(value) and isinstance(occ_id, str) and _OCCURRENCE_ID.fullmatch(occ_id)):
-            raise InvalidPayload("malformed cursor", details={"field": "cursor"})
-        position = (value, occ_id)
-    with ctx.db.read() as session:
-        group = load_visible_group(ctx, session, principal, issue_id)
-        data, nxt = occurrences_page(ctx, session, group=group, limit=limit, cursor=position)
-        next_cursor = cursors.encode("detection_time", nxt[0], nxt[1]) if nxt else None
-        return OccurrencePage(data=data, next_cursor=next_cursor)

@@ -17,10 +17,11 @@ from sqlalchemy.orm import Session
 from app.context import AppContext
 from app.issues.activity import add_activity
 from app.issues.status import GroupStatus, GroupSubStatus
-from app.lifecycle.service import lock_group, refresh_forecast
+from app.issues.write import lock_group
+from app.lifecycle.service import refresh_forecast
 from app.lifecycle.transitions import AUTO_SET_ONGOING, SET_RESOLVED_BY_AGE
 from app.models import Forecast, Group, Project
-from app.notifications.outbox import enqueue
+from app.notifications.outbox import enqueue, render_queued
 
 BATCH = 500
 ONGOING_AFTER = timedelta(days=7)
@@ -74,6 +75,7 @@ def _change_in_batches(
             )
             done = list(session.scalars(stmt))
             _record(session, ctx, done, activity_type, now=now, event=event)
+            render_queued(session)
             session.commit()
         changed += len(done)
         if len(ids) < BATCH:

@@ -1,5 +1,8 @@
 """Applying lifecycle transitions to issue rows: shared by status changes, triage, hooks and jobs.
 
+The rules decide (``transitions``); :func:`apply_transition` writes the decision through
+``app.issues.write`` and queues its notification.
+
 Helpers here flush but never commit; the calling use case owns the transaction.
 """
 
@@ -12,12 +15,27 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.context import AppContext
-from app.issues.activity import add_activity
-from app.issues.status import GroupStatus, GroupSubStatus
-from app.lifecycle.forecast import compute_forecast, epoch_hour
-from app.lifecycle.transitions import IssueState, Transition
+from app.errors import Conflict, DomainError, InvalidPayload
+from app.issues.status import GroupSubStatus
+from app.issues.write import set_status
+from app.lifecycle.forecast import WINDOW_HOURS, compute_forecast, epoch_hour
+from app.lifecycle.transitions import (
+    IssueState,
+    Target,
+    Transition,
+    TransitionRejected,
+    parse_target,
+    plan_transition,
+)
 from app.models import Activity, Forecast, Group, HourlyCount
 from app.notifications.outbox import enqueue
+
+
+def _transition_error(exc: TransitionRejected) -> DomainError:
+    """The domain error of a rejected transition: 409 when the state forbids it, else 422."""
+    if exc.conflict:
+        return Conflict(exc.message, code=exc.code)
+    return InvalidPayload(exc.message, code=exc.code)
 
 
 def state_of(group: Group) -> IssueState:
@@ -31,10 +49,20 @@ def state_of(group: Group) -> IssueState:
     )
 
 
-def lock_group(session: Session, group_id: int) -> Group | None:
-    """Load an issue row and lock it until the transaction ends (SELECT … FOR UPDATE)."""
-    stmt = select(Group).where(Group.id == group_id).with_for_update()
-    return session.scalars(stmt.execution_options(populate_existing=True)).first()
+def parse(status: Any, substatus: Any) -> Target:
+    """A requested (status, substatus) by number or name, else 422 with the rule's code."""
+    try:
+        return parse_target(status, substatus)
+    except TransitionRejected as exc:
+        raise _transition_error(exc) from None
+
+
+def plan(group: Group, target: Target) -> Transition | None:
+    """The transition of an issue to ``target`` (None: already there), else 409 / 422."""
+    try:
+        return plan_transition(state_of(group), target)
+    except TransitionRejected as exc:
+        raise _transition_error(exc) from None
 
 
 def apply_transition(
@@ -49,23 +77,17 @@ def apply_transition(
     ignore_until: dict[str, Any] | None = None,
 ) -> Activity:
     """Move a locked issue to the transition's state, record the activity, queue the webhook."""
-    if group.substatus != transition.substatus or group.status != transition.status:
-        group.substatus_changed_at = now
-    group.status = transition.status
-    group.substatus = transition.substatus
-    if transition.priority is not None:
-        group.priority = transition.priority
-    if transition.status == GroupStatus.RESOLVED:
-        group.resolved_at = now
-    else:
-        group.resolved_at = None
-    group.ignore_until = (
-        ignore_until
-        if transition.substatus == GroupSubStatus.ARCHIVED_UNTIL_CONDITION_MET
-        else None
-    )
-    activity = add_activity(
-        session, group, transition.activity_type, now=now, data=data or {}, actor=actor
+    activity = set_status(
+        session,
+        group,
+        status=transition.status,
+        substatus=transition.substatus,
+        priority=transition.priority,
+        ignore_until=ignore_until,
+        activity_type=transition.activity_type,
+        now=now,
+        actor=actor,
+        data=data,
     )
     if transition.substatus == GroupSubStatus.ARCHIVED_UNTIL_ESCALATING:
         refresh_forecast(session, group, now=now)
@@ -81,7 +103,7 @@ def refresh_forecast(session: Session, group: Group, *, now: datetime) -> Foreca
     rows = session.execute(
         select(HourlyCount.hour, HourlyCount.count).where(
             HourlyCount.group_id == group.id,
-            HourlyCount.hour >= computed_hour - 168,
+            HourlyCount.hour >= computed_hour - WINDOW_HOURS,
             HourlyCount.hour < computed_hour,
         )
     ).all()

@@ -7,9 +7,8 @@ from datetime import datetime
 from typing import Any, get_args
 
 import orjson
-from sqlalchemy import event as sa_event
 from sqlalchemy import select
-from sqlalchemy.orm import Session, SessionTransaction
+from sqlalchemy.orm import Session
 
 from app.context import AppContext
 from app.issue_types.registry import Registry
@@ -22,7 +21,7 @@ from app.rollout.service import is_enabled
 # The event names are declared once, in the API schema that webhooks subscribe with.
 EVENTS: tuple[str, ...] = get_args(EventName)
 
-# Deliveries queued in a session whose bodies are rendered again just before it commits.
+# Deliveries queued in a session's transaction, whose bodies ``render_queued`` renders again.
 _QUEUED = "notifications.queued"
 
 
@@ -55,8 +54,8 @@ def enqueue(session: Session, ctx: AppContext, group: Group, event: str, *, now:
 
     Returns the number of deliveries queued. Respects the type's post-process flag, and an
     issue created while that flag was off never sends ``issue.created``. Only flushes: the
-    rows commit (or roll back) with the caller's change, and their ``issue`` is rendered again
-    just before that commit so it shows the issue as committed (latest occurrence included).
+    rows commit (or roll back) with the caller's change; the use case calls
+    :func:`render_queued` just before its commit, so the ``issue`` shows the issue as committed.
     """
     if event not in EVENTS:
         raise ValueError(f"unknown notification event {event!r}")
@@ -97,9 +96,18 @@ def enqueue(session: Session, ctx: AppContext, group: Group, event: str, *, now:
     return len(rows)
 
 
-@sa_event.listens_for(Session, "before_commit")
-def _render_final_bodies(session: Session) -> None:
-    """Show each issue as the transaction leaves it, whatever the caller changed after enqueue."""
+def unrendered(session: Session) -> bool:
+    """Whether deliveries were queued in this session and not rendered yet (a test's check)."""
+    return bool(session.info.get(_QUEUED))
+
+
+def render_queued(session: Session) -> None:
+    """Render the bodies queued in this transaction from the issues as it leaves them.
+
+    Every use case that may queue a delivery calls this just before its commit: the body then
+    shows each issue as committed, whatever the use case changed after ``enqueue`` (the latest
+    occurrence included). Rows a savepoint or a rollback took away are skipped.
+    """
     queued: list[tuple[Group, list[WebhookDelivery], Registry]] = session.info.pop(_QUEUED, [])
     if not queued:
         return
@@ -114,10 +122,3 @@ def _render_final_bodies(session: Session) -> None:
         for row in live:
             row.body = delivery_body(row.id, row.event, row.created_at, rendered[id(group)])
     session.flush()
-
-
-@sa_event.listens_for(Session, "after_transaction_end")
-def _forget_queued(session: Session, transaction: SessionTransaction) -> None:
-    """A rolled-back or closed transaction leaves nothing to render."""
-    if transaction.parent is None:
-        session.info.pop(_QUEUED, None)

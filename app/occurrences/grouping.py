@@ -1,25 +1,12 @@
-"""Grouping rules (pure): fingerprint hashing and choosing the issue an occurrence joins."""
+"""Grouping rules (pure): choosing the issue an occurrence joins, from its fingerprint hashes.
+
+The hashes themselves come from :mod:`app.issues.fingerprint`.
+"""
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-
-
-def hash_element(element: str) -> str:
-    """MD5 hex of one fingerprint element's UTF-8 text."""
-    return hashlib.md5(element.encode("utf-8"), usedforsecurity=False).hexdigest()
-
-
-def fingerprint_hashes(fingerprint: Sequence[str]) -> list[str]:
-    """The hash of each element, in order, without repeats."""
-    if len(fingerprint) == 1:  # the common case, without the de-duplication
-        return [hash_element(fingerprint[0])]
-    seen: dict[str, None] = {}
-    for element in fingerprint:
-        seen.setdefault(hash_element(element), None)
-    return list(seen)
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 from sqlalchemy import select
@@ -9,13 +10,23 @@ from sqlalchemy.orm import Session
 
 from app.auth.principal import Principal
 from app.context import AppContext
-from app.errors import NotFound
+from app.errors import InvalidPayload, NotFound
 from app.issue_types.registry import PRIORITY_NAMES
 from app.issue_types.service import refresh_if_stale, type_ids_for_slugs
+from app.issues import cursor as cursors
+from app.issues.service import aware, load_visible_group
 from app.models import Event, Group, Occurrence, PendingWindow, Project
-from app.occurrences.schemas import OccurrenceOut, PendingOut, PendingPage, StoredEvidence
+from app.occurrences.schemas import (
+    OccurrenceOut,
+    OccurrencePage,
+    PendingOut,
+    PendingPage,
+    StoredEvidence,
+)
 from app.occurrences.validation import PayloadError, normalize_uuid
 from app.organizations.access import project_for, visible_project_ids
+
+_OCCURRENCE_ID = re.compile(r"[0-9a-f]{32}")
 
 
 def _stored_occurrence_out(ctx: AppContext, occ: Occurrence, event: Event | None) -> OccurrenceOut:
@@ -141,3 +152,23 @@ def list_pending(
                 )
             )
         return PendingPage(data=data)
+
+
+def list_issue_occurrences(
+    ctx: AppContext, *, principal: Principal, issue_id: int, limit: int, cursor: str | None
+) -> OccurrencePage:
+    """An issue's occurrences, newest first."""
+    position: tuple[datetime, str] | None = None
+    if cursor:
+        try:
+            value, occ_id = cursors.decode(cursor, "detection_time")
+        except cursors.BadCursor as exc:
+            raise InvalidPayload(str(exc), details={"field": "cursor"}) from None
+        if not (aware(value) and isinstance(occ_id, str) and _OCCURRENCE_ID.fullmatch(occ_id)):
+            raise InvalidPayload("malformed cursor", details={"field": "cursor"})
+        position = (value, occ_id)
+    with ctx.db.read() as session:
+        group = load_visible_group(ctx, session, principal, issue_id)
+        data, nxt = occurrences_page(ctx, session, group=group, limit=limit, cursor=position)
+        next_cursor = cursors.encode("detection_time", nxt[0], nxt[1]) if nxt else None
+        return OccurrencePage(data=data, next_cursor=next_cursor)

@@ -21,14 +21,17 @@ from app.occurrences.schemas import (
     OccurrenceAccepted,
     OccurrenceIn,
     OccurrenceOut,
+    OccurrencePage,
     PendingPage,
 )
 from app.occurrences.throttle import enforce_ingest_rate
 from app.openapi_models import body_schema
 from app.responses import JSONResponse
-from app.schemas import MAX_ID
+from app.schemas import MAX_ID, IssueId
 
 router = APIRouter(tags=["occurrences"])
+# An issue's occurrences: listed in the docs with the issue endpoints.
+issue_router = APIRouter(tags=["issues"])
 
 
 def _parse(raw: bytes) -> Any:
@@ -179,3 +182,22 @@ def list_pending(
 ) -> PendingPage:
     """Open noise windows with their count, threshold and end."""
     return reads.list_pending(ctx, principal=principal, projects=project, types=type, limit=limit)
+
+
+@issue_router.get(
+    "/issues/{issue_id}/occurrences",
+    summary="An issue's occurrences",
+    response_model=OccurrencePage,
+    responses=error_responses(401, 403, 404, 422),
+)
+def list_issue_occurrences(
+    issue_id: IssueId,
+    ctx: CtxDep,
+    principal: ReadDep,
+    limit: Annotated[int, Query(ge=1, le=100, description="Page size, 1–100.")] = 25,
+    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page.")] = None,
+) -> OccurrencePage:
+    """Occurrences of the issue, newest first."""
+    return reads.list_issue_occurrences(
+        ctx, principal=principal, issue_id=issue_id, limit=limit, cursor=cursor
+    )

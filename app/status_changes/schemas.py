@@ -6,9 +6,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.issues.schemas import IssueOut
-from app.schemas import StorableIn
-from app.triage.schemas import MAX_ID, ActivityOut
+from app.issues.schemas import ActivityOut, IssueOut
+from app.schemas import MAX_ID, StorableIn
 
 
 class StatusChangeIn(StorableIn):

@@ -2,50 +2,23 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.auth.principal import Principal
 from app.context import AppContext
-from app.errors import (
-    Conflict,
-    DomainError,
-    Forbidden,
-    InvalidPayload,
-    NotFound,
-    validation_details,
-)
-from app.issues.serialize import issue_payload
-from app.lifecycle.service import apply_transition, lock_group, state_of
-from app.lifecycle.transitions import TransitionRejected, parse_target, plan_transition
-from app.models import Activity, GroupHash, StatusChangeRecord
-from app.occurrences.grouping import hash_element
+from app.errors import DomainError, Forbidden, InvalidPayload, NotFound, validation_details
+from app.issues.serialize import activity_out, issue_payload
+from app.issues.write import lock_by_fingerprint
+from app.lifecycle import service as lifecycle
+from app.models import StatusChangeRecord
+from app.notifications import outbox
 from app.organizations.access import project_for
 from app.status_changes.schemas import StatusChangeIn
-from app.triage.schemas import ActivityOut
-
-
-def activity_out(row: Activity) -> ActivityOut:
-    """An activity row as the API shows it."""
-    return ActivityOut(
-        id=row.id,
-        issue_id=row.group_id,
-        type=row.type,
-        data=row.data or {},
-        actor=row.actor,
-        created_at=row.created_at,
-    )
-
-
-def rejected(exc: TransitionRejected) -> DomainError:
-    """The HTTP error of a rejected transition."""
-    if exc.conflict:
-        return Conflict(exc.message, code=exc.code)
-    return InvalidPayload(exc.message, code=exc.code)
 
 
 def _stored_answer(session: Session, project_id: int, change_id: str) -> dict[str, Any] | None:
@@ -77,6 +50,7 @@ def change_status(
     try:
         with ctx.db.write() as session:
             answer = _change_status(session, ctx, principal, payload, now=now)
+            outbox.render_queued(session)
             session.commit()
             return answer_for(principal, answer)
     except IntegrityError:
@@ -96,30 +70,22 @@ def _change_status(
     principal: Principal,
     payload: StatusChangeIn,
     *,
-    now: Any,
+    now: datetime,
 ) -> dict[str, Any]:
+    """Authorise, find the issue, plan with the transition rules, apply, answer (in this order)."""
     project = project_for(session, principal, payload.project_id)
-    group_id = session.scalar(
-        select(GroupHash.group_id).where(
-            GroupHash.project_id == project.id,
-            GroupHash.hash == hash_element(payload.fingerprint[0]),
-        )
-    )
-    group = lock_group(session, group_id) if group_id is not None else None
+    element = payload.fingerprint[0]
+    group = lock_by_fingerprint(session, project_id=project.id, element=element)
     if group is None:
         raise NotFound(
-            f"no issue with fingerprint {payload.fingerprint[0]!r} in project {project.id}",
+            f"no issue with fingerprint {element!r} in project {project.id}",
             code="issue_not_found",
         )
     if payload.id is not None:
         stored = _stored_answer(session, project.id, payload.id)
         if stored is not None:
             return stored
-    try:
-        target = parse_target(payload.new_status, payload.new_substatus)
-        transition = plan_transition(state_of(group), target)
-    except TransitionRejected as exc:
-        raise rejected(exc) from None
+    transition = lifecycle.plan(group, lifecycle.parse(payload.new_status, payload.new_substatus))
     if transition is None:
         return {
             "issue": issue_payload(session, group, ctx.registry),
@@ -127,7 +93,7 @@ def _change_status(
             "activity": None,
         }
     actor = f"detector:{payload.detector_id}"[:100] if payload.detector_id is not None else None
-    activity = apply_transition(
+    activity = lifecycle.apply_transition(
         session,
         ctx,
         group,

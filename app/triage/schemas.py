@@ -3,31 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from app.issues.schemas import ActivityOut
 from app.schemas import StorableIn, UtcDatetime
-
-MAX_ID = 2**63 - 1
-"""Largest id a database column holds; bigger numbers are refused as invalid payloads."""
 
 ASSIGNEE_PATTERN = r"^(user|team):[A-Za-z0-9._@+-]{1,90}$"
 """An assignee: `user:<id>` or `team:<id>` (fits the 100-character column)."""
-
-
-class ActivityOut(BaseModel):
-    """One thing that happened to an issue."""
-
-    id: int = Field(description="Activity id (increasing).")
-    issue_id: int = Field(description="The issue it happened to.")
-    type: str = Field(
-        description="`set_resolved`, `set_resolved_by_age`, `set_ignored`, `set_escalating`, "
-        "`set_regression`, `auto_set_ongoing`, `set_unresolved`, `set_priority`, …"
-    )
-    data: dict[str, Any] = Field(description="Details of the change (e.g. `activity_data`).")
-    actor: str | None = Field(description="Who made the change; null for automatic changes.")
-    created_at: datetime = Field(description="When it happened.")
 
 
 class ActivityPage(BaseModel):

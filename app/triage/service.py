@@ -12,24 +12,16 @@ from app.auth.principal import Principal
 from app.context import AppContext
 from app.errors import InvalidPayload, PreconditionFailed
 from app.issue_types.registry import PRIORITY_NAMES, parse_priority
-from app.issues.activity import add_activity
-from app.issues.serialize import etag, issue_payload
+from app.issues.serialize import activity_out, etag, issue_payload
 from app.issues.service import load_visible_group
-from app.issues.status import GroupStatus, GroupSubStatus, parse_status, substatus_name
-from app.lifecycle.service import apply_transition, state_of
-from app.lifecycle.transitions import (
-    SET_ASSIGNEE,
-    SET_IGNORED,
-    SET_PRIORITY,
-    Target,
-    Transition,
-    TransitionRejected,
-    parse_target,
-    plan_transition,
-)
+from app.issues.status import GroupStatus, GroupSubStatus, parse_status, status_name, substatus_name
+from app.issues.write import set_assignee, set_priority
+from app.lifecycle import service as lifecycle
+from app.lifecycle.transitions import SET_ASSIGNEE, SET_IGNORED, SET_PRIORITY, Target, Transition
 from app.models import Activity, Forecast, Group
-from app.status_changes.service import activity_out, rejected
-from app.triage.schemas import MAX_ID, ActivityPage, ForecastOut, IgnoreUntilIn, IssueUpdateIn
+from app.notifications import outbox
+from app.schemas import MAX_ID
+from app.triage.schemas import ActivityPage, ForecastOut, IgnoreUntilIn, IssueUpdateIn
 
 
 def issue_for(
@@ -91,10 +83,7 @@ def _target(changes: IssueUpdateIn) -> Target | None:
                 details=[{"field": "status", "message": "required with substatus"}],
             )
         return None
-    try:
-        target = parse_target(status, substatus)
-    except TransitionRejected as exc:
-        raise rejected(exc) from None
+    target = lifecycle.parse(status, substatus)
     acm = Target(GroupStatus.IGNORED, GroupSubStatus.ARCHIVED_UNTIL_CONDITION_MET)
     if changes.ignore_until is not None and target != acm:
         raise InvalidPayload(
@@ -115,6 +104,19 @@ def _priority(changes: IssueUpdateIn) -> int | None:
         ) from None
 
 
+def _plan(
+    group: Group, target: Target | None, conditions: dict[str, Any] | None
+) -> Transition | None:
+    """The status transition of the update (None: the status stays)."""
+    if target is None:
+        return None
+    transition = lifecycle.plan(group, target)
+    if transition is None and conditions is not None:
+        # Already archived until a condition is met: new conditions replace the old ones.
+        transition = Transition(target.status, target.substatus, SET_IGNORED, None, None)
+    return transition
+
+
 def _apply_update(
     session: Session,
     ctx: AppContext,
@@ -124,58 +126,47 @@ def _apply_update(
     *,
     now: datetime,
 ) -> None:
+    """Parse the changes, plan the status transition, then write each change to the issue."""
     target = _target(changes)
     priority = _priority(changes)
     conditions = _conditions(changes.ignore_until, now)
-    if target is not None:
-        try:
-            transition = plan_transition(state_of(group), target)
-        except TransitionRejected as exc:
-            raise rejected(exc) from None
-        if transition is None and conditions is not None:
-            # Already archived until a condition is met: new conditions replace the old ones.
-            transition = Transition(target.status, target.substatus, SET_IGNORED, None, None)
-        if transition is not None:
-            data: dict[str, Any] = {
-                "status": GroupStatus(target.status).name.lower(),
-                "substatus": substatus_name(target.substatus),
-            }
-            if conditions is not None:
-                data["ignore_until"] = conditions
-            apply_transition(
-                session,
-                ctx,
-                group,
-                transition,
-                now=now,
-                actor=principal.actor,
-                data=data,
-                ignore_until=conditions,
-            )
+    transition = _plan(group, target, conditions)
+    if transition is not None:
+        data: dict[str, Any] = {
+            "status": status_name(transition.status),
+            "substatus": substatus_name(transition.substatus),
+        }
+        if conditions is not None:
+            data["ignore_until"] = conditions
+        lifecycle.apply_transition(
+            session,
+            ctx,
+            group,
+            transition,
+            now=now,
+            actor=principal.actor,
+            data=data,
+            ignore_until=conditions,
+        )
     if priority is not None and (priority != group.priority or not group.priority_locked):
-        group.priority = priority
-        group.priority_locked = True
-        add_activity(
+        set_priority(
             session,
             group,
-            SET_PRIORITY,
+            priority,
+            activity_type=SET_PRIORITY,
             now=now,
+            actor=principal.actor,
             data={"priority": PRIORITY_NAMES[priority]},
-            actor=principal.actor,
         )
-        session.flush()
     if "assignee" in changes.model_fields_set and changes.assignee != group.assignee:
-        previous = group.assignee
-        group.assignee = changes.assignee
-        add_activity(
+        set_assignee(
             session,
             group,
-            SET_ASSIGNEE,
+            changes.assignee,
+            activity_type=SET_ASSIGNEE,
             now=now,
-            data={"assignee": changes.assignee, "previous": previous},
             actor=principal.actor,
         )
-        session.flush()
 
 
 def update_issue(
@@ -194,6 +185,7 @@ def update_issue(
         _apply_update(session, ctx, principal, group, changes, now=now)
         body = issue_payload(session, group, ctx.registry)
         tag = etag(group)
+        outbox.render_queued(session)
         session.commit()
     return body, tag
 

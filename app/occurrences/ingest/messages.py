@@ -9,6 +9,7 @@ from app.auth.principal import Principal
 from app.context import AppContext
 from app.occurrences.ingest.outcomes import IngestResult, error_result
 from app.occurrences.ingest.usecase import ingest_occurrences
+from app.status_changes.service import apply_status_change
 
 OCCURRENCE = "occurrence"
 STATUS_CHANGE = "status_change"
@@ -64,10 +65,6 @@ def _raw_type(message: Any) -> Any:
 
 
 def _status_change(ctx: AppContext, message: dict[str, Any], principal: Principal) -> IngestResult:
-    from app.status_changes.service import (  # type: ignore[import-not-found,unused-ignore]
-        apply_status_change,
-    )
-
     body = {k: v for k, v in message.items() if k != "payload_type"}
     status_code, answer = apply_status_change(ctx, principal, body)
     return IngestResult(status_code, answer, STATUS_CHANGE)

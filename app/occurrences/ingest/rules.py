@@ -14,6 +14,9 @@ from typing import Protocol
 
 from app.issues.status import GroupStatus, GroupSubStatus
 
+# Hourly counts use the forecast's hour (one definition); the ingest modules import it from here.
+from app.lifecycle.forecast import epoch_hour as epoch_hour
+
 
 class Counted(Protocol):
     """What counting needs of an occurrence: a validated one, or a stored pending one."""
@@ -171,8 +174,3 @@ def open_issue(
         added=1,
         bumps=1,
     )
-
-
-def epoch_hour(moment: datetime) -> int:
-    """Hours since the Unix epoch of a UTC moment."""
-    return int(moment.timestamp() // 3600)

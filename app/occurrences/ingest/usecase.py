@@ -24,8 +24,9 @@ from app.auth.principal import Principal
 from app.context import AppContext
 from app.issue_types.registry import IssueType
 from app.issue_types.service import refresh_if_stale
+from app.issues.fingerprint import fingerprint_hashes
 from app.metrics import OCCURRENCES
-from app.occurrences.grouping import fingerprint_hashes
+from app.notifications.outbox import render_queued
 from app.occurrences.ingest import batch as reads
 from app.occurrences.ingest import statements as st
 from app.occurrences.ingest.decide import decide_one
@@ -206,6 +207,7 @@ def _transaction(
         for i, occ, issue_type, hashes in candidates:
             outcomes[i] = decide_one(batch, occ, issue_type, hashes, projects[occ.project_id])
         write(batch)
+        render_queued(session)
         session.commit()
     return outcomes
 
