@@ -73,6 +73,12 @@ ISSUE_COLUMNS = (
 )
 # Rows per multi-row issue insert: below SQLite's 32,766 and PostgreSQL's 65,535 parameters.
 ISSUE_CHUNK = 500
+# The PostgreSQL array type of each of ISSUE_COLUMNS (the issue insert over arrays).
+ISSUE_ARRAY_TYPES = (
+    "bigint", "integer", "text", "bigint", "text", "text", "text", "text", "smallint",
+    "smallint", "timestamptz", "smallint", "smallint", "boolean", "timestamptz", "timestamptz",
+    "bigint", "text", "timestamptz", "text", "boolean", "integer", "timestamptz", "timestamptz",
+)  # fmt: skip
 NEWEST_COLUMNS = (
     "title",
     "subtitle",
@@ -273,6 +279,11 @@ class Statements:
             "SELECT * FROM unnest(%b::bigint[], %b::bigint[], %b::bigint[]) "
             "ON CONFLICT (group_id, hour) "
             "DO UPDATE SET count = hourly_counts.count + excluded.count"
+        )
+        arrays = ", ".join(f"%b::{t}[]" for t in ISSUE_ARRAY_TYPES)
+        self.insert_issues_set = (
+            f"INSERT INTO groups ({', '.join(ISSUE_COLUMNS)}) "  # noqa: S608
+            f"SELECT * FROM unnest({arrays}) RETURNING id, project_id, hash"
         )
         self.insert_hashes_set = (
             "INSERT INTO group_hashes (project_id, hash, group_id) "

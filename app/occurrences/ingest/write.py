@@ -3,10 +3,11 @@
 In order: short ids (one UPDATE per project), new issues (multi-row INSERT … RETURNING id),
 adopted pending occurrences, hashes, events, occurrences (COPY on PostgreSQL), hourly counts, and
 one UPDATE per touched existing issue, aggregated over its occurrences (grouped by the columns
-it sets, one ``executemany`` per shape). On PostgreSQL the hashes, events, hourly counts and
-issue updates are each one statement over binary arrays (``statements.execute_set``), not one
-execution per row. Regressions, notifications and the rules of ignored issues then go through
-the ORM: they are rare, and their modules own those rules.
+it sets, one ``executemany`` per shape). On PostgreSQL the new issues, hashes, events, hourly
+counts and issue updates are each one statement over binary arrays (``statements.execute_set``),
+not one execution per row nor a statement text per row count. Regressions, notifications and
+the rules of ignored issues then go through the ORM: they are rare, and their modules own those
+rules.
 """
 
 from __future__ import annotations
@@ -62,21 +63,30 @@ def _insert_issues(batch: Batch, when: Any) -> None:
         for offset, issue in enumerate(issues):
             short_ids[issue] = end - len(issues) + offset
     by_key = {(i.project_id, i.hash): i for i in batch.created}
-    for start in range(0, len(batch.created), st.ISSUE_CHUNK):
-        chunk = batch.created[start : start + st.ISSUE_CHUNK]
-        params: list[Any] = []
-        for i in chunk:
-            n = i.newest
-            assert n is not None  # a new issue shows its first occurrence at least
-            params += (
+    rows: list[tuple[Any, ...]] = []
+    for i in batch.created:
+        n = i.newest
+        assert n is not None  # a new issue shows its first occurrence at least
+        rows.append(
+            (
                 i.project_id, i.type_id, i.hash, short_ids[i], n.issue_title, n.subtitle,
                 truncate_culprit(n.culprit), n.level, i.status, i.substatus, when, i.priority,
                 i.initial_priority, False, t(i.first_seen), t(i.last_seen), i.added, n.id,
                 t(n.detection_time), i.assignee, i.notify_created, i.bumps, when, when,
-            )  # fmt: skip
-        statement = sql.insert_issues(len(chunk))
-        for issue_id, project_id, h in st.fetch(cur, statement, params):
-            by_key[(project_id, h)].id = issue_id
+            )
+        )  # fmt: skip
+    if sql.postgres:
+        # One statement over an array per column (no parameter limit, one prepared text).
+        columns = [list(column) for column in zip(*rows, strict=True)]
+        inserted = st.fetch(cur, sql.insert_issues_set, columns)
+    else:
+        inserted = []
+        for start in range(0, len(rows), st.ISSUE_CHUNK):
+            chunk = rows[start : start + st.ISSUE_CHUNK]
+            params = [value for row in chunk for value in row]
+            inserted += st.fetch(cur, sql.insert_issues(len(chunk)), params)
+    for issue_id, project_id, h in inserted:
+        by_key[(project_id, h)].id = issue_id
 
 
 def _occurrence_rows(batch: Batch, when: Any) -> list[tuple[Any, ...]]:
