@@ -189,6 +189,29 @@ class IssueChange:
 class Statements:
     """The pipeline's SQL of one dialect, with its value conversions."""
 
+    # PostgreSQL: the per-row statements of ``__init__`` as one statement over a binary array per
+    # column (``execute_set``); a row costs the server far less than one execution each.
+    insert_events_set = (
+        "INSERT INTO events (project_id, event_id, data, received_at) "
+        "SELECT p, e, CAST(d AS jsonb), r FROM unnest(%b::bigint[], %b::text[], %b::text[], "
+        "%b::timestamptz[]) AS t(p, e, d, r) ON CONFLICT (project_id, event_id) DO NOTHING"
+    )
+    upsert_hourly_set = (
+        "INSERT INTO hourly_counts (group_id, hour, count) "
+        "SELECT * FROM unnest(%b::bigint[], %b::bigint[], %b::bigint[]) "
+        "ON CONFLICT (group_id, hour) "
+        "DO UPDATE SET count = hourly_counts.count + excluded.count"
+    )
+    insert_issues_set = (
+        f"INSERT INTO groups ({', '.join(ISSUE_COLUMNS)}) "  # noqa: S608
+        f"SELECT * FROM unnest({', '.join(f'%b::{t}[]' for t in ISSUE_ARRAY_TYPES)}) "
+        "RETURNING id, project_id, hash"
+    )
+    insert_hashes_set = (
+        "INSERT INTO group_hashes (project_id, hash, group_id) "
+        "SELECT * FROM unnest(%b::bigint[], %b::text[], %b::bigint[])"
+    )
+
     def __init__(self, dialect: str) -> None:
         self.postgres = postgres = dialect == "postgresql"
         p = "%s" if postgres else "?"
@@ -267,28 +290,6 @@ class Statements:
         )
         self._update_sql: dict[tuple[bool, ...], str] = {}
         self._insert_sql: dict[int, str] = {}
-        # PostgreSQL: each per-row statement above as one statement over a binary array per
-        # column (``execute_set``); a row costs the server far less than one execution each.
-        self.insert_events_set = (
-            "INSERT INTO events (project_id, event_id, data, received_at) "
-            "SELECT p, e, CAST(d AS jsonb), r FROM unnest(%b::bigint[], %b::text[], %b::text[], "
-            "%b::timestamptz[]) AS t(p, e, d, r) ON CONFLICT (project_id, event_id) DO NOTHING"
-        )
-        self.upsert_hourly_set = (
-            "INSERT INTO hourly_counts (group_id, hour, count) "
-            "SELECT * FROM unnest(%b::bigint[], %b::bigint[], %b::bigint[]) "
-            "ON CONFLICT (group_id, hour) "
-            "DO UPDATE SET count = hourly_counts.count + excluded.count"
-        )
-        arrays = ", ".join(f"%b::{t}[]" for t in ISSUE_ARRAY_TYPES)
-        self.insert_issues_set = (
-            f"INSERT INTO groups ({', '.join(ISSUE_COLUMNS)}) "  # noqa: S608
-            f"SELECT * FROM unnest({arrays}) RETURNING id, project_id, hash"
-        )
-        self.insert_hashes_set = (
-            "INSERT INTO group_hashes (project_id, hash, group_id) "
-            "SELECT * FROM unnest(%b::bigint[], %b::text[], %b::bigint[])"
-        )
 
     def insert_issues(self, rows: int) -> str:
         """A multi-row insert of ``rows`` new issues returning (id, project_id, hash)."""
