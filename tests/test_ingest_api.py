@@ -444,6 +444,20 @@ def test_batch_answers_each_item_in_order(admin: TestClient) -> None:
     assert results[3]["status"] == 404 and results[3]["code"] == "project_not_found"
 
 
+def test_more_new_issues_than_one_insert_statement_takes_each_get_their_own(
+    admin: TestClient,
+) -> None:
+    # 700 new issues in one transaction: two multi-row inserts on SQLite (500 rows each at
+    # most), one insert over arrays on PostgreSQL; each answer names its own issue.
+    items = [occurrence(fingerprint=[f"many-{n}"], issue_title=f"t{n}") for n in range(700)]
+    results = admin.post("/occurrences/batch", json={"occurrences": items}).json()["results"]
+    assert [r["outcome"] for r in results] == ["created"] * 700
+    ids = [r["issue_id"] for r in results]
+    assert len(set(ids)) == 700
+    for n in (0, 499, 500, 699):
+        assert issue(admin, ids[n])["title"] == f"t{n}"
+
+
 def test_batch_over_1000_items_is_rejected(admin: TestClient) -> None:
     items = [{"id": i} for i in range(1001)]
     assert_error(

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -134,15 +134,14 @@ def ingest_occurrences(
 
 def _count(flat: list[tuple[Any, Principal]], out: list[Outcome]) -> None:
     """The outcome counters, incremented once per (outcome, type) per transaction."""
-    tally: dict[tuple[str, str], int] = defaultdict(int)
-    for (raw, _), o in zip(flat, out, strict=True):
-        if isinstance(o, Rejected):
-            tally[("rejected", "-")] += 1
-        else:
-            # Accepted items carry a registered type, so the label set stays bounded.
-            tally[(o.outcome, str(raw.get("type")))] += 1
+    # Accepted items carry a registered type (their payload is a validated dict), so the label
+    # set stays bounded; the labels are formatted once per distinct pair, not per item.
+    tally = Counter(
+        ("rejected", "-") if isinstance(o, Rejected) else (o.outcome, raw.get("type"))
+        for (raw, _), o in zip(flat, out, strict=True)
+    )
     for (outcome, type_label), n in tally.items():
-        OCCURRENCES.labels(outcome=outcome, type=type_label).inc(n)
+        OCCURRENCES.labels(outcome=outcome, type=str(type_label)).inc(n)
 
 
 def _checked(

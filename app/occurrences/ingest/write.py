@@ -3,8 +3,11 @@
 In order: short ids (one UPDATE per project), new issues (multi-row INSERT … RETURNING id),
 adopted pending occurrences, hashes, events, occurrences (COPY on PostgreSQL), hourly counts, and
 one UPDATE per touched existing issue, aggregated over its occurrences (grouped by the columns
-it sets, one ``executemany`` per shape). Regressions, notifications and the rules of ignored
-issues then go through the ORM: they are rare, and their modules own those rules.
+it sets, one ``executemany`` per shape). On PostgreSQL the new issues, hashes, events, hourly
+counts and issue updates are each one statement over binary arrays (``statements.execute_set``),
+not one execution per row nor a statement text per row count. Regressions, notifications and
+the rules of ignored issues then go through the ORM: they are rare, and their modules own those
+rules.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+import orjson
 from sqlalchemy import select
 
 from app.db import json_text
@@ -20,7 +24,7 @@ from app.lifecycle.hooks import on_ignored_occurrences
 from app.models import Group, HourlyCount
 from app.notifications.outbox import enqueue
 from app.occurrences.ingest import statements as st
-from app.occurrences.ingest.batch import Batch, Row, load_webhook_projects
+from app.occurrences.ingest.batch import Batch, load_webhook_projects
 from app.occurrences.ingest.rules import Issue, epoch_hour
 from app.occurrences.validation import truncate_culprit
 
@@ -38,15 +42,12 @@ def write(batch: Batch) -> None:
     )
     hashes = [(i.project_id, i.hash, i.id) for i in batch.created]
     hashes += [(project_id, h, issue.id) for project_id, h, issue in batch.links]
-    st.execute_many(cur, sql.insert_hashes, hashes)
-    st.execute_many(
-        cur,
-        sql.insert_events,
-        [(p, e, json_text(data), when) for (p, e), data in batch.events.items() if data],
-    )
+    st.execute_set(cur, sql, sql.insert_hashes, sql.insert_hashes_set, hashes)
+    events = [(p, e, json_text(data), when) for (p, e), data in batch.events.items() if data]
+    st.execute_set(cur, sql, sql.insert_events, sql.insert_events_set, events)
     _insert_occurrences(batch, when)
     hourly = sorted((issue.id, hour, n) for (issue, hour), n in batch.hourly.items())
-    st.execute_many(cur, sql.upsert_hourly, hourly)
+    st.execute_set(cur, sql, sql.upsert_hourly, sql.upsert_hourly_set, hourly)
     _update_issues(batch, when)
     _after_effects(batch)
 
@@ -62,53 +63,67 @@ def _insert_issues(batch: Batch, when: Any) -> None:
         for offset, issue in enumerate(issues):
             short_ids[issue] = end - len(issues) + offset
     by_key = {(i.project_id, i.hash): i for i in batch.created}
-    for start in range(0, len(batch.created), st.ISSUE_CHUNK):
-        chunk = batch.created[start : start + st.ISSUE_CHUNK]
-        params: list[Any] = []
-        for i in chunk:
-            n = i.newest
-            assert n is not None  # a new issue shows its first occurrence at least
-            params += (
+    rows: list[tuple[Any, ...]] = []
+    for i in batch.created:
+        n = i.newest
+        assert n is not None  # a new issue shows its first occurrence at least
+        rows.append(
+            (
                 i.project_id, i.type_id, i.hash, short_ids[i], n.issue_title, n.subtitle,
                 truncate_culprit(n.culprit), n.level, i.status, i.substatus, when, i.priority,
                 i.initial_priority, False, t(i.first_seen), t(i.last_seen), i.added, n.id,
                 t(n.detection_time), i.assignee, i.notify_created, i.bumps, when, when,
-            )  # fmt: skip
-        statement = sql.insert_issues(len(chunk))
-        for issue_id, project_id, h in st.fetch(cur, statement, params):
-            by_key[(project_id, h)].id = issue_id
+            )
+        )  # fmt: skip
+    if sql.postgres:
+        # One statement over an array per column (no parameter limit, one prepared text).
+        columns = [list(column) for column in zip(*rows, strict=True)]
+        inserted = st.fetch(cur, sql.insert_issues_set, columns)
+    else:
+        inserted = []
+        for start in range(0, len(rows), st.ISSUE_CHUNK):
+            chunk = rows[start : start + st.ISSUE_CHUNK]
+            params = [value for row in chunk for value in row]
+            inserted += st.fetch(cur, sql.insert_issues(len(chunk)), params)
+    for issue_id, project_id, h in inserted:
+        by_key[(project_id, h)].id = issue_id
 
 
-def _occurrence_params(row: Row, t: Any, when: Any) -> tuple[Any, ...]:
-    occ = row.occ
-    return (
-        occ.project_id,
-        occ.id,
-        row.issue.id if row.issue is not None else None,
-        row.pending_hash,
-        occ.type_id,
-        occ.event_id,
-        json_text(occ.fingerprint),  # a tuple: orjson writes the same array
-        occ.issue_title,
-        occ.subtitle,
-        occ.culprit,
-        occ.resource_id,
-        json_text(occ.evidence_data),
-        json_text(occ.evidence_display),
-        t(occ.detection_time),
-        occ.level,
-        row.priority,
-        occ.assignee,
-        when,
-    )
+def _occurrence_rows(batch: Batch, when: Any) -> list[tuple[Any, ...]]:
+    """The occurrence rows in ``OCCURRENCE_COLUMNS`` order (JSON columns as orjson text)."""
+    t = batch.times.db
+    dumps = orjson.dumps  # json_text, without a call of its own per column of every row
+    return [
+        (
+            occ.project_id,
+            occ.id,
+            issue.id if issue is not None else None,
+            row.pending_hash,
+            occ.type_id,
+            occ.event_id,
+            dumps(occ.fingerprint).decode(),  # a tuple: orjson writes the same array
+            occ.issue_title,
+            occ.subtitle,
+            occ.culprit,
+            occ.resource_id,
+            dumps(occ.evidence_data).decode(),
+            dumps(occ.evidence_display).decode(),
+            t(occ.detection_time),
+            occ.level,
+            row.priority,
+            occ.assignee,
+            when,
+        )
+        for row in batch.rows.values()
+        for occ, issue in ((row.occ, row.issue),)
+    ]
 
 
 def _insert_occurrences(batch: Batch, when: Any) -> None:
     if not batch.rows:
         return
     sql, cur = batch.sql, batch.cur
-    t = batch.times.db
-    rows = [_occurrence_params(r, t, when) for r in batch.rows.values()]
+    rows = _occurrence_rows(batch, when)
     if sql.postgres:
         # COPY: far less work per row than INSERT on both sides; duplicates were filtered
         # before, and a racing writer's row makes the COPY fail with a unique-key error like an
@@ -159,8 +174,9 @@ def _update_issues(batch: Batch, when: Any) -> None:
         if issue.added or issue.status_changed:
             change = change_of(issue, batch.times.db)
             by_shape.setdefault(change.shape(), []).append(change.params(when))
+    sql = batch.sql
     for shape, params in by_shape.items():
-        st.execute_many(batch.cur, batch.sql.update_issue(shape), params)
+        st.execute_set(batch.cur, sql, sql.update_issue(shape), sql.update_issue_set(shape), params)
 
 
 def _after_effects(batch: Batch) -> None:
