@@ -22,6 +22,22 @@ UUID_RE = re.compile(
 ASSIGNEE_RE = re.compile(r"^(?:user|team):[A-Za-z0-9_.@-]{1,64}$")
 CULPRIT_MAX = 200
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Epoch seconds must be below this (the year 10000), the same range as ISO-8601 times.
+MAX_EPOCH_SECONDS = 253402300800
+
+# Keys an occurrence must have, in the order they are checked (the first missing one is named).
+REQUIRED_KEYS = (
+    "id",
+    "project_id",
+    "fingerprint",
+    "issue_title",
+    "subtitle",
+    "evidence_display",
+    "type",
+    "detection_time",
+)
+# Keys an event must have, in the order they are checked.
+EVENT_REQUIRED_KEYS = ("event_id", "project_id", "platform", "timestamp")
 
 # Keys of an event that are stored; everything else is answered as ``ignored_fields``.
 KEPT_EVENT_KEYS = (
@@ -102,6 +118,10 @@ class Limits:
     max_fingerprint_length: int = 2048
     max_title_length: int = 8192
     max_depth: int = 32
+
+
+# The limits unless the settings change them; the OpenAPI document states these.
+DEFAULT_LIMITS = Limits()
 
 
 class PayloadError(ValueError):
@@ -188,7 +208,7 @@ def parse_time(value: Any, field_name: str) -> datetime:
     if isinstance(value, bool):
         raise _invalid(field_name, "must be epoch seconds or an ISO-8601 time")
     if isinstance(value, int | float):
-        if not math.isfinite(value) or not (0 <= value < 253402300800):
+        if not math.isfinite(value) or not (0 <= value < MAX_EPOCH_SECONDS):
             raise _invalid(field_name, "is out of range")
         return datetime.fromtimestamp(value, UTC)
     if isinstance(value, str) and value.strip():
@@ -347,16 +367,7 @@ def validate_occurrence(raw: Any, limits: Limits = Limits()) -> ValidOccurrence:
             raise _invalid(bad, "must not contain NUL characters or integers beyond 64 bits")
     # What sits inside ``raw`` nests one level less than ``raw`` itself.
     inner = None if nesting is None else nesting - 1
-    for required in (
-        "id",
-        "project_id",
-        "fingerprint",
-        "issue_title",
-        "subtitle",
-        "evidence_display",
-        "type",
-        "detection_time",
-    ):
+    for required in REQUIRED_KEYS:
         if required not in raw:
             raise _invalid(required, "is required")
     occ_id = normalize_uuid(raw["id"], "id")
