@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from app.auth.principal import Principal
 from app.context import AppContext
 from app.errors import InvalidPayload, NotFound
+from app.issue_types.flags import FlagKind
 from app.issue_types.registry import IssueType, parse_priority
 from app.issue_types.service import refresh_if_stale, type_ids_for_slugs
 from app.issues import cursor as cursors
@@ -22,7 +23,7 @@ from app.issues.status import LEVELS, parse_status, parse_substatus
 from app.issues.write import lock_group
 from app.models import Group, Organization, Project, RolloutFlag
 from app.organizations.access import project_for, visible_project_ids
-from app.rollout.rules import FlagKind, Stage, flag_on
+from app.rollout.rules import Stage, flag_on
 from app.rollout.service import is_enabled
 from app.schemas import MAX_ID
 

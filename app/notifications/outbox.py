@@ -11,11 +11,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.context import AppContext
+from app.issue_types.flags import FlagKind
 from app.issue_types.registry import Registry
 from app.issues.serialize import issue_payload
 from app.models import Group, Organization, Project, Webhook, WebhookDelivery
 from app.notifications.schemas import EventName
-from app.rollout.rules import FlagKind
 from app.rollout.service import is_enabled
 
 # The event names are declared once, in the API schema that webhooks subscribe with.

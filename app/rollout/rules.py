@@ -10,9 +10,6 @@ import time
 from collections.abc import Callable, Collection
 from enum import StrEnum
 
-# Also importable from here, beside the stage rules, for the code asking whether a flag is on.
-from app.issue_types.flags import FlagKind as FlagKind
-
 
 class Stage(StrEnum):
     """Rollout stage: off, limited access, early access, general availability."""

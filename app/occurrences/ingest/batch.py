@@ -17,13 +17,13 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.context import AppContext
+from app.issue_types.flags import FlagKind
 from app.issue_types.registry import IssueType
 from app.models import Event, Group
 from app.occurrences.ingest import statements as st
 from app.occurrences.ingest.rules import Issue
 from app.occurrences.noise import quota_exceeded
 from app.occurrences.validation import ValidOccurrence
-from app.rollout.rules import FlagKind
 from app.rollout.service import is_enabled
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from app.issue_types.flags import FlagKind
 from app.issue_types.registry import IssueType
 from app.occurrences.grouping import decide
 from app.occurrences.ingest import pending
@@ -17,7 +18,6 @@ from app.occurrences.ingest.outcomes import Accepted, Outcome, Rejected, Rejecti
 from app.occurrences.ingest.rules import Issue, epoch_hour, join, open_issue
 from app.occurrences.ingest.statements import ProjectInfo
 from app.occurrences.validation import ValidOccurrence
-from app.rollout.rules import FlagKind
 
 
 def decide_one(
