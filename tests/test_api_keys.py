@@ -11,13 +11,8 @@ import pytest
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.testclient import TestClient
 
-from app.auth.dependencies import (
-    IngestDep,
-    ReadDep,
-    TriageDep,
-    principal_without_io,
-    resolve_principal,
-)
+from app.auth.dependencies import IngestDep, ReadDep, TriageDep
+from app.auth.keys import principal_without_io, resolve_principal
 from app.auth.key_cache import KeyCache
 from app.auth.principal import Principal, hash_token
 from app.context import AppContext, get_context

@@ -19,7 +19,7 @@ import orjson
 from pydantic import ValidationError
 from sqlalchemy import select
 
-from app.auth.dependencies import refuse_token, resolve_principal
+from app.auth.keys import refuse_token, resolve_principal
 from app.auth.principal import Principal, hash_token
 from app.console import charts
 from app.console.session import ConsoleUser, SessionClaim, Signer, load_secret, same_token
