@@ -8,9 +8,10 @@ from fastapi import APIRouter, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, Response
 
+from app.auth.console_session import LOGIN_COOKIE, SESSION_COOKIE, ConsoleUser, same_token
 from app.console import pages, service
-from app.console.session import LOGIN_COOKIE, SESSION_COOKIE, ConsoleUser, same_token
-from app.context import AppContext, CtxDep
+from app.context import AppContext
+from app.dependencies import CtxDep
 from app.errors import DomainError, PreconditionFailed
 from app.schemas import MAX_ID
 
