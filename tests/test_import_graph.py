@@ -121,3 +121,32 @@ def test_every_module_of_app_has_a_layer() -> None:
         "modules in no layer of the layers contract (pyproject.toml; docs/architecture.md"
         " says which): " + ", ".join(unnamed)
     )
+
+
+ISSUE_PACKAGES = (
+    "console",
+    "occurrences",
+    "status_changes",
+    "triage",
+    "lifecycle",
+    "notifications",
+    "issues",
+)
+ARROW = re.compile(r"^\s*(\w+)(?:\[[^\]]*\])?\s*-->\s*(\w+)", re.MULTILINE)
+
+
+def test_the_architecture_diagram_draws_every_import_between_the_issue_packages() -> None:
+    text = (PYPROJECT.parent / "docs" / "architecture.md").read_text()
+    mermaid = text.split("```mermaid", 1)[1].split("```", 1)[0]
+    drawn = set(ARROW.findall(mermaid))
+    graph = grimp.build_graph("app")
+    actual = {
+        (source, target)
+        for source in ISSUE_PACKAGES
+        for target in ISSUE_PACKAGES
+        if source != target
+        and graph.direct_import_exists(
+            importer=f"app.{source}", imported=f"app.{target}", as_packages=True
+        )
+    }
+    assert drawn == actual, f"missing: {sorted(actual - drawn)}; not in the code: {drawn - actual}"
