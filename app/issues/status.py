@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from enum import IntEnum
 from typing import Any
 
@@ -49,6 +50,11 @@ VALID_PAIRS: dict[GroupStatus, frozenset[GroupSubStatus | None]] = {
 }
 
 LEVELS = ("debug", "info", "warning", "error", "fatal")
+
+ASSIGNEE_PATTERN = r"^(user|team):[A-Za-z0-9._@+-]{1,90}$"
+"""An assignee: `user:<id>` or `team:<id>`, the id 1–90 of these characters (fits the
+100-character column). The one rule of both ingest (anything else is dropped) and PATCH (422)."""
+ASSIGNEE_RE = re.compile(ASSIGNEE_PATTERN)
 
 
 def _parse_enum(value: Any, enum: type[IntEnum], what: str) -> int:
