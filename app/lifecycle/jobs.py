@@ -22,6 +22,7 @@ from app.lifecycle.service import refresh_forecast
 from app.lifecycle.transitions import AUTO_SET_ONGOING, SET_RESOLVED_BY_AGE
 from app.models import Forecast, Group, Project
 from app.notifications.outbox import enqueue, render_queued
+from app.notifications.rules import ISSUE_RESOLVED, EventName
 
 BATCH = 500
 ONGOING_AFTER = timedelta(days=7)
@@ -35,7 +36,7 @@ def _record(
     activity_type: str,
     *,
     now: datetime,
-    event: str | None,
+    event: EventName | None,
 ) -> None:
     """Activity (and notification) for issues a conditional UPDATE just changed."""
     if not ids:
@@ -54,7 +55,7 @@ def _change_in_batches(
     condition: ColumnElement[bool],
     values: dict[str, Any],
     activity_type: str,
-    event: str | None,
+    event: EventName | None,
     now: datetime,
 ) -> int:
     """Apply ``values`` to every issue matching ``condition``, batch by batch; return the count."""
@@ -110,7 +111,7 @@ def auto_resolve(ctx: AppContext) -> dict[str, Any]:
                 "ignore_until": None,
             },
             activity_type=SET_RESOLVED_BY_AGE,
-            event="issue.resolved",
+            event=ISSUE_RESOLVED,
             now=now,
         )
     return {"resolved": resolved, "projects": len(projects)}

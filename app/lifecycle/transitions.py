@@ -15,6 +15,14 @@ from app.issues.status import (
     status_name,
     substatus_name,
 )
+from app.notifications.rules import (
+    ISSUE_ESCALATING,
+    ISSUE_IGNORED,
+    ISSUE_REGRESSED,
+    ISSUE_RESOLVED,
+    ISSUE_UNRESOLVED,
+    EventName,
+)
 
 SET_RESOLVED = "set_resolved"
 SET_RESOLVED_BY_AGE = "set_resolved_by_age"
@@ -83,7 +91,7 @@ class Transition:
     substatus: int | None
     activity_type: str
     priority: int | None  # None: unchanged
-    event: str | None  # webhook event, None: no notification
+    event: EventName | None  # None: no notification
 
 
 ESCALATING = Target(GroupStatus.UNRESOLVED, GroupSubStatus.ESCALATING)
@@ -142,17 +150,17 @@ def plan_transition(state: IssueState, target: Target) -> Transition | None:
         )
     priority: int | None = None
     if target.status == GroupStatus.RESOLVED:
-        return Transition(target.status, None, SET_RESOLVED, None, "issue.resolved")
+        return Transition(target.status, None, SET_RESOLVED, None, ISSUE_RESOLVED)
     if target.status == GroupStatus.IGNORED:
-        return Transition(target.status, target.substatus, SET_IGNORED, None, "issue.ignored")
+        return Transition(target.status, target.substatus, SET_IGNORED, None, ISSUE_IGNORED)
     if target.substatus == GroupSubStatus.ESCALATING:
         if not state.priority_locked:
             priority = raised_priority(state.priority)
         return Transition(
-            target.status, target.substatus, SET_ESCALATING, priority, "issue.escalating"
+            target.status, target.substatus, SET_ESCALATING, priority, ISSUE_ESCALATING
         )
     if target.substatus == GroupSubStatus.REGRESSED:
-        event = None if state.status == GroupStatus.UNRESOLVED else "issue.regressed"
+        event = None if state.status == GroupStatus.UNRESOLVED else ISSUE_REGRESSED
         return Transition(target.status, target.substatus, SET_REGRESSION, None, event)
     # unresolved/ongoing: leaving escalating calms the issue down (back to its initial
     # priority); any other move there is a plain "unresolved", notified only when the issue was
@@ -161,7 +169,7 @@ def plan_transition(state: IssueState, target: Target) -> Transition | None:
         if not state.priority_locked:
             priority = state.initial_priority
         return Transition(target.status, target.substatus, AUTO_SET_ONGOING, priority, None)
-    event = None if state.status == GroupStatus.UNRESOLVED else "issue.unresolved"
+    event = None if state.status == GroupStatus.UNRESOLVED else ISSUE_UNRESOLVED
     return Transition(target.status, target.substatus, SET_UNRESOLVED, None, event)
 
 
