@@ -50,12 +50,21 @@ ACTIVITY_TYPES = (
 class TransitionRejected(ValueError):
     """A requested change breaks a rule; ``code`` is the SPEC error code."""
 
-    def __init__(self, code: str, message: str, *, conflict: bool = False) -> None:
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        conflict: bool = False,
+        details: list[dict[str, str]] | None = None,
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         # True: the request is well-formed but not allowed from the current state (409).
         self.conflict = conflict
+        # The fields at fault (SPEC §10 ``details``), when the rule is about how fields combine.
+        self.details = details
 
 
 @dataclass(frozen=True)
@@ -96,6 +105,9 @@ class Transition:
 
 ESCALATING = Target(GroupStatus.UNRESOLVED, GroupSubStatus.ESCALATING)
 ONGOING = Target(GroupStatus.UNRESOLVED, GroupSubStatus.ONGOING)
+ARCHIVED_UNTIL_CONDITION_MET = Target(
+    GroupStatus.IGNORED, GroupSubStatus.ARCHIVED_UNTIL_CONDITION_MET
+)
 
 
 def _is_empty(value: Any) -> bool:
@@ -131,6 +143,39 @@ def parse_target(status: Any, substatus: Any) -> Target:
             f"{status_name(status_value)}",
         )
     return Target(status_value, sub_value)
+
+
+def parse_update_target(status: Any, substatus: Any, *, conditions: bool) -> Target | None:
+    """The (status, substatus) a person's update asks for; None when it leaves the status.
+
+    Conditions (``ignore_until``) imply ignored / archived_until_condition_met: a missing status
+    (or, with ignored, a missing substatus) is filled in, and any other pair is refused.
+    """
+    if conditions:
+        if status is None:
+            status = GroupStatus.IGNORED.value
+        try:
+            ignored = parse_status(status) == GroupStatus.IGNORED
+        except ValueError:
+            ignored = False  # parse_target below names the unsupported status
+        if substatus is None and ignored:
+            substatus = GroupSubStatus.ARCHIVED_UNTIL_CONDITION_MET.value
+    if status is None:
+        if substatus is not None:
+            raise TransitionRejected(
+                "invalid_payload",
+                "substatus needs status",
+                details=[{"field": "status", "message": "required with substatus"}],
+            )
+        return None
+    target = parse_target(status, substatus)
+    if conditions and target != ARCHIVED_UNTIL_CONDITION_MET:
+        raise TransitionRejected(
+            "invalid_payload",
+            "ignore_until applies only to ignored / archived_until_condition_met",
+            details=[{"field": "ignore_until", "message": "needs archived_until_condition_met"}],
+        )
+    return target
 
 
 def raised_priority(priority: int) -> int:
@@ -171,6 +216,28 @@ def plan_transition(state: IssueState, target: Target) -> Transition | None:
         return Transition(target.status, target.substatus, AUTO_SET_ONGOING, priority, None)
     event = None if state.status == GroupStatus.UNRESOLVED else ISSUE_UNRESOLVED
     return Transition(target.status, target.substatus, SET_UNRESOLVED, None, event)
+
+
+def plan_update(state: IssueState, target: Target, *, conditions: bool) -> Transition | None:
+    """A person's move to ``target``, with or without new conditions; None when nothing changes.
+
+    New conditions for an issue already archived until a condition is met replace the old ones:
+    a re-archive, recorded as ``set_ignored`` but not notified (the status stays).
+    """
+    transition = plan_transition(state, target)
+    if transition is None and conditions:
+        return Transition(target.status, target.substatus, SET_IGNORED, None, None)
+    return transition
+
+
+def plan_priority(state: IssueState, priority: int | None) -> int | None:
+    """The priority a person's update sets (and locks); None when there is nothing to record.
+
+    Asking for the current priority of an unlocked issue still records it: that locks it.
+    """
+    if priority is None or (priority == state.priority and state.priority_locked):
+        return None
+    return priority
 
 
 def escalation(state: IssueState) -> Transition:
