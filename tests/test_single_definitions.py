@@ -11,6 +11,7 @@ from typing import get_args
 from app.config import Settings
 from app.console import charts
 from app.issues import service as issues_service
+from app.issues.status import GroupStatus, GroupSubStatus, StatusColumns, status_columns
 from app.lifecycle.forecast import epoch_hour
 from app.lifecycle.transitions import ACTIVITY_TYPES
 from app.notifications.rules import EVENTS, EventName
@@ -50,3 +51,22 @@ def test_the_chart_labels_hours_and_days_by_the_forecast_clock() -> None:
     drawn = charts.hourly_chart(window, ceilings=[5, 6], start_date=date(2026, 11, 19))
     assert [b.label for b in drawn.bars] == ["2026-11-19 23:00 UTC", "2026-11-20 00:00 UTC"]
     assert [(s.day, s.ceiling) for s in drawn.ceilings] == [("2026-11-19", 5), ("2026-11-20", 6)]
+
+
+def test_a_status_move_writes_the_same_columns_by_hand_and_in_bulk() -> None:
+    now = datetime(2026, 11, 20, 10, 30, tzinfo=UTC)
+    conditions = {"count": 3, "window_seconds": 60, "since": now.isoformat()}
+    resolved = status_columns(GroupStatus.RESOLVED, None, ignore_until=conditions, now=now)
+    assert resolved.values() == {
+        "status": GroupStatus.RESOLVED,
+        "substatus": None,
+        "resolved_at": now,
+        "ignore_until": None,
+    }
+    acm = GroupSubStatus.ARCHIVED_UNTIL_CONDITION_MET
+    archived = status_columns(GroupStatus.IGNORED, acm, ignore_until=conditions, now=now)
+    assert (archived.resolved_at, archived.ignore_until) == (None, conditions)
+    forever = GroupSubStatus.ARCHIVED_FOREVER
+    assert status_columns(GroupStatus.IGNORED, forever, ignore_until=conditions, now=now) == (
+        StatusColumns(GroupStatus.IGNORED, forever, None, None)
+    )

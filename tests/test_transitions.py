@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -9,17 +11,22 @@ import pytest
 from app.issues.status import GroupStatus as S
 from app.issues.status import GroupSubStatus as SS
 from app.lifecycle.transitions import (
+    AUTO_ONGOING,
+    AUTO_ONGOING_FROM,
+    ONGOING,
+    RESOLVED_BY_AGE,
     IssueState,
     Target,
     Transition,
     TransitionRejected,
     escalation,
-    new_or_regressed_to_ongoing,
+    ongoing_cutoff,
     parse_target,
     parse_update_target,
     plan_priority,
     plan_transition,
     plan_update,
+    resolve_cutoff,
 )
 
 LOW, MEDIUM, HIGH = 25, 50, 75
@@ -206,21 +213,20 @@ def test_leaving_escalating_for_ongoing_restores_initial_priority(
     assert transition.priority == expected
 
 
-@pytest.mark.parametrize(
-    ("current", "moves"),
-    [
-        (state(S.UNRESOLVED, SS.NEW), True),
-        (state(S.UNRESOLVED, SS.REGRESSED), True),
-        (state(S.UNRESOLVED, SS.ESCALATING), False),
-        (state(S.UNRESOLVED, SS.ONGOING), False),
-        (state(S.RESOLVED, None), False),
-    ],
-)
-def test_only_new_and_regressed_move_to_ongoing(current: IssueState, moves: bool) -> None:
-    transition = new_or_regressed_to_ongoing(current)
-    assert (transition is not None) == moves
-    if transition:
-        assert transition == Transition(S.UNRESOLVED, SS.ONGOING, "auto_set_ongoing", None, None)
+def test_the_jobs_moves_are_the_ordinary_moves_recorded_as_automatic() -> None:
+    for sub in AUTO_ONGOING_FROM:
+        by_hand = plan_transition(state(S.UNRESOLVED, sub), ONGOING)
+        assert by_hand is not None and by_hand.event is None
+        assert replace(by_hand, activity_type="auto_set_ongoing") == AUTO_ONGOING
+    resolved = plan_transition(state(), Target(S.RESOLVED, None))
+    assert resolved is not None and resolved.event == "issue.resolved"
+    assert replace(resolved, activity_type="set_resolved_by_age") == RESOLVED_BY_AGE
+
+
+def test_the_jobs_cutoffs() -> None:
+    now = datetime(2026, 11, 20, 10, 30, tzinfo=UTC)
+    assert ongoing_cutoff(now) == datetime(2026, 11, 13, 10, 30, tzinfo=UTC)
+    assert resolve_cutoff(now, 36) == datetime(2026, 11, 18, 22, 30, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(

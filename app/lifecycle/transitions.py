@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from app.issue_types.registry import PriorityLevel
@@ -247,14 +248,21 @@ def escalation(state: IssueState) -> Transition:
     return transition
 
 
-def new_or_regressed_to_ongoing(state: IssueState) -> Transition | None:
-    """The automatic move of a new or regressed issue to ongoing (None if it does not apply).
+# -- the periodic jobs' moves, applied set-based by ``lifecycle.jobs`` ---------------------------
 
-    Recorded as ``auto_set_ongoing``, unlike the same move asked by a person or a detector.
-    """
-    if state.status != GroupStatus.UNRESOLVED or state.substatus not in (
-        GroupSubStatus.NEW,
-        GroupSubStatus.REGRESSED,
-    ):
-        return None
-    return Transition(ONGOING.status, ONGOING.substatus, AUTO_SET_ONGOING, None, None)
+ONGOING_AFTER = timedelta(days=7)
+# The moves the jobs make; their activity types tell them from the same moves made by a person.
+AUTO_ONGOING = Transition(ONGOING.status, ONGOING.substatus, AUTO_SET_ONGOING, None, None)
+RESOLVED_BY_AGE = Transition(GroupStatus.RESOLVED, None, SET_RESOLVED_BY_AGE, None, ISSUE_RESOLVED)
+# Which unresolved issues move to ongoing on their own, and the time each one is judged by.
+AUTO_ONGOING_FROM = (GroupSubStatus.NEW, GroupSubStatus.REGRESSED)
+
+
+def ongoing_cutoff(now: datetime) -> datetime:
+    """New issues first seen, and regressed ones regressed, before this become ongoing."""
+    return now - ONGOING_AFTER
+
+
+def resolve_cutoff(now: datetime, resolve_age_hours: int) -> datetime:
+    """Unresolved issues last seen before this are resolved by age."""
+    return now - timedelta(hours=resolve_age_hours)
