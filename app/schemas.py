@@ -16,9 +16,9 @@ from pydantic import (
     field_validator,
 )
 
-from app.storable import unstorable
+from app.storable import MAX_INT, MIN_INT, unstorable
 
-MAX_ID = 2**63 - 1
+MAX_ID = MAX_INT
 """Largest id a database column holds (64-bit on every backend); bigger ids are refused."""
 
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
@@ -27,7 +27,7 @@ Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 MAX_INT32 = 2**31 - 1
 """Largest id of tables with 32-bit keys (API keys, webhooks, issue types, categories)."""
 
-IdPath = Annotated[int, Path(ge=-MAX_ID - 1, le=MAX_ID, description="The id.")]
+IdPath = Annotated[int, Path(ge=MIN_INT, le=MAX_ID, description="The id.")]
 """An id in the URL path; out of range → 422 instead of a database error."""
 
 Int32IdPath = Annotated[int, Path(ge=-MAX_INT32 - 1, le=MAX_INT32, description="The id.")]

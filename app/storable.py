@@ -11,7 +11,9 @@ from typing import Any
 
 import orjson
 
-MIN_INT = -(2**63)
+MAX_INT = 2**63 - 1
+"""Largest signed 64-bit integer: the bound of every integer column on both backends."""
+MIN_INT = -MAX_INT - 1
 MAX_UINT = 2**64 - 1
 MAX_DEPTH = 64
 

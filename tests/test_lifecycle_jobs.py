@@ -53,6 +53,7 @@ def test_auto_resolve_after_the_projects_age(
     assert run_job(ctx, "auto_resolve")["resolved"] == 1
     row = group_row(ctx, stale.id)
     assert (row.status, row.substatus, row.resolved_at) == (1, None, clock.now)
+    assert (row.ignore_until, row.substatus_changed_at) == (None, clock.now)
     assert row.version == stale.version + 1
     assert activity_types(ctx, stale.id) == ["set_resolved_by_age"]
     for other in (fresh, no_auto, elsewhere, ignored):

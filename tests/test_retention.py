@@ -30,7 +30,8 @@ from app.models import (
     Webhook,
     WebhookDelivery,
 )
-from app.retention.rules import BatchSizer, cutoffs, window_closed
+from app.occurrences.noise import Window, admit, window_closed
+from app.retention.rules import BatchSizer, cutoffs
 from app.retention.service import PassResult, run_pass
 from tests.builders import ctx_of, make_group, md5, occurrence, set_hourly_counts
 from tests.conftest import ON_POSTGRES, FakeClock, assert_error
@@ -79,6 +80,14 @@ def test_cutoffs_keep_hourly_counts_for_the_forecast_when_retention_is_shorter()
 def test_window_is_closed_at_its_end() -> None:
     assert window_closed(T0, T0)
     assert not window_closed(T0 + timedelta(seconds=1), T0)
+    # Ingest restarts a window exactly when retention may delete it: one rule for both.
+    window = Window(2, T0 - timedelta(minutes=1), T0)
+    assert admit(window, T0, ignore_limit=9, expiry=timedelta(minutes=1)).restarted
+    early = T0 - timedelta(microseconds=1)
+    assert not admit(window, early, ignore_limit=9, expiry=timedelta(minutes=1)).restarted
+    # The same function gives the retention pass its SQL condition.
+    condition = window_closed(PendingWindow.window_ends_at, T0)
+    assert str(condition) == "pending_windows.window_ends_at <= :window_ends_at_1"
 
 
 def test_batch_size_shrinks_when_slow_and_grows_back_when_quick() -> None:

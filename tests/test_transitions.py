@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -9,14 +11,22 @@ import pytest
 from app.issues.status import GroupStatus as S
 from app.issues.status import GroupSubStatus as SS
 from app.lifecycle.transitions import (
+    AUTO_ONGOING,
+    AUTO_ONGOING_FROM,
+    ONGOING,
+    RESOLVED_BY_AGE,
     IssueState,
     Target,
     Transition,
     TransitionRejected,
     escalation,
-    new_or_regressed_to_ongoing,
+    ongoing_cutoff,
     parse_target,
+    parse_update_target,
+    plan_priority,
     plan_transition,
+    plan_update,
+    resolve_cutoff,
 )
 
 LOW, MEDIUM, HIGH = 25, 50, 75
@@ -203,21 +213,20 @@ def test_leaving_escalating_for_ongoing_restores_initial_priority(
     assert transition.priority == expected
 
 
-@pytest.mark.parametrize(
-    ("current", "moves"),
-    [
-        (state(S.UNRESOLVED, SS.NEW), True),
-        (state(S.UNRESOLVED, SS.REGRESSED), True),
-        (state(S.UNRESOLVED, SS.ESCALATING), False),
-        (state(S.UNRESOLVED, SS.ONGOING), False),
-        (state(S.RESOLVED, None), False),
-    ],
-)
-def test_only_new_and_regressed_move_to_ongoing(current: IssueState, moves: bool) -> None:
-    transition = new_or_regressed_to_ongoing(current)
-    assert (transition is not None) == moves
-    if transition:
-        assert transition == Transition(S.UNRESOLVED, SS.ONGOING, "auto_set_ongoing", None, None)
+def test_the_jobs_moves_are_the_ordinary_moves_recorded_as_automatic() -> None:
+    for sub in AUTO_ONGOING_FROM:
+        by_hand = plan_transition(state(S.UNRESOLVED, sub), ONGOING)
+        assert by_hand is not None and by_hand.event is None
+        assert replace(by_hand, activity_type="auto_set_ongoing") == AUTO_ONGOING
+    resolved = plan_transition(state(), Target(S.RESOLVED, None))
+    assert resolved is not None and resolved.event == "issue.resolved"
+    assert replace(resolved, activity_type="set_resolved_by_age") == RESOLVED_BY_AGE
+
+
+def test_the_jobs_cutoffs() -> None:
+    now = datetime(2026, 11, 20, 10, 30, tzinfo=UTC)
+    assert ongoing_cutoff(now) == datetime(2026, 11, 13, 10, 30, tzinfo=UTC)
+    assert resolve_cutoff(now, 36) == datetime(2026, 11, 18, 22, 30, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(
@@ -245,3 +254,78 @@ def test_escalating_rejection_names_the_current_status() -> None:
     with pytest.raises(TransitionRejected) as exc:
         plan_transition(state(S.RESOLVED, None), Target(S.UNRESOLVED, SS.ESCALATING))
     assert exc.value.message == "an issue becomes escalating only from ignored, not from resolved"
+
+
+# -- a person's update (PATCH /issues/{id}) ------------------------------------------------------
+
+ACM = Target(S.IGNORED, SS.ARCHIVED_UNTIL_CONDITION_MET)
+
+
+@pytest.mark.parametrize(
+    ("status", "substatus", "conditions", "expected"),
+    [
+        (None, None, False, None),
+        ("resolved", None, False, Target(S.RESOLVED, None)),
+        # ignore_until implies ignored / archived_until_condition_met.
+        (None, None, True, ACM),
+        ("ignored", None, True, ACM),
+        (2, None, True, ACM),
+        ("ignored", "archived_until_condition_met", True, ACM),
+    ],
+)
+def test_an_update_asks_for_a_target_or_leaves_the_status(
+    status: Any, substatus: Any, conditions: bool, expected: Target | None
+) -> None:
+    assert parse_update_target(status, substatus, conditions=conditions) == expected
+
+
+@pytest.mark.parametrize(
+    ("status", "substatus", "conditions", "code", "field"),
+    [
+        (None, "ongoing", False, "invalid_payload", "status"),
+        ("resolved", None, True, "invalid_payload", "ignore_until"),
+        ("ignored", "archived_forever", True, "invalid_payload", "ignore_until"),
+        ("unresolved", None, True, "missing_substatus", None),
+        ("snoozed", None, True, "unsupported_status", None),
+    ],
+)
+def test_an_update_that_does_not_fit_together_is_refused(
+    status: Any, substatus: Any, conditions: bool, code: str, field: str | None
+) -> None:
+    with pytest.raises(TransitionRejected) as exc:
+        parse_update_target(status, substatus, conditions=conditions)
+    assert exc.value.code == code and not exc.value.conflict
+    fields = [d["field"] for d in exc.value.details or []]
+    assert fields == ([field] if field else [])
+
+
+def test_new_conditions_rearchive_without_a_notification() -> None:
+    archived = state(S.IGNORED, SS.ARCHIVED_UNTIL_CONDITION_MET)
+    assert plan_update(archived, ACM, conditions=False) is None
+    assert plan_update(archived, ACM, conditions=True) == Transition(
+        S.IGNORED, SS.ARCHIVED_UNTIL_CONDITION_MET, "set_ignored", None, None
+    )
+    # From elsewhere it is the ordinary, notified move.
+    moved = plan_update(state(), ACM, conditions=True)
+    assert moved == plan_transition(state(), ACM)
+    assert moved is not None and moved.event == "issue.ignored"
+    with pytest.raises(TransitionRejected) as exc:
+        plan_update(state(), Target(S.UNRESOLVED, SS.ESCALATING), conditions=False)
+    assert exc.value.conflict and exc.value.code == "invalid_transition"
+
+
+@pytest.mark.parametrize(
+    ("priority", "current", "locked", "expected"),
+    [
+        (None, MEDIUM, False, None),
+        (HIGH, MEDIUM, False, HIGH),
+        (HIGH, MEDIUM, True, HIGH),
+        # The current priority again locks an unlocked issue; a locked one records nothing.
+        (MEDIUM, MEDIUM, False, MEDIUM),
+        (MEDIUM, MEDIUM, True, None),
+    ],
+)
+def test_a_set_priority_is_recorded_unless_already_locked_there(
+    priority: int | None, current: int, locked: bool, expected: int | None
+) -> None:
+    assert plan_priority(state(priority=current, locked=locked), priority) == expected

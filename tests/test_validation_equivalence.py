@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from app.issue_types.registry import parse_priority
-from app.issues.status import LEVELS
+from app.issues.status import ASSIGNEE_RE, LEVELS
 from app.occurrences import validation
 from app.occurrences.validation import Limits, PayloadError, ValidOccurrence, validate_occurrence
 from app.storable import MAX_DEPTH, nesting_bound, unstorable, unstorable_path
@@ -42,7 +42,8 @@ _MAX_UINT = 2**64 - 1
 _UUID_RE = re.compile(
     r"^(?:[0-9a-fA-F]{32}|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$"
 )
-_ASSIGNEE_RE = re.compile(r"^(?:user|team):[A-Za-z0-9_.@-]{1,64}$")
+# The assignee rule has no fast path: the reference uses the one shared definition.
+_ASSIGNEE_RE = ASSIGNEE_RE
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _KEPT_EVENT_KEYS = validation.KEPT_EVENT_KEYS
 _KEPT = frozenset(_KEPT_EVENT_KEYS) | {"level", "title"}

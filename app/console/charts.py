@@ -9,6 +9,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
+from app.lifecycle.forecast import hour_date, hour_start
+
 SPARK_HOURS = 24
 CHART_HOURS = 168
 
@@ -74,8 +76,7 @@ def hour_counts_window(
 
 
 def _hour_label(hour: int) -> str:
-    start = datetime.fromtimestamp(hour * 3600, UTC)
-    return start.strftime("%Y-%m-%d %H:00 UTC")
+    return hour_start(hour).strftime("%Y-%m-%d %H:00 UTC")
 
 
 def sparkline(counts: Sequence[int], *, width: int = 96, height: int = 20) -> Sparkline:
@@ -131,7 +132,7 @@ def hourly_chart(
     steps = []
     ticks = []
     for day in days_shown:
-        indexes = [i for i, (hour, _) in enumerate(window) if _day_of(hour) == day]
+        indexes = [i for i, (hour, _) in enumerate(window) if hour_date(hour) == day]
         x1, x2 = indexes[0] * step, (indexes[-1] + 1) * step
         ticks.append((round(x1, 2), day.strftime("%a %d")))
         if day in day_ceilings:
@@ -143,14 +144,10 @@ def hourly_chart(
     )
 
 
-def _day_of(hour: int) -> date:
-    return datetime.fromtimestamp(hour * 3600, UTC).date()
-
-
 def _days(window: Sequence[tuple[int, int]]) -> list[date]:
     days: list[date] = []
     for hour, _ in window:
-        day = _day_of(hour)
+        day = hour_date(hour)
         if not days or days[-1] != day:
             days.append(day)
     return days

@@ -25,7 +25,7 @@ from app.models import Group, Organization, Project, RolloutFlag
 from app.organizations.access import project_for, visible_project_ids
 from app.rollout.rules import Stage, flag_on
 from app.rollout.service import is_enabled
-from app.schemas import MAX_ID
+from app.storable import MAX_INT, MIN_INT
 
 SORTS = {
     "last_seen": Group.last_seen,
@@ -246,7 +246,7 @@ def aware(value: Any) -> bool:
 
 
 def _bigint(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and -MAX_ID - 1 <= value <= MAX_ID
+    return isinstance(value, int) and not isinstance(value, bool) and MIN_INT <= value <= MAX_INT
 
 
 def _stream_position(cursor: str, sort: str) -> tuple[Any, int]:

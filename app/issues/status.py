@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
+from datetime import datetime
 from enum import IntEnum
 from typing import Any
 
@@ -49,6 +52,46 @@ VALID_PAIRS: dict[GroupStatus, frozenset[GroupSubStatus | None]] = {
 }
 
 LEVELS = ("debug", "info", "warning", "error", "fatal")
+
+
+@dataclass(frozen=True)
+class StatusColumns:
+    """The columns a move to a (status, substatus) writes (besides ``substatus_changed_at``)."""
+
+    status: int
+    substatus: int | None
+    resolved_at: datetime | None
+    ignore_until: dict[str, Any] | None
+
+    def values(self) -> dict[str, Any]:
+        """The columns by name, for a set-based UPDATE."""
+        return {
+            "status": self.status,
+            "substatus": self.substatus,
+            "resolved_at": self.resolved_at,
+            "ignore_until": self.ignore_until,
+        }
+
+
+def status_columns(
+    status: int, substatus: int | None, *, ignore_until: dict[str, Any] | None, now: datetime
+) -> StatusColumns:
+    """What a move writes: ``resolved_at`` only when resolved, the conditions only with
+    archived_until_condition_met (every other state clears them)."""
+    return StatusColumns(
+        status=status,
+        substatus=substatus,
+        resolved_at=now if status == GroupStatus.RESOLVED else None,
+        ignore_until=(
+            ignore_until if substatus == GroupSubStatus.ARCHIVED_UNTIL_CONDITION_MET else None
+        ),
+    )
+
+
+ASSIGNEE_PATTERN = r"^(user|team):[A-Za-z0-9._@+-]{1,90}$"
+"""An assignee: `user:<id>` or `team:<id>`, the id 1–90 of these characters (fits the
+100-character column). The one rule of both ingest (anything else is dropped) and PATCH (422)."""
+ASSIGNEE_RE = re.compile(ASSIGNEE_PATTERN)
 
 
 def _parse_enum(value: Any, enum: type[IntEnum], what: str) -> int:

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from app.issues.activity import add_activity
 from app.issues.fingerprint import hash_element
-from app.issues.status import GroupStatus, GroupSubStatus
+from app.issues.status import status_columns
 from app.models import Activity, Group, GroupHash
 
 
@@ -53,14 +53,13 @@ def set_status(
     """
     if group.substatus != substatus or group.status != status:
         group.substatus_changed_at = now
-    group.status = status
-    group.substatus = substatus
+    columns = status_columns(status, substatus, ignore_until=ignore_until, now=now)
+    group.status = columns.status
+    group.substatus = columns.substatus
+    group.resolved_at = columns.resolved_at
+    group.ignore_until = columns.ignore_until
     if priority is not None:
         group.priority = priority
-    group.resolved_at = now if status == GroupStatus.RESOLVED else None
-    group.ignore_until = (
-        ignore_until if substatus == GroupSubStatus.ARCHIVED_UNTIL_CONDITION_MET else None
-    )
     return add_activity(session, group, activity_type, now=now, data=data or {}, actor=actor)
 
 

@@ -16,15 +16,22 @@ from sqlalchemy.orm import Session
 
 from app.context import AppContext
 from app.issues.activity import add_activity
-from app.issues.status import GroupStatus, GroupSubStatus
+from app.issues.status import GroupStatus, GroupSubStatus, status_columns
 from app.issues.write import lock_group
 from app.lifecycle.service import refresh_forecast
-from app.lifecycle.transitions import AUTO_SET_ONGOING, SET_RESOLVED_BY_AGE
+from app.lifecycle.transitions import (
+    AUTO_ONGOING,
+    AUTO_ONGOING_FROM,
+    RESOLVED_BY_AGE,
+    Transition,
+    ongoing_cutoff,
+    resolve_cutoff,
+)
 from app.models import Forecast, Group, Project
 from app.notifications.outbox import enqueue, render_queued
+from app.notifications.rules import EventName
 
 BATCH = 500
-ONGOING_AFTER = timedelta(days=7)
 FORECAST_MAX_AGE = timedelta(days=1)
 
 
@@ -35,7 +42,7 @@ def _record(
     activity_type: str,
     *,
     now: datetime,
-    event: str | None,
+    event: EventName | None,
 ) -> None:
     """Activity (and notification) for issues a conditional UPDATE just changed."""
     if not ids:
@@ -52,12 +59,19 @@ def _change_in_batches(
     ctx: AppContext,
     *,
     condition: ColumnElement[bool],
-    values: dict[str, Any],
-    activity_type: str,
-    event: str | None,
+    transition: Transition,
     now: datetime,
 ) -> int:
-    """Apply ``values`` to every issue matching ``condition``, batch by batch; return the count."""
+    """Apply ``transition`` to every issue matching ``condition``, batch by batch; return the count.
+
+    The written columns are those of ``issues.write.set_status`` (one rule, ``status_columns``),
+    set-based: one UPDATE per batch.
+    """
+    values = status_columns(
+        transition.status, transition.substatus, ignore_until=None, now=now
+    ).values()
+    if transition.priority is not None:
+        values["priority"] = transition.priority
     changed = 0
     while True:
         with ctx.db.write() as session:
@@ -74,7 +88,7 @@ def _change_in_batches(
                 .execution_options(synchronize_session=False)
             )
             done = list(session.scalars(stmt))
-            _record(session, ctx, done, activity_type, now=now, event=event)
+            _record(session, ctx, done, transition.activity_type, now=now, event=transition.event)
             render_queued(session)
             session.commit()
         changed += len(done)
@@ -93,25 +107,14 @@ def auto_resolve(ctx: AppContext) -> dict[str, Any]:
         ).all()
     resolved = 0
     for project_id, hours in projects:
-        cutoff = now - timedelta(hours=hours)
         condition = and_(
             Group.project_id == project_id,
             Group.status == GroupStatus.UNRESOLVED,
-            Group.last_seen < cutoff,
+            Group.last_seen < resolve_cutoff(now, hours),
             Group.type_id.in_(type_ids),
         )
         resolved += _change_in_batches(
-            ctx,
-            condition=condition,
-            values={
-                "status": GroupStatus.RESOLVED,
-                "substatus": None,
-                "resolved_at": now,
-                "ignore_until": None,
-            },
-            activity_type=SET_RESOLVED_BY_AGE,
-            event="issue.resolved",
-            now=now,
+            ctx, condition=condition, transition=RESOLVED_BY_AGE, now=now
         )
     return {"resolved": resolved, "projects": len(projects)}
 
@@ -119,25 +122,18 @@ def auto_resolve(ctx: AppContext) -> dict[str, Any]:
 def new_and_regressed_to_ongoing(ctx: AppContext) -> dict[str, Any]:
     """Move new issues 7 days after first seen, regressed ones 7 days after regressing."""
     now = ctx.now()
-    cutoff = now - ONGOING_AFTER
+    cutoff = ongoing_cutoff(now)
+    # When each substatus of AUTO_ONGOING_FROM started: a new issue when first seen, a regressed
+    # one when it regressed.
+    since = {
+        GroupSubStatus.NEW: Group.first_seen,
+        GroupSubStatus.REGRESSED: Group.substatus_changed_at,
+    }
     condition = and_(
         Group.status == GroupStatus.UNRESOLVED,
-        or_(
-            and_(Group.substatus == GroupSubStatus.NEW, Group.first_seen < cutoff),
-            and_(
-                Group.substatus == GroupSubStatus.REGRESSED,
-                Group.substatus_changed_at < cutoff,
-            ),
-        ),
+        or_(*(and_(Group.substatus == sub, since[sub] < cutoff) for sub in AUTO_ONGOING_FROM)),
     )
-    moved = _change_in_batches(
-        ctx,
-        condition=condition,
-        values={"substatus": GroupSubStatus.ONGOING},
-        activity_type=AUTO_SET_ONGOING,
-        event=None,
-        now=now,
-    )
+    moved = _change_in_batches(ctx, condition=condition, transition=AUTO_ONGOING, now=now)
     return {"ongoing": moved}
 
 

@@ -25,8 +25,10 @@ from app.lifecycle.transitions import (
     Transition,
     TransitionRejected,
     parse_target,
+    parse_update_target,
     plan_transition,
 )
+from app.lifecycle.transitions import plan_update as plan_update_transition
 from app.models import Activity, Forecast, Group, HourlyCount
 from app.notifications.outbox import enqueue
 
@@ -35,7 +37,7 @@ def _transition_error(exc: TransitionRejected) -> DomainError:
     """The domain error of a rejected transition: 409 when the state forbids it, else 422."""
     if exc.conflict:
         return Conflict(exc.message, code=exc.code)
-    return InvalidPayload(exc.message, code=exc.code)
+    return InvalidPayload(exc.message, code=exc.code, details=exc.details)
 
 
 def state_of(group: Group) -> IssueState:
@@ -53,6 +55,22 @@ def parse(status: Any, substatus: Any) -> Target:
     """A requested (status, substatus) by number or name, else 422 with the rule's code."""
     try:
         return parse_target(status, substatus)
+    except TransitionRejected as exc:
+        raise _transition_error(exc) from None
+
+
+def parse_update(status: Any, substatus: Any, *, conditions: bool) -> Target | None:
+    """The (status, substatus) a person's update asks for (None: unchanged), else 422."""
+    try:
+        return parse_update_target(status, substatus, conditions=conditions)
+    except TransitionRejected as exc:
+        raise _transition_error(exc) from None
+
+
+def plan_update(group: Group, target: Target, *, conditions: bool) -> Transition | None:
+    """A person's transition of an issue to ``target`` (None: nothing changes), else 409 / 422."""
+    try:
+        return plan_update_transition(state_of(group), target, conditions=conditions)
     except TransitionRejected as exc:
         raise _transition_error(exc) from None
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, get_args
+from typing import Any
 
 import orjson
 from sqlalchemy import select
@@ -15,11 +15,8 @@ from app.issue_types.flags import FlagKind
 from app.issue_types.registry import Registry
 from app.issues.serialize import issue_payload
 from app.models import Group, Organization, Project, Webhook, WebhookDelivery
-from app.notifications.schemas import EventName
+from app.notifications.rules import EVENTS, ISSUE_CREATED, EventName
 from app.rollout.service import is_enabled
-
-# The event names are declared once, in the API schema that webhooks subscribe with.
-EVENTS: tuple[str, ...] = get_args(EventName)
 
 # Deliveries queued in a session's transaction, whose bodies ``render_queued`` renders again.
 _QUEUED = "notifications.queued"
@@ -49,7 +46,9 @@ def delivery_body(delivery_id: str, event: str, created_at: datetime, issue: obj
     return orjson.dumps(payload, option=orjson.OPT_UTC_Z).decode()
 
 
-def enqueue(session: Session, ctx: AppContext, group: Group, event: str, *, now: datetime) -> int:
+def enqueue(
+    session: Session, ctx: AppContext, group: Group, event: EventName, *, now: datetime
+) -> int:
     """Queue ``event`` for every webhook of the issue's project subscribed to it.
 
     Returns the number of deliveries queued. Respects the type's post-process flag, and an
@@ -59,7 +58,7 @@ def enqueue(session: Session, ctx: AppContext, group: Group, event: str, *, now:
     """
     if event not in EVENTS:
         raise ValueError(f"unknown notification event {event!r}")
-    if event == "issue.created" and not group.notify_created:
+    if event == ISSUE_CREATED and not group.notify_created:
         return 0
     webhooks = [
         w

@@ -1,12 +1,33 @@
-"""Pure rules of notifications: receiver URLs and the retry schedule."""
+"""Pure rules of notifications: the event names, receiver URLs and the retry schedule."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
+from typing import Literal, get_args
 from urllib.parse import urlsplit
 
 from app.notifications.targets import IPNetwork, TargetPolicy, normalise_host
+
+EventName = Literal[
+    "issue.created",
+    "issue.regressed",
+    "issue.escalating",
+    "issue.resolved",
+    "issue.ignored",
+    "issue.unresolved",
+]
+"""A webhook event: what the admin API subscribes to and what a change notifies."""
+
+ISSUE_CREATED: EventName = "issue.created"
+ISSUE_REGRESSED: EventName = "issue.regressed"
+ISSUE_ESCALATING: EventName = "issue.escalating"
+ISSUE_RESOLVED: EventName = "issue.resolved"
+ISSUE_IGNORED: EventName = "issue.ignored"
+ISSUE_UNRESOLVED: EventName = "issue.unresolved"
+
+# Every event name, in the order the API documents them.
+EVENTS: tuple[EventName, ...] = get_args(EventName)
 
 ALLOWED_SCHEMES = ("http", "https")
 RETRY_BASE_SECONDS = 10

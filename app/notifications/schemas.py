@@ -7,17 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from app.notifications.rules import check_url_shape
+from app.notifications.rules import EventName, check_url_shape
 from app.schemas import StorableIn
-
-EventName = Literal[
-    "issue.created",
-    "issue.regressed",
-    "issue.escalating",
-    "issue.resolved",
-    "issue.ignored",
-    "issue.unresolved",
-]
 
 
 class WebhookIn(StorableIn):

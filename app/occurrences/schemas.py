@@ -11,8 +11,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.errors import ErrorDetail
+from app.config import Settings
 from app.occurrences.validation import (
+    CULPRIT_MAX,
     DEFAULT_LIMITS,
     KEPT_EVENT_KEYS,
     MAX_EPOCH_SECONDS,
@@ -95,7 +96,8 @@ class OccurrenceIn(BaseModel):
     culprit: str | None = Field(
         "",
         max_length=_TEXT_MAX,
-        description="Where it happened; the issue keeps 200 characters. Null means empty.",
+        description=f"Where it happened; the issue keeps {CULPRIT_MAX} characters. "
+        "Null means empty.",
     )
     resource_id: str | None = Field(
         None, max_length=_TEXT_MAX, description="Optional resource identifier."
@@ -153,19 +155,20 @@ class OccurrenceAccepted(BaseModel):
     )
 
 
+_MAX_BATCH = Settings.model_fields["max_batch_items"].default
+
+
 class BatchIn(BaseModel):
-    """Up to 1,000 occurrences, each judged on its own."""
+    """Up to ``max_batch_items`` occurrences, each judged on its own."""
+
+    # The documented limit is the setting's default (the router enforces the configured one).
+    model_config = ConfigDict(
+        json_schema_extra={
+            "description": f"Up to {_MAX_BATCH:,} occurrences, each judged on its own."
+        }
+    )
 
     occurrences: list[OccurrenceIn]
-
-
-class BatchItemError(BaseModel):
-    """A rejected batch item."""
-
-    status: int
-    code: str
-    message: str
-    details: Any = None
 
 
 class BatchOut(BaseModel):
@@ -232,6 +235,3 @@ class PendingPage(BaseModel):
     """Pending noise windows."""
 
     data: list[PendingOut]
-
-
-ERROR_MODELS: list[type[BaseModel]] = [ErrorDetail]

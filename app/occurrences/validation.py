@@ -13,13 +13,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from app.issue_types.registry import parse_priority
-from app.issues.status import LEVELS
+from app.issues.status import ASSIGNEE_RE, LEVELS
 from app.storable import nesting_bound, unstorable_path
 
 UUID_RE = re.compile(
     r"^(?:[0-9a-fA-F]{32}|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$"
 )
-ASSIGNEE_RE = re.compile(r"^(?:user|team):[A-Za-z0-9_.@-]{1,64}$")
 CULPRIT_MAX = 200
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Epoch seconds must be below this (the year 10000), the same range as ISO-8601 times.

@@ -50,11 +50,6 @@ def cutoffs(now: datetime, retention_days: int) -> Cutoffs:
     return Cutoffs(retention=retention, hourly_hour=epoch_hour(now - counts_kept))
 
 
-def window_closed(window_ends_at: datetime, now: datetime) -> bool:
-    """Whether a noise window is over: no occurrence arriving now can still count in it."""
-    return window_ends_at <= now
-
-
 @dataclass(frozen=True)
 class BatchSizer:
     """Bounds of the adaptive batch size: as large as fits in ``target_seconds``."""

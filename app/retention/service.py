@@ -55,6 +55,7 @@ from app.models import (
     Webhook,
     WebhookDelivery,
 )
+from app.occurrences.noise import window_closed
 from app.retention.rules import TABLES, BatchSizer, cutoffs
 
 log = logging.getLogger(__name__)
@@ -346,7 +347,7 @@ class _Pass:
         def step(session: Session, limit: int) -> int:
             stmt = (
                 select(PendingWindow.project_id, PendingWindow.hash)
-                .where(PendingWindow.window_ends_at <= self.now)
+                .where(window_closed(PendingWindow.window_ends_at, self.now))
                 .order_by(PendingWindow.window_ends_at)
                 .limit(limit)
             )
@@ -644,7 +645,8 @@ def _dry_run(ctx: AppContext, now: datetime) -> Counter[str]:
                 Group.project_id == project_id, Group.last_seen < cutoff
             )
             closed_hashes = select(PendingWindow.hash).where(
-                PendingWindow.project_id == project_id, PendingWindow.window_ends_at <= now
+                PendingWindow.project_id == project_id,
+                window_closed(PendingWindow.window_ends_at, now),
             )
             # Every occurrence of the project the pass deletes, by whichever rule.
             doomed = (
@@ -735,7 +737,7 @@ def _dry_run(ctx: AppContext, now: datetime) -> Counter[str]:
                         WebhookDelivery.state != "pending",
                     ),
                 )
-        closed = PendingWindow.window_ends_at <= now
+        closed = window_closed(PendingWindow.window_ends_at, now)
         add("pending_windows", select(func.count()).select_from(PendingWindow).where(closed))
         add(
             "occurrences",

@@ -7,10 +7,8 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.issues.schemas import ActivityOut
+from app.issues.status import ASSIGNEE_PATTERN
 from app.schemas import StorableIn, UtcDatetime
-
-ASSIGNEE_PATTERN = r"^(user|team):[A-Za-z0-9._@+-]{1,90}$"
-"""An assignee: `user:<id>` or `team:<id>` (fits the 100-character column)."""
 
 
 class ActivityPage(BaseModel):

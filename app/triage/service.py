@@ -14,10 +14,10 @@ from app.errors import InvalidPayload, PreconditionFailed
 from app.issue_types.registry import PRIORITY_NAMES, parse_priority
 from app.issues.serialize import activity_out, etag, issue_payload
 from app.issues.service import load_visible_group
-from app.issues.status import GroupStatus, GroupSubStatus, parse_status, status_name, substatus_name
+from app.issues.status import status_name, substatus_name
 from app.issues.write import set_assignee, set_priority
 from app.lifecycle import service as lifecycle
-from app.lifecycle.transitions import SET_ASSIGNEE, SET_IGNORED, SET_PRIORITY, Target, Transition
+from app.lifecycle.transitions import SET_ASSIGNEE, SET_PRIORITY, plan_priority
 from app.models import Activity, Forecast, Group
 from app.notifications import outbox
 from app.schemas import MAX_ID
@@ -65,34 +65,6 @@ def _conditions(ignore_until: IgnoreUntilIn | None, now: datetime) -> dict[str, 
     }
 
 
-def _target(changes: IssueUpdateIn) -> Target | None:
-    status, substatus = changes.status, changes.substatus
-    if changes.ignore_until is not None:
-        if status is None:
-            status = GroupStatus.IGNORED.value
-        try:
-            ignored = parse_status(status) == GroupStatus.IGNORED
-        except ValueError:
-            ignored = False
-        if substatus is None and ignored:
-            substatus = GroupSubStatus.ARCHIVED_UNTIL_CONDITION_MET.value
-    if status is None:
-        if substatus is not None:
-            raise InvalidPayload(
-                "substatus needs status",
-                details=[{"field": "status", "message": "required with substatus"}],
-            )
-        return None
-    target = lifecycle.parse(status, substatus)
-    acm = Target(GroupStatus.IGNORED, GroupSubStatus.ARCHIVED_UNTIL_CONDITION_MET)
-    if changes.ignore_until is not None and target != acm:
-        raise InvalidPayload(
-            "ignore_until applies only to ignored / archived_until_condition_met",
-            details=[{"field": "ignore_until", "message": "needs archived_until_condition_met"}],
-        )
-    return target
-
-
 def _priority(changes: IssueUpdateIn) -> int | None:
     if changes.priority is None:
         return None
@@ -102,19 +74,6 @@ def _priority(changes: IssueUpdateIn) -> int | None:
         raise InvalidPayload(
             str(exc), details=[{"field": "priority", "message": str(exc)}]
         ) from None
-
-
-def _plan(
-    group: Group, target: Target | None, conditions: dict[str, Any] | None
-) -> Transition | None:
-    """The status transition of the update (None: the status stays)."""
-    if target is None:
-        return None
-    transition = lifecycle.plan(group, target)
-    if transition is None and conditions is not None:
-        # Already archived until a condition is met: new conditions replace the old ones.
-        transition = Transition(target.status, target.substatus, SET_IGNORED, None, None)
-    return transition
 
 
 def _apply_update(
@@ -127,10 +86,13 @@ def _apply_update(
     now: datetime,
 ) -> None:
     """Parse the changes, plan the status transition, then write each change to the issue."""
-    target = _target(changes)
+    has_conditions = changes.ignore_until is not None
+    target = lifecycle.parse_update(changes.status, changes.substatus, conditions=has_conditions)
     priority = _priority(changes)
     conditions = _conditions(changes.ignore_until, now)
-    transition = _plan(group, target, conditions)
+    transition = (
+        None if target is None else lifecycle.plan_update(group, target, conditions=has_conditions)
+    )
     if transition is not None:
         data: dict[str, Any] = {
             "status": status_name(transition.status),
@@ -148,7 +110,9 @@ def _apply_update(
             data=data,
             ignore_until=conditions,
         )
-    if priority is not None and (priority != group.priority or not group.priority_locked):
+    # After the transition, which may have moved an unlocked priority.
+    priority = plan_priority(lifecycle.state_of(group), priority)
+    if priority is not None:
         set_priority(
             session,
             group,

@@ -21,8 +21,10 @@ from sqlalchemy import select
 from app.db import json_text
 from app.issues.activity import add_activity
 from app.lifecycle.hooks import on_ignored_occurrences
+from app.lifecycle.transitions import SET_REGRESSION
 from app.models import Group, HourlyCount
 from app.notifications.outbox import enqueue
+from app.notifications.rules import ISSUE_CREATED, ISSUE_REGRESSED
 from app.occurrences.ingest import statements as st
 from app.occurrences.ingest.batch import Batch, load_webhook_projects
 from app.occurrences.ingest.rules import Issue, epoch_hour
@@ -190,17 +192,17 @@ def _after_effects(batch: Batch) -> None:
         if issue.project_id in batch.webhook_projects and issue.notify_created:
             group = session.get(Group, issue.id)
             assert group is not None
-            enqueue(session, ctx, group, "issue.created", now=now)
+            enqueue(session, ctx, group, ISSUE_CREATED, now=now)
     for issue in rare:
         group = session.get(Group, issue.id)
         assert group is not None
         for occurrence_id in issue.regressed_by:
             add_activity(
-                session, group, "set_regression", now=now, data={"occurrence_id": occurrence_id}
+                session, group, SET_REGRESSION, now=now, data={"occurrence_id": occurrence_id}
             )
             session.flush()
             if issue.project_id in batch.webhook_projects:
-                enqueue(session, ctx, group, "issue.regressed", now=now)
+                enqueue(session, ctx, group, ISSUE_REGRESSED, now=now)
         if issue.ignored_times:
             hours = sorted({epoch_hour(t) for t in issue.ignored_times})
             counts = dict(
