@@ -1,27 +1,24 @@
 """The per-application context: settings, database, registry, clock and caches.
 
 It sits below the packages that use it: it imports the database module and pure state classes
-only, and names the objects of modules above it (the start-up, the ingest writer) by protocols.
+only (no FastAPI: routes receive it through ``app.dependencies.CtxDep``), and names the objects
+of modules above it (the start-up, the ingest writer) by protocols.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Annotated, Any, Protocol
+from typing import Protocol
 
-from fastapi import Depends, Request
-
+from app.auth.console_session import ConsoleUser, Signer
 from app.auth.key_cache import KeyCache
-from app.auth.principal import Principal
 from app.auth.throttle import FailureLimit
 from app.config import Settings
-from app.console.session import ConsoleUser, Signer
 from app.db import Database, utcnow
 from app.issue_types.registry import Registry
-from app.occurrences.ingest.outcomes import IngestResult
 from app.ratelimit import TokenBuckets
 from app.rollout.rules import FlagCache
 
@@ -38,11 +35,11 @@ class StartupState(Protocol):
 
 
 class IngestWriter(Protocol):
-    """The ingest writer (``app.occurrences.ingest.writer.GroupCommitWriter``)."""
+    """What the shutdown needs of the ingest writer (``ingest.writer.GroupCommitWriter``).
 
-    async def submit(self, raws: Sequence[Any], principal: Principal) -> list[IngestResult]:
-        """Ingest ``raws``; returns once they are committed."""
-        ...
+    Its ``submit`` is reached through ``app.occurrences.ingest.writer.writer_of``, which knows
+    the class; naming it here would make the context import the ingest's answer types.
+    """
 
     def close(self) -> None:
         """Finish the queued work and stop."""
@@ -70,7 +67,7 @@ class AppContext:
     ingest_buckets: TokenBuckets | None = None
     """The per-project ingest rate limit buckets (``app.occurrences.throttle``)."""
     auth_failures: FailureLimit | None = None
-    """The failed-authentication budget per client address (``app.auth.dependencies``)."""
+    """The failed-authentication budget per client address (``app.auth.keys``)."""
     registry_loaded_at: float | None = None
     """``time.monotonic()`` of the last registry reload (``app.issue_types.service``)."""
     console_signer: Signer | None = None
@@ -83,13 +80,3 @@ class AppContext:
     def now(self) -> datetime:
         """The current time (injectable for tests)."""
         return self.clock()
-
-
-async def get_context(request: Request) -> AppContext:
-    """The application's context (FastAPI dependency)."""
-    ctx: AppContext = request.app.state.ctx
-    return ctx
-
-
-# The one alias for route parameters that receive the context: ``ctx: CtxDep``.
-CtxDep = Annotated[AppContext, Depends(get_context)]

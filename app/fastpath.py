@@ -24,7 +24,7 @@ from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.routing import Match
 
-from app.auth.dependencies import bearer_token, principal_without_io
+from app.auth.keys import bearer_token, principal_without_io
 from app.auth.principal import Principal
 from app.context import AppContext
 from app.middleware import ASGIApp, Message, Receive, Scope, Send

@@ -24,19 +24,17 @@ log = logging.getLogger(__name__)
 
 DEFAULT_TOPIC = "ingest-occurrences"
 LEVELS = frozenset({"debug", "info", "warning", "error", "fatal"})
-PRIORITY_NAMES = {"low": 25, "medium": 50, "high": 75}
-STATUSES = frozenset({"unresolved", "resolved", "ignored"})
-SUBSTATUSES = frozenset(
-    {
-        "archived_until_escalating",
-        "escalating",
-        "ongoing",
-        "archived_until_condition_met",
-        "archived_forever",
-        "regressed",
-        "new",
-    }
-)
+PRIORITY_VALUES = {"low": 25, "medium": 50, "high": 75}
+# The (status, substatus) pairs a status change may ask for, by name: exactly those the server's
+# lifecycle.transitions.parse_target accepts (tests/test_producer_constants.py checks every
+# pair). "new" is the server's own substatus for a fresh issue: nobody can ask for it.
+STATUS_PAIRS: Mapping[str, frozenset[str | None]] = {
+    "unresolved": frozenset({"ongoing", "escalating", "regressed"}),
+    "ignored": frozenset(
+        {"archived_until_escalating", "archived_until_condition_met", "archived_forever"}
+    ),
+    "resolved": frozenset({None}),
+}
 
 
 class PayloadType(enum.StrEnum):
@@ -67,7 +65,7 @@ def _check_priority(value: int | str | None, name: str) -> None:
     if value is None:
         return
     if isinstance(value, bool) or (
-        value not in PRIORITY_NAMES.values() and value not in PRIORITY_NAMES
+        value not in PRIORITY_VALUES.values() and value not in PRIORITY_VALUES
     ):
         raise ValueError(f"{name} must be 25, 50, 75, 'low', 'medium' or 'high', got {value!r}")
 
@@ -197,12 +195,17 @@ class StatusChange:
     def __post_init__(self) -> None:
         object.__setattr__(self, "fingerprint", _check_fingerprint(self.fingerprint))
         _check_int(self.project_id, "project_id")
-        if self.new_status not in STATUSES:
+        allowed = STATUS_PAIRS.get(self.new_status)
+        if allowed is None:
             raise ValueError(
-                f"new_status must be one of {sorted(STATUSES)}, got {self.new_status!r}"
+                f"new_status must be one of {sorted(STATUS_PAIRS)}, got {self.new_status!r}"
             )
-        if self.new_substatus is not None and self.new_substatus not in SUBSTATUSES:
-            raise ValueError(f"new_substatus {self.new_substatus!r} is not a known substatus")
+        if self.new_substatus not in allowed:
+            choices = sorted(allowed, key=str)
+            raise ValueError(
+                f"new_substatus must be one of {choices} with new_status {self.new_status!r},"
+                f" got {self.new_substatus!r}"
+            )
         if self.id is not None:
             object.__setattr__(self, "id", _hex_uuid(self.id, "id"))
 

@@ -11,16 +11,12 @@ import pytest
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.testclient import TestClient
 
-from app.auth.dependencies import (
-    IngestDep,
-    ReadDep,
-    TriageDep,
-    principal_without_io,
-    resolve_principal,
-)
+from app.auth.dependencies import IngestDep, ReadDep, TriageDep
 from app.auth.key_cache import KeyCache
+from app.auth.keys import principal_without_io, resolve_principal
 from app.auth.principal import Principal, hash_token
-from app.context import AppContext, get_context
+from app.context import AppContext
+from app.dependencies import get_context
 from app.models import ApiKey
 from app.organizations.access import project_for
 from app.organizations.service import revoke_api_key

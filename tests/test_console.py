@@ -15,9 +15,9 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import event
 
+from app.auth.console_session import LOGIN_COOKIE, SESSION_COOKIE, Signer, load_secret
 from app.auth.principal import hash_token
 from app.config import Settings
-from app.console.session import LOGIN_COOKIE, SESSION_COOKIE, Signer, load_secret
 from app.lifecycle.forecast import epoch_hour
 from app.models import Forecast
 from tests.builders import (

@@ -170,6 +170,19 @@ def test_status_change_rejects_unknown_status() -> None:
         StatusChange(fingerprint=["x"], project_id=1, new_status="closed")
 
 
+@pytest.mark.parametrize(
+    ("status", "substatus"),
+    [("unresolved", "new"), ("unresolved", None), ("resolved", "ongoing"), ("ignored", "ongoing")],
+)
+def test_status_change_rejects_a_pair_the_server_refuses(
+    status: str, substatus: str | None
+) -> None:
+    with pytest.raises(
+        ValueError, match=f"new_substatus must be one of .* with new_status '{status}'"
+    ):
+        StatusChange(fingerprint=["x"], project_id=1, new_status=status, new_substatus=substatus)
+
+
 def test_default_transport_is_used_when_none_is_passed() -> None:
     transport = RecordingTransport()
     set_default_transport(transport)

@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from app import __version__
-from app.console.session import LOGIN_COOKIE, LOGIN_FORM_SECONDS, SESSION_COOKIE
+from app.auth.console_session import LOGIN_COOKIE, LOGIN_FORM_SECONDS, SESSION_COOKIE
 
 HERE = Path(__file__).resolve().parent
 STATIC_DIR = HERE / "static"

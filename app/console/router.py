@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, Response
 
+from app.auth.console_session import LOGIN_COOKIE, SESSION_COOKIE, ConsoleUser, same_token
 from app.console import pages, service
-from app.console.session import LOGIN_COOKIE, SESSION_COOKIE, ConsoleUser, same_token
-from app.context import AppContext, CtxDep
+from app.context import AppContext
+from app.dependencies import CtxDep
 from app.errors import DomainError, PreconditionFailed
-from app.schemas import MAX_ID
+from app.schemas import IssueId
 
 router = APIRouter(include_in_schema=False)
-IssueId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
 def _user(ctx: AppContext, request: Request) -> ConsoleUser | None:

@@ -19,10 +19,10 @@ import orjson
 from pydantic import ValidationError
 from sqlalchemy import select
 
-from app.auth.dependencies import refuse_token, resolve_principal
+from app.auth.console_session import ConsoleUser, SessionClaim, Signer, load_secret, same_token
+from app.auth.keys import refuse_token, resolve_principal
 from app.auth.principal import Principal, hash_token
 from app.console import charts
-from app.console.session import ConsoleUser, SessionClaim, Signer, load_secret, same_token
 from app.context import AppContext
 from app.errors import DomainError, Forbidden, InvalidPayload, RateLimited, Unauthenticated
 from app.issue_types.flags import FlagKind

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 
 from app.auth.dependencies import ReadDep
-from app.context import CtxDep
+from app.dependencies import CtxDep
 from app.errors import error_responses
 from app.issues import service
 from app.issues.schemas import IssueOut, IssuePage

@@ -10,7 +10,8 @@ from fastapi.concurrency import run_in_threadpool
 
 from app.auth.dependencies import IngestDep, ReadDep
 from app.auth.principal import Principal
-from app.context import AppContext, CtxDep
+from app.context import AppContext
+from app.dependencies import CtxDep
 from app.errors import InvalidPayload, error_responses
 from app.occurrences import reads
 from app.occurrences.ingest.messages import ingest_messages

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from app.auth.dependencies import AdminDep
-from app.context import CtxDep
+from app.dependencies import CtxDep
 from app.errors import error_responses
 from app.organizations import service
 from app.organizations.schemas import (

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from app.auth.dependencies import AdminDep
-from app.context import CtxDep
+from app.dependencies import CtxDep
 from app.errors import error_responses
 from app.issue_types.flags import FlagKind
 from app.rollout import service

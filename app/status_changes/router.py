@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from app.auth.dependencies import IngestDep
-from app.context import CtxDep
+from app.dependencies import CtxDep
 from app.errors import error_responses
 from app.responses import JSONResponse
 from app.status_changes import service

@@ -13,7 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 
-from app.context import CtxDep
+from app.dependencies import CtxDep
 from app.errors import Unauthenticated, error_responses
 from app.metrics import REGISTRY
 from app.responses import JSONResponse

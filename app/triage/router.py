@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request
 
 from app.auth.dependencies import ReadDep, TriageDep
-from app.context import CtxDep
+from app.dependencies import CtxDep
 from app.errors import error_responses
 from app.issues.schemas import IssueOut
 from app.responses import JSONResponse

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.auth.principal import Principal
-from app.context import AppContext, IngestWriter
+from app.context import AppContext
 from app.db_errors import WriteHealth, database_unavailable
 from app.errors import ServiceUnavailable
 from app.metrics import INGEST_BATCH_SIZE, WRITER_FAILURES
@@ -261,11 +261,11 @@ class GroupCommitWriter:
                 _settle(job, answer, None, self.inline)
 
 
-def writer_of(ctx: AppContext) -> IngestWriter:
+def writer_of(ctx: AppContext) -> GroupCommitWriter:
     """The context's writer (created on first use)."""
     writer = ctx.ingest_writer
     if writer is None:
-        writer = GroupCommitWriter(
+        writer = ctx.ingest_writer = GroupCommitWriter(
             ctx,
             max_items=ctx.settings.ingest_group_max_items,
             inline=ctx.settings.ingest_writer == "inline",
@@ -273,5 +273,7 @@ def writer_of(ctx: AppContext) -> IngestWriter:
             health=ctx.db.write_health,
             on_transaction=ctx.db.note_ingest_transaction,
         )
-        ctx.ingest_writer = writer
+    # The context names the writer by a protocol: it must not import this module's answers.
+    if not isinstance(writer, GroupCommitWriter):
+        raise TypeError(f"the context's ingest writer is a {type(writer).__name__}")
     return writer
