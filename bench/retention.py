@@ -12,7 +12,7 @@
 
 `--auto-vacuum none` makes the database as a release before retention did (free pages are only
 reused, never given back); the default is the service's own: incremental. `--quick` is a small
-smoke run. Prints a Markdown section for docs/benchmarks.md.
+smoke run. Prints a Markdown section for docs/benchmarks-retention.md.
 """
 
 from __future__ import annotations
