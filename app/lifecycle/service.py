@@ -8,8 +8,9 @@ Helpers here flush but never commit; the calling use case owns the transaction.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -32,6 +33,9 @@ from app.lifecycle.transitions import plan_update as plan_update_transition
 from app.models import Activity, Forecast, Group, HourlyCount
 from app.notifications.outbox import enqueue
 
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
 
 def _transition_error(exc: TransitionRejected) -> DomainError:
     """The domain error of a rejected transition: 409 when the state forbids it, else 422."""
@@ -51,36 +55,32 @@ def state_of(group: Group) -> IssueState:
     )
 
 
-def parse(status: Any, substatus: Any) -> Target:
-    """A requested (status, substatus) by number or name, else 422 with the rule's code."""
+def _ruled(rule: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
+    """Run a transition rule; a rejection becomes its domain error (409 / 422)."""
     try:
-        return parse_target(status, substatus)
+        return rule(*args, **kwargs)
     except TransitionRejected as exc:
         raise _transition_error(exc) from None
+
+
+def parse(status: Any, substatus: Any) -> Target:
+    """A requested (status, substatus) by number or name, else 422 with the rule's code."""
+    return _ruled(parse_target, status, substatus)
 
 
 def parse_update(status: Any, substatus: Any, *, conditions: bool) -> Target | None:
     """The (status, substatus) a person's update asks for (None: unchanged), else 422."""
-    try:
-        return parse_update_target(status, substatus, conditions=conditions)
-    except TransitionRejected as exc:
-        raise _transition_error(exc) from None
+    return _ruled(parse_update_target, status, substatus, conditions=conditions)
 
 
 def plan_update(group: Group, target: Target, *, conditions: bool) -> Transition | None:
     """A person's transition of an issue to ``target`` (None: nothing changes), else 409 / 422."""
-    try:
-        return plan_update_transition(state_of(group), target, conditions=conditions)
-    except TransitionRejected as exc:
-        raise _transition_error(exc) from None
+    return _ruled(plan_update_transition, state_of(group), target, conditions=conditions)
 
 
 def plan(group: Group, target: Target) -> Transition | None:
     """The transition of an issue to ``target`` (None: already there), else 409 / 422."""
-    try:
-        return plan_transition(state_of(group), target)
-    except TransitionRejected as exc:
-        raise _transition_error(exc) from None
+    return _ruled(plan_transition, state_of(group), target)
 
 
 def apply_transition(

@@ -422,6 +422,11 @@ def execute_many(cur: Any, statement: str, rows: Sequence[Sequence[Any]]) -> Non
             cur.executemany(statement, rows)
 
 
+def column_arrays(rows: Sequence[Sequence[Any]]) -> list[list[Any]]:
+    """One list per column of ``rows``: the parameters of a statement over arrays."""
+    return [list(column) for column in zip(*rows, strict=True)]
+
+
 def execute_set(
     cur: Any, sql: Statements, many: str, arrays: str, rows: Sequence[Sequence[Any]]
 ) -> None:
@@ -432,7 +437,7 @@ def execute_set(
         execute_many(cur, many, rows)
         return
     with driver_errors(arrays):
-        cur.execute(arrays, [list(column) for column in zip(*rows, strict=True)])
+        cur.execute(arrays, column_arrays(rows))
 
 
 def projects(cur: Any, sql: Statements, ids: Sequence[int]) -> list[ProjectInfo]:

@@ -79,8 +79,7 @@ def _insert_issues(batch: Batch, when: Any) -> None:
         )  # fmt: skip
     if sql.postgres:
         # One statement over an array per column (no parameter limit, one prepared text).
-        columns = [list(column) for column in zip(*rows, strict=True)]
-        inserted = st.fetch(cur, sql.insert_issues_set, columns)
+        inserted = st.fetch(cur, sql.insert_issues_set, st.column_arrays(rows))
     else:
         inserted = []
         for start in range(0, len(rows), st.ISSUE_CHUNK):
