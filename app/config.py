@@ -64,6 +64,15 @@ class Settings(BaseSettings):
     sqlite_busy_timeout_ms: int = Field(
         30_000, ge=0, description="How long SQLite waits for the write lock."
     )
+    sqlite_cache_mb: int = Field(
+        8,
+        ge=1,
+        description=(
+            "Page cache of each SQLite connection, in MiB. An ingest transaction of a few hundred "
+            "occurrences dirties a few MiB of pages: below that, SQLite writes pages out to the "
+            "WAL in the middle of the transaction and reads them back."
+        ),
+    )
     sqlite_checkpoint_seconds: float = Field(
         1.0, ge=0, description="How often the WAL is checkpointed in the background (0 = never)."
     )

@@ -64,6 +64,7 @@ def build_context(settings: Settings, clock: Callable[[], datetime] | None = Non
         max_overflow=settings.db_max_overflow,
         busy_timeout_ms=settings.sqlite_busy_timeout_ms,
         connect_timeout=settings.db_connect_timeout_seconds,
+        cache_mb=settings.sqlite_cache_mb,
     )
     load_plugins()
     return AppContext(
