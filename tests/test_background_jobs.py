@@ -32,3 +32,21 @@ def test_serve_runs_the_periodic_jobs_unless_run_jobs_is_off(
     with TestClient(app) as client:
         assert client.get("/healthz").status_code == 200
     assert len(calls) == started
+
+
+def test_serve_collects_cycles_rarely_once_started(settings: Settings) -> None:
+    # The default thresholds cost several microseconds of every ingested occurrence and
+    # paused requests for full collections; serve raises them after its start-up freeze.
+    import gc
+
+    from app.main import GC_THRESHOLDS
+
+    before = gc.get_threshold()
+    try:
+        app = create_app(settings.model_copy(update={"run_jobs": False}), start_workers=True)
+        with TestClient(app) as client:
+            assert client.get("/healthz").status_code == 200
+            assert gc.get_threshold() == GC_THRESHOLDS
+    finally:
+        gc.set_threshold(*before)
+        gc.unfreeze()

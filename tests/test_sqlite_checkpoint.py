@@ -268,3 +268,23 @@ def test_a_cycle_leaves_the_work_to_another_process_copying_at_the_same_time(
     assert passes == ["PASSIVE"]
     assert checkpointer._completed_at == before  # not taken for a complete checkpoint
     db.dispose()
+
+
+def test_every_connection_gets_the_configured_page_cache(tmp_path: Path) -> None:
+    # A group commit of a few hundred occurrences dirties more than SQLite's default 2 MiB;
+    # each pooled connection (reader or writer) is opened with the configured cache instead.
+    db, _ = _database(tmp_path, cache_mb=8)
+    for engine in (db.engine, db.write_sessions.kw["bind"]):
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == -8 * 1024
+    db.dispose()
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'ctx.db'}",
+        data_dir=tmp_path / "data",
+        admin_token="x" * 32,
+        sqlite_cache_mb=3,
+    )
+    ctx = build_context(settings)
+    with ctx.db.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == -3 * 1024
+    ctx.db.dispose()
