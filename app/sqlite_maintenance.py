@@ -144,6 +144,8 @@ class WalCheckpointer:
         self.final_runner = final_runner
         self._conn: sqlite3.Connection | None = None
         self._completed_at = time.monotonic()
+        # The WAL as last synced (pages, modification time): an idle WAL is not synced again.
+        self._synced: tuple[int, int] | None = None
 
     def lower_priority(self) -> None:
         """Let request threads pre-empt this one (Linux: niceness is per thread)."""
@@ -174,6 +176,12 @@ class WalCheckpointer:
         finally:
             os.close(wal)
 
+    def _wal_mtime(self) -> int:
+        try:
+            return os.stat(self.path + "-wal").st_mtime_ns
+        except OSError:
+            return -1
+
     def cycle(self) -> None:
         """Copy the WAL into the database; now and then complete it so the WAL starts over."""
         now = time.monotonic()
@@ -190,7 +198,13 @@ class WalCheckpointer:
                 self._completed_at = now
                 return
             copied_before = copied
+            state = (frames, self._wal_mtime())
+            if frames == copied and state == self._synced:
+                # Nothing written since the last sync: all of the WAL is in the database.
+                self._completed_at = now
+                return
             self._sync()
+            self._synced = state
             if not (due or frames >= self.COMPLETE_FRAMES):
                 return  # one pass a cycle keeps the copying (and the fsyncs) small
         # The gate keeps this process's ingest writer out (it serves HTTP while it waits rather

@@ -288,3 +288,23 @@ def test_every_connection_gets_the_configured_page_cache(tmp_path: Path) -> None
     with ctx.db.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == -3 * 1024
     ctx.db.dispose()
+
+
+def test_a_cycle_does_not_sync_a_wal_unchanged_since_its_last_sync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db, path = _database(tmp_path, wal_autocheckpoint=100_000)
+    _write(db, 50)
+    checkpointer = WalCheckpointer(path, _ForbiddenGate())  # type: ignore[arg-type]
+    syncs: list[int] = []
+    sync = checkpointer._sync
+    monkeypatch.setattr(checkpointer, "_sync", lambda: syncs.append(1) or sync())
+    checkpointer.cycle()
+    assert syncs == [1]
+    checkpointer.cycle()  # idle: nothing to sync, and the WAL is all in the database
+    assert syncs == [1]
+    _write(db, 1, start=1_000)
+    checkpointer.cycle()
+    assert syncs == [1, 1]
+    checkpointer.close()
+    db.dispose()

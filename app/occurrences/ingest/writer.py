@@ -38,8 +38,11 @@ log = logging.getLogger(__name__)
 # Group formation of the inline writer (see _flush_inline).
 GATHER_SECONDS = 0.002
 GATHER_STEP_SECONDS = 0.0002
-# How soon the inline writer looks again while the WAL checkpointer's final pass runs.
-GATE_RETRY_SECONDS = 0.0005
+# How soon the inline writer looks again while the WAL checkpointer's final pass runs. Not
+# less than 1 ms: uvloop's timers count whole milliseconds and run a shorter delay at once, so
+# 0.5 ms made the event loop spin (hundreds to thousands of retries per final pass, measured)
+# on the core the final pass needs, stretching the very pass the writer waits for.
+GATE_RETRY_SECONDS = 0.001
 
 
 @dataclass
