@@ -13,7 +13,7 @@ from app.issue_types.flags import FlagKind
 from app.issue_types.registry import IssueType
 from app.occurrences.grouping import decide
 from app.occurrences.ingest import pending
-from app.occurrences.ingest.batch import Batch
+from app.occurrences.ingest.batch import Batch, priority_of
 from app.occurrences.ingest.outcomes import Accepted, Outcome, Rejected, Rejection, accepted
 from app.occurrences.ingest.rules import Issue, epoch_hour, join, open_issue
 from app.occurrences.ingest.statements import ProjectInfo
@@ -115,7 +115,7 @@ def _open(
     project: ProjectInfo,
     primary: str,
 ) -> Issue:
-    priority = occ.priority if occ.priority is not None else issue_type.default_priority
+    priority = priority_of(occ, issue_type)
     issue = open_issue(
         -1 - len(batch.created),
         occ.project_id,

@@ -164,8 +164,9 @@ def open_issue(
         project_id=project_id,
         type_id=type_id,
         hash=primary,
-        status=GroupStatus.UNRESOLVED,
-        substatus=GroupSubStatus.NEW,
+        # Plain ints: sqlite3 binds an IntEnum member through its slow adaptation path.
+        status=int(GroupStatus.UNRESOLVED),
+        substatus=int(GroupSubStatus.NEW),
         first_seen=moment,
         last_seen=moment,
         priority=priority,
