@@ -130,11 +130,13 @@ class Batch:
         self.rows[(occ.project_id, occ.id)] = Row(
             occ, issue, pending_hash, priority_of(occ, issue_type)
         )
-        if occ.event is not None and (occ.project_id, occ.event_id) not in self.events:
-            data = occ.event
-            if "received" not in data:
-                data = {**data, "received": self.now.isoformat()}  # a copy: the payload stays
-            self.events[(occ.project_id, occ.event_id)] = data
+        data = occ.event
+        if data is not None:
+            key = (occ.project_id, occ.event_id)
+            if key not in self.events:
+                if "received" not in data:
+                    data = {**data, "received": self.now.isoformat()}  # a copy: the payload stays
+                self.events[key] = data
 
     def add_created(self, issue: Issue) -> None:
         """Keep an issue opened by this batch (written with the others, counted in quotas)."""
