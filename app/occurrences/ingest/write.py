@@ -55,7 +55,7 @@ def write(batch: Batch) -> None:
 
 
 def _insert_issues(batch: Batch, when: Any) -> None:
-    sql, cur, t = batch.sql, batch.cur, batch.times.db
+    sql, cur, t, b = batch.sql, batch.cur, batch.times.db, batch.sql.boolean
     per_project: dict[int, list[Issue]] = defaultdict(list)
     for issue in batch.created:
         per_project[issue.project_id].append(issue)
@@ -73,8 +73,8 @@ def _insert_issues(batch: Batch, when: Any) -> None:
             (
                 i.project_id, i.type_id, i.hash, short_ids[i], n.issue_title, n.subtitle,
                 truncate_culprit(n.culprit), n.level, i.status, i.substatus, when, i.priority,
-                i.initial_priority, False, t(i.first_seen), t(i.last_seen), i.added, n.id,
-                t(n.detection_time), i.assignee, i.notify_created, i.bumps, when, when,
+                i.initial_priority, b(False), t(i.first_seen), t(i.last_seen), i.added, n.id,
+                t(n.detection_time), i.assignee, b(i.notify_created), i.bumps, when, when,
             )
         )  # fmt: skip
     if sql.postgres:
