@@ -27,6 +27,16 @@ from app.occurrences.validation import ValidOccurrence
 from app.rollout.service import is_enabled
 
 
+def priority_of(occ: ValidOccurrence, issue_type: IssueType) -> int:
+    """The occurrence's priority, else its type's default, as a plain ``int``.
+
+    The default is an IntEnum member: sqlite3 binds an ``int`` subclass through its adaptation
+    protocol (an AttributeError raised and cleared inside), about 0.35 µs per parameter.
+    """
+    priority = occ.priority
+    return priority if priority is not None else int(issue_type.default_priority)
+
+
 @dataclass(eq=False, slots=True)
 class Row:
     """An occurrence queued for the insert; ``issue`` is None while it is pending."""
@@ -117,13 +127,16 @@ class Batch:
         pending_hash: str | None = None,
     ) -> None:
         """Queue the occurrence row (and its event) for the inserts."""
-        priority = occ.priority if occ.priority is not None else issue_type.default_priority
-        self.rows[(occ.project_id, occ.id)] = Row(occ, issue, pending_hash, priority)
-        if occ.event is not None and (occ.project_id, occ.event_id) not in self.events:
-            data = occ.event
-            if "received" not in data:
-                data = {**data, "received": self.now.isoformat()}  # a copy: the payload stays
-            self.events[(occ.project_id, occ.event_id)] = data
+        self.rows[(occ.project_id, occ.id)] = Row(
+            occ, issue, pending_hash, priority_of(occ, issue_type)
+        )
+        data = occ.event
+        if data is not None:
+            key = (occ.project_id, occ.event_id)
+            if key not in self.events:
+                if "received" not in data:
+                    data = {**data, "received": self.now.isoformat()}  # a copy: the payload stays
+                self.events[key] = data
 
     def add_created(self, issue: Issue) -> None:
         """Keep an issue opened by this batch (written with the others, counted in quotas)."""

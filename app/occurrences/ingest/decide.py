@@ -13,11 +13,14 @@ from app.issue_types.flags import FlagKind
 from app.issue_types.registry import IssueType
 from app.occurrences.grouping import decide
 from app.occurrences.ingest import pending
-from app.occurrences.ingest.batch import Batch
+from app.occurrences.ingest.batch import Batch, priority_of
 from app.occurrences.ingest.outcomes import Accepted, Outcome, Rejected, Rejection, accepted
 from app.occurrences.ingest.rules import Issue, epoch_hour, join, open_issue
 from app.occurrences.ingest.statements import ProjectInfo
 from app.occurrences.validation import ValidOccurrence
+
+# Read once (an Enum member looked up on its class costs about 70 ns on Python 3.11).
+INGEST, POST_PROCESS = FlagKind.INGEST, FlagKind.POST_PROCESS
 
 
 def decide_one(
@@ -34,7 +37,7 @@ def decide_one(
     queued = batch.rows.get(key)
     if queued is not None:
         return accepted(occ, "duplicate", queued.issue)
-    if not batch.flag(issue_type, FlagKind.INGEST, project):
+    if not batch.flag(issue_type, INGEST, project):
         return accepted(occ, "dropped", reason="ingest_disabled")
     if occ.event is None and (occ.project_id, occ.event_id) not in batch.events:
         return Rejected(
@@ -68,7 +71,8 @@ def group(
             auto_resolve=issue_type.enable_auto_resolve,
         )
         batch.hourly[(issue, epoch_hour(occ.detection_time))] += 1
-        _link(batch, pid, issue, links)
+        if links:
+            _link(batch, pid, issue, links)
         batch.queue(occ, issue, issue_type)
         return accepted(occ, outcome, issue)
 
@@ -85,7 +89,8 @@ def group(
         return accepted(occ, "rate_limited", reason="creation_quota")
 
     issue = _open(batch, occ, issue_type, project, primary)
-    _link(batch, pid, issue, links)
+    if links:
+        _link(batch, pid, issue, links)
     pending.adopt(batch, issue, adopted)
     batch.queue(occ, issue, issue_type)
     return accepted(occ, "created", issue)
@@ -110,7 +115,7 @@ def _open(
     project: ProjectInfo,
     primary: str,
 ) -> Issue:
-    priority = occ.priority if occ.priority is not None else issue_type.default_priority
+    priority = priority_of(occ, issue_type)
     issue = open_issue(
         -1 - len(batch.created),
         occ.project_id,
@@ -119,7 +124,7 @@ def _open(
         occ,
         priority,
         assignee=occ.assignee,
-        notify=batch.flag(issue_type, FlagKind.POST_PROCESS, project),
+        notify=batch.flag(issue_type, POST_PROCESS, project),
     )
     batch.add_created(issue)
     batch.known[(occ.project_id, primary)] = issue

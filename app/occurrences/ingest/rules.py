@@ -17,6 +17,10 @@ from app.issues.status import GroupStatus, GroupSubStatus
 # Hourly counts use the forecast's hour (one definition); the ingest modules import it from here.
 from app.lifecycle.forecast import epoch_hour as epoch_hour
 
+# The statuses counting compares with, read once: an Enum member looked up on its class costs
+# about 70 ns on Python 3.11, and ``join`` compared three per occurrence.
+RESOLVED, UNRESOLVED, IGNORED = GroupStatus.RESOLVED, GroupStatus.UNRESOLVED, GroupStatus.IGNORED
+
 
 class Counted(Protocol):
     """What counting needs of an occurrence: a validated one, or a stored pending one."""
@@ -98,9 +102,10 @@ def counts_as_resolved(
     issue: Issue, *, now: datetime, resolve_age_hours: int, auto_resolve: bool
 ) -> bool:
     """Resolved, or unresolved and unseen for longer than the project's auto-resolve age."""
-    if issue.status == GroupStatus.RESOLVED:
+    status = issue.status
+    if status == RESOLVED:
         return True
-    if issue.status != GroupStatus.UNRESOLVED or resolve_age_hours <= 0 or not auto_resolve:
+    if status != UNRESOLVED or resolve_age_hours <= 0 or not auto_resolve:
         return False
     return issue.last_seen < now - timedelta(hours=resolve_age_hours)
 
@@ -135,7 +140,7 @@ def join(
         issue.priority = priority
         issue.priority_changed = True
     issue.bumps += 1  # the ETag follows every change of the answer, counts included
-    if issue.status == GroupStatus.IGNORED:
+    if issue.status == IGNORED:
         issue.ignored_times.append(occ.detection_time)
     return outcome
 
@@ -159,8 +164,9 @@ def open_issue(
         project_id=project_id,
         type_id=type_id,
         hash=primary,
-        status=GroupStatus.UNRESOLVED,
-        substatus=GroupSubStatus.NEW,
+        # Plain ints: sqlite3 binds an IntEnum member through its slow adaptation path.
+        status=int(GroupStatus.UNRESOLVED),
+        substatus=int(GroupSubStatus.NEW),
         first_seen=moment,
         last_seen=moment,
         priority=priority,

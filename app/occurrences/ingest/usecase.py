@@ -152,6 +152,7 @@ def _checked(
 ) -> list[Candidate]:
     """Checks that need the database but change nothing: project, access, issue type."""
     candidates: list[Candidate] = []
+    registered = ctx.registry.get
     for i, occ, principal in valid:
         project = projects.get(occ.project_id)
         if project is None:
@@ -162,7 +163,7 @@ def _checked(
             message = f"this key may not use project {occ.project_id}"
             outcomes[i] = Rejected(Rejection.FORBIDDEN, "forbidden", message)
             continue
-        issue_type = ctx.registry.get(occ.type_id)
+        issue_type = registered(occ.type_id)
         if issue_type is None:
             outcomes[i] = Rejected(
                 Rejection.INVALID,
@@ -213,7 +214,7 @@ def _transaction(
 
 def _read(batch: reads.Batch, candidates: list[Candidate]) -> None:
     """Everything the decisions read, once for the whole group."""
-    reads.load_existing(batch, (occ for _, occ, _, _ in candidates))
+    reads.load_existing(batch, [occ for _, occ, _, _ in candidates])
     hashes: dict[int, set[str]] = defaultdict(set)
     for _, occ, _, occ_hashes in candidates:
         hashes[occ.project_id].update(occ_hashes)

@@ -18,7 +18,6 @@ from typing import Any
 import orjson
 from sqlalchemy import select
 
-from app.db import json_text
 from app.issues.activity import add_activity
 from app.lifecycle.hooks import on_ignored_occurrences
 from app.lifecycle.transitions import SET_REGRESSION
@@ -45,7 +44,8 @@ def write(batch: Batch) -> None:
     hashes = [(i.project_id, i.hash, i.id) for i in batch.created]
     hashes += [(project_id, h, issue.id) for project_id, h, issue in batch.links]
     st.execute_set(cur, sql, sql.insert_hashes, sql.insert_hashes_set, hashes)
-    events = [(p, e, json_text(data), when) for (p, e), data in batch.events.items() if data]
+    dumps = orjson.dumps  # json_text, without a call of its own per event
+    events = [(p, e, dumps(d).decode(), when) for (p, e), d in batch.events.items() if d]
     st.execute_set(cur, sql, sql.insert_events, sql.insert_events_set, events)
     _insert_occurrences(batch, when)
     hourly = sorted((issue.id, hour, n) for (issue, hour), n in batch.hourly.items())
@@ -55,7 +55,7 @@ def write(batch: Batch) -> None:
 
 
 def _insert_issues(batch: Batch, when: Any) -> None:
-    sql, cur, t = batch.sql, batch.cur, batch.times.db
+    sql, cur, t, b = batch.sql, batch.cur, batch.times.db, batch.sql.boolean
     per_project: dict[int, list[Issue]] = defaultdict(list)
     for issue in batch.created:
         per_project[issue.project_id].append(issue)
@@ -73,8 +73,8 @@ def _insert_issues(batch: Batch, when: Any) -> None:
             (
                 i.project_id, i.type_id, i.hash, short_ids[i], n.issue_title, n.subtitle,
                 truncate_culprit(n.culprit), n.level, i.status, i.substatus, when, i.priority,
-                i.initial_priority, False, t(i.first_seen), t(i.last_seen), i.added, n.id,
-                t(n.detection_time), i.assignee, i.notify_created, i.bumps, when, when,
+                i.initial_priority, b(False), t(i.first_seen), t(i.last_seen), i.added, n.id,
+                t(n.detection_time), i.assignee, b(i.notify_created), i.bumps, when, when,
             )
         )  # fmt: skip
     if sql.postgres:
@@ -136,7 +136,7 @@ def _insert_occurrences(batch: Batch, when: Any) -> None:
         st.execute_many(cur, sql.insert_occurrences, rows)
 
 
-def change_of(issue: Issue, t: Any) -> st.IssueChange:
+def change_of(issue: Issue, t: Any, when: Any) -> tuple[st.Shape, list[Any]]:
     """The UPDATE an existing issue needs (unchanged column groups left out)."""
     assert issue.id is not None
     n = issue.newest
@@ -157,27 +157,33 @@ def change_of(issue: Issue, t: Any) -> st.IssueChange:
         if issue.status_changed and issue.substatus_changed_at is not None
         else None
     )
-    return st.IssueChange(
-        id=issue.id,
-        added=issue.added,
-        bumps=issue.bumps,
-        first_seen=t(issue.first_seen) if issue.first_changed else None,
-        last_seen=t(issue.last_seen) if issue.last_changed else None,
-        newest=newest,
-        priority=issue.priority if issue.priority_changed else None,
-        status=status,
+    return st.issue_update(
+        issue.id,
+        issue.added,
+        issue.bumps,
+        when,
+        t(issue.first_seen) if issue.first_changed else None,
+        t(issue.last_seen) if issue.last_changed else None,
+        newest,
+        issue.priority if issue.priority_changed else None,
+        status,
     )
 
 
 def _update_issues(batch: Batch, when: Any) -> None:
-    by_shape: dict[tuple[bool, bool, bool, bool, bool], list[tuple[Any, ...]]] = {}
+    by_shape: dict[st.Shape, list[list[Any]]] = {}
+    t = batch.times.db
     for _, issue in sorted(batch.touched.items()):
         if issue.added or issue.status_changed:
-            change = change_of(issue, batch.times.db)
-            by_shape.setdefault(change.shape(), []).append(change.params(when))
+            shape, params = change_of(issue, t, when)
+            found = by_shape.get(shape)
+            if found is None:
+                by_shape[shape] = [params]
+            else:
+                found.append(params)
     sql = batch.sql
-    for shape, params in by_shape.items():
-        st.execute_set(batch.cur, sql, sql.update_issue(shape), sql.update_issue_set(shape), params)
+    for shape, rows in by_shape.items():
+        st.execute_set(batch.cur, sql, sql.update_issue(shape), sql.update_issue_set(shape), rows)
 
 
 def _after_effects(batch: Batch) -> None:
