@@ -74,7 +74,7 @@ class Settings(BaseSettings):
         ),
     )
     sqlite_checkpoint_seconds: float = Field(
-        0.1, ge=0, description="How often the WAL is checkpointed in the background (0 = never)."
+        1.0, ge=0, description="How often the WAL is checkpointed in the background (0 = never)."
     )
     jobs_interval_seconds: float = Field(
         60.0, gt=0, description="How often `serve` runs the periodic jobs (0 < value)."

@@ -308,3 +308,37 @@ def test_a_cycle_does_not_sync_a_wal_unchanged_since_its_last_sync(
     assert syncs == [1, 1]
     checkpointer.close()
     db.dispose()
+
+
+def test_between_cycles_the_wal_is_synced_only_when_it_grew(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db, path = _database(tmp_path, wal_autocheckpoint=100_000)
+    checkpointer = WalCheckpointer(path, _ForbiddenGate())  # type: ignore[arg-type]
+    synced: list[int] = []
+    real = os.fdatasync
+    monkeypatch.setattr(os, "fdatasync", lambda fd: synced.append(fd) or real(fd))
+    _write(db, 20)
+    checkpointer.sync_wal()
+    assert len(synced) == 1
+    checkpointer.sync_wal()  # nothing appended since: no writeback to ask for
+    assert len(synced) == 1
+    _write(db, 20, start=100)
+    checkpointer.sync_wal()
+    assert len(synced) == 2
+    db.dispose()
+
+
+def test_the_thread_syncs_the_wal_between_its_cycles(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db, path = _database(tmp_path, wal_autocheckpoint=100_000)
+    calls: list[str] = []
+    monkeypatch.setattr(WalCheckpointer, "WAL_SYNC_SECONDS", 0.01)
+    monkeypatch.setattr(WalCheckpointer, "cycle", lambda self: calls.append("cycle"))
+    monkeypatch.setattr(WalCheckpointer, "sync_wal", lambda self: calls.append("sync"))
+    db.start_checkpointer(0.2)
+    time.sleep(0.5)
+    db.dispose()
+    assert 1 <= calls.count("cycle") <= 3
+    assert calls.count("sync") >= 10
