@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 from sqlalchemy import select
 
+from app.db import json_text
 from app.issues.activity import add_activity
 from app.lifecycle.hooks import on_ignored_occurrences
 from app.lifecycle.transitions import SET_REGRESSION
@@ -44,8 +45,7 @@ def write(batch: Batch) -> None:
     hashes = [(i.project_id, i.hash, i.id) for i in batch.created]
     hashes += [(project_id, h, issue.id) for project_id, h, issue in batch.links]
     st.execute_set(cur, sql, sql.insert_hashes, sql.insert_hashes_set, hashes)
-    dumps = orjson.dumps  # json_text, without a call of its own per event
-    events = [(p, e, dumps(d).decode(), when) for (p, e), d in batch.events.items() if d]
+    events = [(p, e, json_text(d), when) for (p, e), d in batch.events.items() if d]
     st.execute_set(cur, sql, sql.insert_events, sql.insert_events_set, events)
     _insert_occurrences(batch, when)
     hourly = sorted((issue.id, hour, n) for (issue, hour), n in batch.hourly.items())
