@@ -41,6 +41,18 @@ log = logging.getLogger(__name__)
 # collecting rarely holds little memory (at most ~50,000 young objects in cycles).
 GC_THRESHOLDS = (50_000, 20, 100)
 
+
+def settle_collector() -> None:
+    """Once started: what exists now lives as long as the process, and collections are rare.
+
+    Moving everything imported and built at start out of the collector's reach keeps full
+    collections short (they showed as p99 stalls); see GC_THRESHOLDS for the rest.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 API_DESCRIPTION = """
 Turns the findings of any detector into tracked, deduplicated issues.
 
@@ -119,11 +131,7 @@ def create_app(
 
                 waiting = asyncio.create_task(start_jobs_when_ready(), name="jobs:wait-startup")
         if start_workers:
-            # Everything imported and built at start lives as long as the process: moving it out
-            # of the collector's reach keeps full collections short (they showed as p99 stalls).
-            gc.collect()
-            gc.freeze()
-            gc.set_threshold(*GC_THRESHOLDS)
+            settle_collector()
         try:
             yield
         finally:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import gc
 import pstats
 import random
 import tempfile
@@ -28,7 +27,7 @@ import orjson
 from app.auth.principal import Principal
 from app.config import Settings
 from app.context import AppContext
-from app.main import GC_THRESHOLDS, build_context
+from app.main import build_context, settle_collector
 from app.occurrences.ingest.usecase import ingest_requests
 from bench.payload import occurrence
 from bench.storage import migrated_sqlite
@@ -100,11 +99,7 @@ def main() -> None:
         ctx.db.start_checkpointer(settings.sqlite_checkpoint_seconds)
         # A warm-up round: statement caches, the registry, imports.
         run_round(ctx, bodies(999, 1_000))
-        # As serve does once started (app.main's lifespan): what exists now lives as long as
-        # the process, and the collector runs rarely.
-        gc.collect()
-        gc.freeze()
-        gc.set_threshold(*GC_THRESHOLDS)
+        settle_collector()  # as serve does once started
         costs: list[tuple[float, float]] = []
         for round_no in range(args.rounds):
             spent = run_round(ctx, bodies(round_no, args.occurrences))
