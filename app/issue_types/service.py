@@ -92,18 +92,22 @@ def reload_registry(session: Session, registry: Registry) -> None:
     registry.set_api_entries(types, cats)
 
 
+def registry_stale(ctx: AppContext) -> bool:
+    """Whether the API-registered types are older than ``registry_refresh_seconds``."""
+    last = ctx.registry_loaded_at
+    ttl = ctx.settings.registry_refresh_seconds
+    return last is None or ttl <= 0 or time.monotonic() - last >= ttl
+
+
 def refresh_if_stale(ctx: AppContext, session: Session) -> None:
     """Reload API-registered types when older than ``registry_refresh_seconds``.
 
     This is how a type registered on one process reaches every other process on the database.
     """
-    now = time.monotonic()
-    last = ctx.registry_loaded_at
-    ttl = ctx.settings.registry_refresh_seconds
-    if last is not None and ttl > 0 and now - last < ttl:
+    if not registry_stale(ctx):
         return
     reload_registry(session, ctx.registry)
-    ctx.registry_loaded_at = now
+    ctx.registry_loaded_at = time.monotonic()
 
 
 def _reload_now(ctx: AppContext) -> None:

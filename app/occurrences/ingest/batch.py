@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select
 from sqlalchemy.orm import Session
 
 from app.context import AppContext
@@ -47,15 +47,46 @@ class Row:
     priority: int
 
 
+class Txn:
+    """The ingest transaction's connection, and an ORM session on it opened only when needed.
+
+    The common occurrence needs no ORM: the pipeline's statements go to the connection's DBAPI
+    cursor. Pending windows, rollout flags of unreleased types, regressions and notifications
+    open the session, which joins the connection's transaction (and never commits it).
+    """
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self._session: Session | None = None
+
+    @property
+    def session(self) -> Session:
+        """The session on the transaction's connection (opened on first use)."""
+        if self._session is None:
+            self._session = Session(bind=self.conn, expire_on_commit=False)
+        return self._session
+
+    @property
+    def session_opened(self) -> bool:
+        """Whether anything used the session (its changes then need a flush)."""
+        return self._session is not None
+
+    def close(self) -> None:
+        """Close the session, if one was opened (the connection's transaction is untouched)."""
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
+
 @dataclass
 class Batch:
     """One ingest transaction: its reads, and every change decided so far."""
 
-    session: Session
+    txn: Txn
     ctx: AppContext
     now: datetime
     sql: st.Statements
-    cur: Any  # the DBAPI cursor of the session's connection
+    cur: Any  # the DBAPI cursor of the transaction's connection
     projects: dict[int, st.ProjectInfo]
     times: st.Times
     # (project, hash) -> the issue that has it (loaded or created in this batch).
@@ -74,6 +105,11 @@ class Batch:
     _quota: dict[tuple[int, int], int] = field(default_factory=dict)
     _created_by_type: dict[tuple[int, int], int] = field(default_factory=lambda: defaultdict(int))
     _flags: dict[tuple[int, str, int], bool] = field(default_factory=dict)
+
+    @property
+    def session(self) -> Session:
+        """The ORM session of the transaction (opened on first use: see :class:`Txn`)."""
+        return self.txn.session
 
     def flag(self, issue_type: IssueType, kind: FlagKind, project: st.ProjectInfo) -> bool:
         """A rollout flag of the type for the project's organization (once per batch)."""

@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from app.auth.principal import Principal
 from app.context import AppContext
 from app.issue_types.registry import IssueType
-from app.issue_types.service import refresh_if_stale
+from app.issue_types.service import refresh_if_stale, registry_stale
 from app.issues.fingerprint import fingerprint_hashes
 from app.metrics import OCCURRENCES
 from app.notifications.outbox import render_queued
@@ -181,35 +181,54 @@ def _transaction(
 ) -> dict[int, Outcome]:
     """One transaction: everything a group commit changes, committed before answering."""
     outcomes: dict[int, Outcome] = {}
-    with ctx.db.write() as session:
-        now = ctx.now()
-        refresh_if_stale(ctx, session)
-        sql = st.statements(session)
-        cur = st.cursor(session)
-        project_ids = sorted({v.project_id for _, v, _ in valid})
-        projects = {p.id: p for p in st.projects(cur, sql, project_ids)}
-        candidates = _checked(ctx, projects, valid, outcomes)
-        if not candidates:
-            session.rollback()
-            return outcomes
-        if sql.postgres:
-            # Serialize writers touching the same fingerprint; taken in one sorted statement so
-            # two transactions never wait on each other in a cycle. Only the primary hash: a
-            # retry of the same payload shares it, and any other race (same id, other
-            # fingerprint) ends in a unique-key error that ``retrying`` replays.
-            keys = sorted({lock_key(occ.project_id, h[0]) for _, occ, _, h in candidates})
-            session.execute(
-                text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k"),
-                {"keys": keys},
-            )
-        batch = reads.Batch(session, ctx, now, sql, cur, projects, st.Times(sql))
-        _read(batch, candidates)
-        for i, occ, issue_type, hashes in candidates:
-            outcomes[i] = decide_one(batch, occ, issue_type, hashes, projects[occ.project_id])
-        write(batch)
-        render_queued(session)
-        session.commit()
+    with ctx.db.write_connection() as conn:
+        txn = reads.Txn(conn)
+        try:
+            _decide_and_write(ctx, txn, valid, outcomes)
+        finally:
+            txn.close()
     return outcomes
+
+
+def _decide_and_write(
+    ctx: AppContext,
+    txn: reads.Txn,
+    valid: list[tuple[int, ValidOccurrence, Principal]],
+    outcomes: dict[int, Outcome],
+) -> None:
+    """The transaction's work, committed at the end unless no occurrence can be stored."""
+    conn = txn.conn
+    now = ctx.now()
+    if registry_stale(ctx):
+        refresh_if_stale(ctx, txn.session)
+    sql = st.statements(conn.dialect.name)
+    cur = st.cursor(conn)
+    project_ids = sorted({v.project_id for _, v, _ in valid})
+    projects = {p.id: p for p in st.projects(cur, sql, project_ids)}
+    candidates = _checked(ctx, projects, valid, outcomes)
+    if not candidates:
+        return  # rolled back as the connection closes
+    if sql.postgres:
+        # Serialize writers touching the same fingerprint; taken in one sorted statement so
+        # two transactions never wait on each other in a cycle. Only the primary hash: a
+        # retry of the same payload shares it, and any other race (same id, other
+        # fingerprint) ends in a unique-key error that ``retrying`` replays.
+        keys = sorted({lock_key(occ.project_id, h[0]) for _, occ, _, h in candidates})
+        conn.execute(
+            text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k"),
+            {"keys": keys},
+        )
+    batch = reads.Batch(txn, ctx, now, sql, cur, projects, st.Times(sql))
+    _read(batch, candidates)
+    for i, occ, issue_type, hashes in candidates:
+        outcomes[i] = decide_one(batch, occ, issue_type, hashes, projects[occ.project_id])
+    write(batch)
+    if txn.session_opened:
+        render_queued(txn.session)
+        txn.session.flush()
+    conn.commit()
+    if batch.rows:  # stored occurrences: the database can write (/readyz)
+        ctx.db.write_health.succeeded()
 
 
 def _read(batch: reads.Batch, candidates: list[Candidate]) -> None:

@@ -188,16 +188,21 @@ def _update_issues(batch: Batch, when: Any) -> None:
 
 def _after_effects(batch: Batch) -> None:
     """Regression activities, notifications, and the rules of ignored issues (ORM)."""
-    session, ctx, now = batch.session, batch.ctx, batch.now
+    ctx, now = batch.ctx, batch.now
     rare = [i for i in batch.touched.values() if i.regressed_by or i.ignored_times]
     rare += [i for i in batch.created if i.regressed_by]
     if batch.created or rare:
         load_webhook_projects(batch)
-    for issue in batch.created:
-        if issue.project_id in batch.webhook_projects and issue.notify_created:
-            group = session.get(Group, issue.id)
-            assert group is not None
-            enqueue(session, ctx, group, ISSUE_CREATED, now=now)
+    notified = [
+        i for i in batch.created if i.project_id in batch.webhook_projects and i.notify_created
+    ]
+    if not notified and not rare:
+        return  # the common group: no ORM session opened (batch.Txn)
+    session = batch.session
+    for issue in notified:
+        group = session.get(Group, issue.id)
+        assert group is not None
+        enqueue(session, ctx, group, ISSUE_CREATED, now=now)
     for issue in rare:
         group = session.get(Group, issue.id)
         assert group is not None
