@@ -7,8 +7,9 @@ of 100 occurrences where 10 % open a new issue (the ``make bench`` mixed workloa
 prints the CPU time per occurrence (``time.process_time``, SQLite's own work included), best of
 several rounds. As in the server, the WAL is checkpointed by its own thread: the figure that
 moves least is the CPU of the ingesting thread (``time.thread_time``); the whole process's
-(checkpoints included) is printed beside it. ``--profile`` adds a cProfile breakdown (CPU
-time) of one more round.
+(checkpoints included) is printed beside it. ``--per-request 1`` (or 5) measures small group
+commits instead, where the per-transaction cost dominates. ``--profile`` adds a cProfile
+breakdown (CPU time) of one more round.
 """
 
 from __future__ import annotations
@@ -36,16 +37,16 @@ PER_REQUEST = 100
 NEW_SHARE = 10  # one occurrence in ten opens an issue
 
 
-def bodies(round_no: int, occurrences: int) -> list[bytes]:
+def bodies(round_no: int, occurrences: int, per_request: int = PER_REQUEST) -> list[bytes]:
     """The batch bodies of one round: fresh fingerprints, each used ten times, shuffled."""
     rng = random.Random(round_no)
     fps = [f"cpu-{round_no}-{i}" for i in range(occurrences // NEW_SHARE)] * NEW_SHARE
     rng.shuffle(fps)
     base = occurrence()
     out = []
-    for begin in range(0, len(fps), PER_REQUEST):
+    for begin in range(0, len(fps), per_request):
         items = []
-        for n, fp in enumerate(fps[begin : begin + PER_REQUEST], start=begin):
+        for n, fp in enumerate(fps[begin : begin + per_request], start=begin):
             oid = f"{round_no:08x}{n:024x}"
             item = {**base, "id": oid, "fingerprint": [fp]}
             item["event"] = {**base["event"], "event_id": "e" + oid[1:]}
@@ -86,6 +87,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--occurrences", type=int, default=5_000, help="per round")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--per-request",
+        type=int,
+        default=PER_REQUEST,
+        help="occurrences per request, each request one transaction (1: the cost of small groups)",
+    )
     parser.add_argument("--profile", action="store_true", help="cProfile one more round")
     parser.add_argument("--top", type=int, default=30)
     args = parser.parse_args()
@@ -98,18 +105,18 @@ def main() -> None:
         ctx = build_context(settings)
         ctx.db.start_checkpointer(settings.sqlite_checkpoint_seconds)
         # A warm-up round: statement caches, the registry, imports.
-        run_round(ctx, bodies(999, 1_000))
+        run_round(ctx, bodies(999, 1_000, args.per_request))
         settle_collector()  # as serve does once started
         costs: list[tuple[float, float]] = []
         for round_no in range(args.rounds):
-            spent = run_round(ctx, bodies(round_no, args.occurrences))
+            spent = run_round(ctx, bodies(round_no, args.occurrences, args.per_request))
             costs.append((1e6 * spent[0] / args.occurrences, 1e6 * spent[1] / args.occurrences))
         for i, name in enumerate(("ingesting thread", "whole process")):
             each = sorted(c[i] for c in costs)
             listed = ", ".join(f"{c:.1f}" for c in each)
             print(f"CPU per occurrence, {name}: best {each[0]:.1f} µs (sorted rounds: {listed})")
         if args.profile:
-            payloads = bodies(args.rounds, args.occurrences)
+            payloads = bodies(args.rounds, args.occurrences, args.per_request)
             profiler = cProfile.Profile(time.process_time)
             profiler.enable()
             run_round(ctx, payloads)
