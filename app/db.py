@@ -164,9 +164,9 @@ def create_db_engine(
             # upgrades to a writer can fail with SQLITE_BUSY instead of waiting.
             statement = BEGIN[conn.get_execution_options().get("sqlite_begin", "DEFERRED")]
             # Straight to the driver: through exec_driver_sql, the statement machinery cost
-            # about 25 µs per transaction, a tenth of a one-occurrence ingest (issue 14). A
-            # failure still goes through SQLAlchemy's error handling (its type, the
-            # handle_error hook that records a database that cannot write).
+            # about 25 µs per transaction (issue 14). A failure still goes through
+            # SQLAlchemy's error handling (its type, the handle_error hook that records a
+            # database that cannot write).
             try:
                 conn.connection.driver_connection.execute(statement)
             except sqlite3.Error as exc:
@@ -264,7 +264,7 @@ class Database:
     def write_connection(self) -> Iterator[Connection]:
         """A connection in a write transaction, for a use case that sends its own statements.
 
-        The ingest transaction (issue 14): an ORM session around it cost about 40 µs per
+        The ingest transaction (issue 14): an ORM session around it cost about 50 µs per
         transaction more than this connection, so ingest opens one on the connection only when
         an occurrence needs the ORM (:class:`app.occurrences.ingest.batch.Txn`). The use case
         commits; leaving without a commit rolls back.
