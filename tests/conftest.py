@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
 from app.config import Settings
+from app.context import AppContext
 from app.db import Base
 from app.migrations import upgrade
 from app.notifications import outbox
@@ -177,6 +178,20 @@ def admin(client: TestClient) -> TestClient:
     """The client with the admin token (same app and database as ``client``)."""
     client.headers["Authorization"] = f"Bearer {ADMIN_TOKEN}"
     return client
+
+
+@pytest.fixture
+def own_ctx(client: TestClient, settings: Settings, clock: FakeClock) -> Iterator[AppContext]:
+    """A context of its own on the test database, as another process would have one (the
+    ``client`` fixture migrated and seeded the database)."""
+    from app.issue_types.service import reload_registry
+    from app.main import build_context
+
+    context = build_context(settings, clock)
+    with context.db.read() as session:
+        reload_registry(session, context.registry)
+    yield context
+    context.db.dispose()
 
 
 def auth(token: str) -> dict[str, str]:

@@ -17,12 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import event, func, select
 from sqlalchemy.exc import OperationalError
 
 from app.auth.principal import Principal
-from app.config import Settings
 from app.context import AppContext
 from app.db import Database, create_db_engine
 from app.db_errors import database_unavailable
@@ -31,22 +29,15 @@ from app.occurrences.ingest import batch as batch_module
 from app.occurrences.ingest import usecase
 from app.occurrences.ingest.usecase import ingest_occurrences
 from tests.builders import occurrence
-from tests.conftest import ON_POSTGRES, FakeClock
+from tests.conftest import ON_POSTGRES
 
 PENDING_TYPE = 1006  # performance_n_plus_one_db_queries: 3 occurrences within 24 hours
 
 
 @pytest.fixture
-def ctx(client: TestClient, settings: Settings, clock: FakeClock) -> Iterator[AppContext]:
-    """A context of its own on the test database (the ``client`` fixture migrated and seeded it)."""
-    from app.issue_types.service import reload_registry
-    from app.main import build_context
-
-    context = build_context(settings, clock)
-    with context.db.read() as session:
-        reload_registry(session, context.registry)
-    yield context
-    context.db.dispose()
+def ctx(own_ctx: AppContext) -> AppContext:
+    """A context of its own on the test database."""
+    return own_ctx
 
 
 def _outcomes(ctx: AppContext, *items: dict[str, Any]) -> list[str]:

@@ -36,7 +36,6 @@ from app.producer import (
     StatusChange,
     produce_occurrence,
 )
-from tests.conftest import FakeClock
 from tests.processes import free_port
 
 PARTITIONS = 4
@@ -138,16 +137,9 @@ def group_of(topic: str) -> str:
 
 
 @pytest.fixture
-def ctx(admin: TestClient, settings: Settings, clock: FakeClock) -> Iterator[AppContext]:
+def ctx(admin: TestClient, own_ctx: AppContext) -> AppContext:
     """A consumer-side context on the same database as the ``admin`` client."""
-    from app.issue_types.service import reload_registry
-    from app.main import build_context
-
-    context = build_context(settings, clock)
-    with context.db.read() as session:
-        reload_registry(session, context.registry)
-    yield context
-    context.db.dispose()
+    return own_ctx
 
 
 class RunningConsumer:

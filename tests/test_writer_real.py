@@ -42,16 +42,9 @@ REPLAY_LOG = "replaying requests alone"
 
 
 @pytest.fixture
-def ctx(client: TestClient, settings: Settings, clock: FakeClock) -> Iterator[AppContext]:
-    """A context of its own on the test database (the ``client`` fixture migrated and seeded it)."""
-    from app.issue_types.service import reload_registry
-    from app.main import build_context
-
-    context = build_context(settings, clock)
-    with context.db.read() as session:
-        reload_registry(session, context.registry)
-    yield context
-    context.db.dispose()
+def ctx(own_ctx: AppContext) -> AppContext:
+    """A context of its own on the test database."""
+    return own_ctx
 
 
 @contextmanager
