@@ -191,9 +191,8 @@ class WalCheckpointer:
         the copying into the database stays once a cycle, where pages written many times in a
         second are copied once.
         """
-        try:
-            stat = os.stat(self.path + "-wal")
-        except OSError:
+        stat = self._wal_stat()
+        if stat is None:
             return
         state = (stat.st_size, stat.st_mtime_ns)
         if state == self._wal_seen:
@@ -205,11 +204,12 @@ class WalCheckpointer:
             os.close(wal)
         self._wal_seen = state
 
-    def _wal_mtime(self) -> int:
+    def _wal_stat(self) -> os.stat_result | None:
+        """The WAL file's status; None when there is none."""
         try:
-            return os.stat(self.path + "-wal").st_mtime_ns
+            return os.stat(self.path + "-wal")
         except OSError:
-            return -1
+            return None
 
     def cycle(self) -> None:
         """Copy the WAL into the database; now and then complete it so the WAL starts over."""
@@ -227,7 +227,8 @@ class WalCheckpointer:
                 self._completed_at = now
                 return
             copied_before = copied
-            state = (frames, self._wal_mtime())
+            stat = self._wal_stat()
+            state = (frames, -1 if stat is None else stat.st_mtime_ns)
             if frames == copied and state == self._synced:
                 # Nothing written since the last sync: all of the WAL is in the database.
                 self._completed_at = now
