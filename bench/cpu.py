@@ -9,7 +9,11 @@ several rounds. As in the server, the WAL is checkpointed by its own thread: the
 moves least is the CPU of the ingesting thread (``time.thread_time``); the whole process's
 (checkpoints included) is printed beside it. ``--per-request 1`` (or 5) measures small group
 commits instead, where the per-transaction cost dominates. ``--profile`` adds a cProfile
-breakdown (CPU time) of one more round.
+breakdown (CPU time) of one more round; ``--by-statement`` the CPU per occurrence of each kind
+of SQL statement the pipeline runs (SQLite's own work and the driver's, timed around each call).
+``--random-ids`` sends random UUIDs as occurrence and event ids, as real clients do; by default
+they are sequential, as in ``make bench``, which spares the unique indexes on them the random
+page touches that real traffic costs.
 """
 
 from __future__ import annotations
@@ -20,6 +24,10 @@ import pstats
 import random
 import tempfile
 import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +37,7 @@ from app.auth.principal import Principal
 from app.config import Settings
 from app.context import AppContext
 from app.main import build_context, settle_collector
+from app.occurrences.ingest import statements
 from app.occurrences.ingest.usecase import ingest_requests
 from bench.payload import occurrence
 from bench.storage import migrated_sqlite
@@ -37,7 +46,9 @@ PER_REQUEST = 100
 NEW_SHARE = 10  # one occurrence in ten opens an issue
 
 
-def bodies(round_no: int, occurrences: int, per_request: int = PER_REQUEST) -> list[bytes]:
+def bodies(
+    round_no: int, occurrences: int, per_request: int = PER_REQUEST, *, random_ids: bool = False
+) -> list[bytes]:
     """The batch bodies of one round: fresh fingerprints, each used ten times, shuffled."""
     rng = random.Random(round_no)
     fps = [f"cpu-{round_no}-{i}" for i in range(occurrences // NEW_SHARE)] * NEW_SHARE
@@ -47,9 +58,10 @@ def bodies(round_no: int, occurrences: int, per_request: int = PER_REQUEST) -> l
     for begin in range(0, len(fps), per_request):
         items = []
         for n, fp in enumerate(fps[begin : begin + per_request], start=begin):
-            oid = f"{round_no:08x}{n:024x}"
+            oid = uuid.uuid4().hex if random_ids else f"{round_no:08x}{n:024x}"
+            event_id = uuid.uuid4().hex if random_ids else "e" + oid[1:]
             item = {**base, "id": oid, "fingerprint": [fp]}
-            item["event"] = {**base["event"], "event_id": "e" + oid[1:]}
+            item["event"] = {**base["event"], "event_id": event_id}
             items.append(item)
         out.append(orjson.dumps({"occurrences": items}))
     return out
@@ -82,6 +94,54 @@ def run_round(ctx: AppContext, payloads: list[bytes]) -> tuple[float, float]:
     return spent
 
 
+@contextmanager
+def timed_statements(ctx: AppContext, into: Counter[str], calls: Counter[str]) -> Iterator[None]:
+    """Add the thread CPU (ns) of every pipeline statement to ``into``, by its first words.
+
+    On SQLite every statement goes through ``fetch`` or ``execute_many`` (``execute_set`` calls
+    the latter), except COPY, which is PostgreSQL's.
+    """
+    names = ("fetch", "execute_many")
+    originals: dict[str, Callable[..., Any]] = {n: getattr(statements, n) for n in names}
+
+    def timed(name: str) -> Callable[..., Any]:
+        call = originals[name]
+
+        def run(cur: Any, statement: str, *args: Any) -> Any:
+            key = " ".join(statement.split()[:3])
+            start = time.thread_time_ns()
+            try:
+                return call(cur, statement, *args)
+            finally:
+                into[key] += time.thread_time_ns() - start
+                calls[key] += 1
+
+        return run
+
+    # The commit writes the transaction's pages to the WAL: timed through the dialect.
+    dialect = ctx.db.write_engine.dialect
+    commit = dialect.do_commit
+
+    def timed_commit(dbapi_connection: Any) -> None:
+        start = time.thread_time_ns()
+        try:
+            commit(dbapi_connection)
+        finally:
+            into["COMMIT"] += time.thread_time_ns() - start
+            calls["COMMIT"] += 1
+
+    # The pipeline's modules call these through the module (``st.fetch``): patched there.
+    for name in names:
+        setattr(statements, name, timed(name))
+    dialect.do_commit = timed_commit  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        for name, call in originals.items():
+            setattr(statements, name, call)
+        del dialect.do_commit
+
+
 def main() -> None:
     """Measure and print µs of CPU per occurrence (best of the rounds)."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -95,7 +155,17 @@ def main() -> None:
     )
     parser.add_argument("--profile", action="store_true", help="cProfile one more round")
     parser.add_argument("--top", type=int, default=30)
+    parser.add_argument(
+        "--by-statement", action="store_true", help="CPU per occurrence of each kind of statement"
+    )
+    parser.add_argument(
+        "--random-ids", action="store_true", help="random UUIDs as ids (default: sequential)"
+    )
     args = parser.parse_args()
+
+    def round_bodies(round_no: int, occurrences: int) -> list[bytes]:
+        return bodies(round_no, occurrences, args.per_request, random_ids=args.random_ids)
+
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "cpu.db"
         migrated_sqlite(path)
@@ -105,18 +175,28 @@ def main() -> None:
         ctx = build_context(settings)
         ctx.db.start_checkpointer(settings.sqlite_checkpoint_seconds)
         # A warm-up round: statement caches, the registry, imports.
-        run_round(ctx, bodies(999, 1_000, args.per_request))
+        run_round(ctx, round_bodies(999, 1_000))
         settle_collector()  # as serve does once started
         costs: list[tuple[float, float]] = []
         for round_no in range(args.rounds):
-            spent = run_round(ctx, bodies(round_no, args.occurrences, args.per_request))
+            spent = run_round(ctx, round_bodies(round_no, args.occurrences))
             costs.append((1e6 * spent[0] / args.occurrences, 1e6 * spent[1] / args.occurrences))
         for i, name in enumerate(("ingesting thread", "whole process")):
             each = sorted(c[i] for c in costs)
             listed = ", ".join(f"{c:.1f}" for c in each)
             print(f"CPU per occurrence, {name}: best {each[0]:.1f} µs (sorted rounds: {listed})")
+        if args.by_statement:
+            spent_ns: Counter[str] = Counter()
+            calls: Counter[str] = Counter()
+            payloads = round_bodies(args.rounds + 1, args.occurrences)
+            with timed_statements(ctx, spent_ns, calls):
+                run_round(ctx, payloads)
+            print("CPU per occurrence by statement (one more round; calls in that round):")
+            for key, ns in spent_ns.most_common():
+                print(f"  {ns / 1e3 / args.occurrences:6.2f} µs  {calls[key]:6d}  {key} …")
+            print(f"  {sum(spent_ns.values()) / 1e3 / args.occurrences:6.2f} µs  in all")
         if args.profile:
-            payloads = bodies(args.rounds, args.occurrences, args.per_request)
+            payloads = round_bodies(args.rounds, args.occurrences)
             profiler = cProfile.Profile(time.process_time)
             profiler.enable()
             run_round(ctx, payloads)
