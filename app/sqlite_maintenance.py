@@ -175,9 +175,17 @@ class WalCheckpointer:
     def _sync(self) -> None:
         """Make durable the pages a passive pass copied (and the WAL up to now)."""
         os.fsync(_sync_fd(self.path))
+        self._sync_wal_file(os.fsync)
+
+    def _sync_wal_file(self, sync: Callable[[int], None]) -> None:
+        """``sync`` (fsync or fdatasync) on a descriptor of the WAL opened for it.
+
+        Closing it is safe: SQLite locks the database and -shm files, never the WAL (closing a
+        descriptor of the database file would drop its locks: see _sync_fd).
+        """
         wal = os.open(self.path + "-wal", os.O_RDONLY)
         try:
-            os.fsync(wal)
+            sync(wal)
         finally:
             os.close(wal)
 
@@ -197,11 +205,7 @@ class WalCheckpointer:
         state = (stat.st_size, stat.st_mtime_ns)
         if state == self._wal_seen:
             return
-        wal = os.open(self.path + "-wal", os.O_RDONLY)
-        try:
-            os.fdatasync(wal)
-        finally:
-            os.close(wal)
+        self._sync_wal_file(os.fdatasync)
         self._wal_seen = state
 
     def _wal_stat(self) -> os.stat_result | None:
