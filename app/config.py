@@ -47,6 +47,14 @@ class Settings(BaseSettings):
         "inline",
         description="Where the ingest writer runs: in the event loop (inline) or in a thread.",
     )
+    counter_fold_seconds: float = Field(
+        1.0,
+        ge=0,
+        description=(
+            "How often ingest folds the counter journal into issues' counts (seconds); reads "
+            "fold whatever is pending first, so answers are exact whatever the interval."
+        ),
+    )
     max_batch_items: int = Field(1000, ge=1, description="Most items in one batch request.")
     max_fingerprint_elements: int = Field(100, ge=1, description="Most fingerprint elements.")
     max_fingerprint_length: int = Field(2048, ge=1, description="Longest fingerprint element.")

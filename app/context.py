@@ -8,7 +8,7 @@ of modules above it (the start-up, the ingest writer) by protocols.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -46,6 +46,25 @@ class IngestWriter(Protocol):
         ...
 
 
+class CounterJournalState(Protocol):
+    """What the context holds of the counter journal (``ingest.recent.RecentIssues``)."""
+
+    fold_at: float
+    """``time.monotonic()`` of this process's last fold when due."""
+
+    def hot(self, issue_id: int) -> bool:
+        """Whether this process counted into the issue lately."""
+        ...
+
+    def touch(self, issue_ids: Iterable[int]) -> None:
+        """Note issues counted into now."""
+        ...
+
+    def rotate(self) -> None:
+        """A fold interval ended."""
+        ...
+
+
 @dataclass
 class AppContext:
     """Everything a request handler or job needs, built once per application."""
@@ -68,6 +87,8 @@ class AppContext:
     """The per-project ingest rate limit buckets (``app.occurrences.throttle``)."""
     auth_failures: FailureLimit | None = None
     """The failed-authentication budget per client address (``app.auth.keys``)."""
+    counter_journal: CounterJournalState | None = None
+    """The counter journal's per-process state (``app.occurrences.ingest.journal.state_of``)."""
     registry_loaded_at: float | None = None
     """``time.monotonic()`` of the last registry reload (``app.issue_types.service``)."""
     console_signer: Signer | None = None

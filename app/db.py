@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -226,6 +226,9 @@ class Database:
         # Transactions of this process's ingest writer so far: the retention pass reads it to
         # tell whether ingest is running, and then leaves it more of the database and the CPU.
         self.ingest_transactions = 0
+        # Run before every session (read or write) is handed out: the counter journal's fold
+        # (``app.occurrences.ingest.journal.fold_pending``), so sessions see exact counts.
+        self.before_session: Callable[[], None] | None = None
 
     def note_ingest_transaction(self) -> None:
         """The ingest writer ran a transaction (see ``ingest_transactions``)."""
@@ -242,6 +245,8 @@ class Database:
     @contextmanager
     def read(self) -> Iterator[Session]:
         """A session for reading; closed at the end (loaded rows stay readable)."""
+        if self.before_session is not None:
+            self.before_session()
         session = self.read_sessions()
         try:
             yield session
@@ -251,6 +256,8 @@ class Database:
     @contextmanager
     def write(self) -> Iterator[Session]:
         """A session for one write use case; the use case commits, errors roll back."""
+        if self.before_session is not None:
+            self.before_session()
         session = self.write_sessions()
         try:
             yield session

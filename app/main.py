@@ -9,6 +9,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from fastapi import Depends, FastAPI
@@ -25,6 +26,7 @@ from app.fastpath import IngestFastPath
 from app.issue_types.builtins import create_registry
 from app.issue_types.service import load_plugins
 from app.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from app.occurrences.ingest.journal import fold_pending
 from app.occurrences.router import answer_batch, answer_occurrence
 from app.openapi_models import add_component_schemas
 from app.responses import JSONResponse
@@ -85,7 +87,7 @@ def build_context(settings: Settings, clock: Callable[[], datetime] | None = Non
         cache_mb=settings.sqlite_cache_mb,
     )
     load_plugins()
-    return AppContext(
+    ctx = AppContext(
         settings=settings,
         db=Database(engine),
         registry=create_registry(),
@@ -93,6 +95,9 @@ def build_context(settings: Settings, clock: Callable[[], datetime] | None = Non
         admin_token=read_admin_token(settings),
         clock=clock or utcnow,
     )
+    # Every session sees exact counts: the counter journal is folded first (journal.py).
+    ctx.db.before_session = partial(fold_pending, ctx)
+    return ctx
 
 
 def create_app(
@@ -146,6 +151,10 @@ def create_app(
             writer = ctx.ingest_writer
             if writer is not None:
                 await asyncio.to_thread(writer.close)
+                # Not needed for the counts (the journal is durable), but it leaves the
+                # database's issues up to date for other readers and for a downgrade.
+                with contextlib.suppress(Exception):
+                    await asyncio.to_thread(fold_pending, ctx)
             for stop in stoppers:
                 result = stop()
                 if hasattr(result, "__await__"):

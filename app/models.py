@@ -303,6 +303,21 @@ class HourlyCount(Base):
     count: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
+class CounterJournal(Base):
+    """Counting changes of ingest transactions waiting for a fold (``ingest.journal``).
+
+    One row per transaction: ``entries`` is a JSON array of per-issue changes (times seen,
+    version, first/last seen, newest occurrence, hourly counts); a fold applies and deletes them.
+    """
+
+    __tablename__ = "counter_journal"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+    entries: Mapped[str] = mapped_column(Text)
+
+
 class Forecast(Base):
     """The escalation forecast of an issue archived until escalating."""
 

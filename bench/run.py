@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import orjson
 import psycopg
 
 from app.auth.principal import hash_token
@@ -52,17 +53,24 @@ def median(values: list[float]) -> float:
 
 
 def _counts(url: str | None, data_dir: Path) -> tuple[int, int]:
-    """Stored occurrences and sum(times_seen) of a service database."""
+    """Stored occurrences and times seen (sum(times_seen) plus the counter journal's pending)."""
     queries = (
         "SELECT count(*) FROM occurrences",
         "SELECT coalesce(sum(times_seen), 0) FROM groups",
     )
+    pending = "SELECT entries FROM counter_journal"
     if url is None:
         with sqlite3.connect(data_dir / "issue_platform.db") as conn:
-            return tuple(int(conn.execute(q).fetchone()[0]) for q in queries)  # type: ignore[return-value]
-    dsn = url.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(dsn) as conn:
-        return tuple(int(conn.execute(q).fetchone()[0]) for q in queries)  # type: ignore[return-value,index]
+            stored, seen = (int(conn.execute(q).fetchone()[0]) for q in queries)
+            rows = conn.execute(pending).fetchall()
+    else:
+        dsn = url.replace("postgresql+psycopg://", "postgresql://")
+        with psycopg.connect(dsn) as pg:
+            stored, seen = (int(pg.execute(q).fetchone()[0]) for q in queries)  # type: ignore[index]
+            rows = pg.execute(pending).fetchall()
+    # A journal entry is [issue id, occurrences counted, ...] (app/occurrences/ingest/journal.py).
+    seen += sum(e[1] for (entries,) in rows for e in orjson.loads(entries))
+    return stored, seen
 
 
 def _warm_up(server: Server) -> int:

@@ -68,6 +68,8 @@ class Issue:
     assignee: str | None = None
     notify_created: bool = True
     initial_priority: int = 0
+    # ``last_seen`` as loaded (``last_seen`` moves as occurrences are counted in).
+    stored_last_seen: datetime = field(init=False)
     # Occurrences counted in (times_seen grows by it) and answer changes (version grows by it).
     added: int = 0
     bumps: int = 0
@@ -80,6 +82,9 @@ class Issue:
     # Occurrence ids that regressed the issue, and detection times counted while it is ignored.
     regressed_by: list[str] = field(default_factory=list)
     ignored_times: list[datetime] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.stored_last_seen = self.last_seen
 
 
 def count_in(issue: Issue, occ: Counted) -> None:

@@ -112,6 +112,7 @@ class ProjectInfo:
     organization_id: int
     resolve_age_hours: int
     early_adopter: bool
+    retention_days: int
 
 
 class Times:
@@ -222,7 +223,8 @@ class Statements:
         self.boolean: Callable[[bool], Any] = _same if postgres else int
         ids = "= ANY(%s)" if postgres else "IN (SELECT value FROM json_each(?))"
         self.project_rows = (
-            "SELECT p.id, p.organization_id, p.resolve_age_hours, o.early_adopter "  # noqa: S608
+            "SELECT p.id, p.organization_id, p.resolve_age_hours, o.early_adopter, "  # noqa: S608
+            "p.retention_days "
             "FROM projects p JOIN organizations o ON o.id = p.organization_id "
             f"WHERE p.id {ids}"
         )
@@ -289,6 +291,13 @@ class Statements:
         self.adopt_pending = (
             f"UPDATE occurrences SET group_id = {p}, pending_hash = NULL "  # noqa: S608
             f"WHERE project_id = {p} AND pending_hash = {p}"
+        )
+        # The counter journal (journal.py): one row per transaction, taken whole by a fold.
+        self.insert_journal = f"INSERT INTO counter_journal (entries) VALUES ({p})"  # noqa: S608
+        self.take_journal = "DELETE FROM counter_journal RETURNING id, entries"
+        self.issues_to_fold = (
+            "SELECT id, first_seen, last_seen, latest_detection_time FROM groups "  # noqa: S608
+            f"WHERE id {ids} ORDER BY id" + (" FOR UPDATE" if postgres else "")
         )
         self._update_sql: dict[tuple[bool, ...], str] = {}
         self._insert_sql: dict[int, str] = {}
@@ -453,7 +462,7 @@ def execute_set(
 def projects(cur: Any, sql: Statements, ids: Sequence[int]) -> list[ProjectInfo]:
     """The projects among ``ids`` that exist, with their organization's early-adopter flag."""
     rows = fetch(cur, sql.project_rows, (sql.ids_param(ids),))
-    return [ProjectInfo(p, o, age, bool(early)) for p, o, age, early in rows]
+    return [ProjectInfo(p, o, age, bool(early), days) for p, o, age, early, days in rows]
 
 
 def existing_occurrences(

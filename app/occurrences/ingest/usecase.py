@@ -28,6 +28,7 @@ from app.issues.fingerprint import fingerprint_hashes
 from app.metrics import OCCURRENCES
 from app.notifications.outbox import render_queued
 from app.occurrences.ingest import batch as reads
+from app.occurrences.ingest import journal
 from app.occurrences.ingest import statements as st
 from app.occurrences.ingest.decide import decide_one
 from app.occurrences.ingest.outcomes import (
@@ -93,7 +94,8 @@ def ingest(
     """Ingest the items of several requests in one transaction (group commit).
 
     Each request keeps its own caller, so tenancy is checked per item; the outcomes come back
-    per request, in order, once the transaction is committed.
+    per request, in order, once the transaction is committed. The caller folds the counter
+    journal when due (``journal.fold_if_due``), after answering if it can.
     """
     limits = limits_of(ctx)
     flat: list[tuple[Any, Principal]] = [(raw, p) for raws, p in requests for raw in raws]
@@ -128,8 +130,13 @@ def ingest_requests(
 def ingest_occurrences(
     ctx: AppContext, raws: Sequence[Any], *, principal: Principal
 ) -> list[IngestResult]:
-    """Validate and ingest many occurrences of one caller; one HTTP-form result per item."""
-    return ingest_requests(ctx, [(list(raws), principal)])[0]
+    """Validate and ingest many occurrences of one caller; one HTTP-form result per item.
+
+    Then folds the counter journal when due (the topic-shaped route and the Kafka consumer).
+    """
+    results = ingest_requests(ctx, [(list(raws), principal)])[0]
+    journal.fold_if_due(ctx)
+    return results
 
 
 def _count(flat: list[tuple[Any, Principal]], out: list[Outcome]) -> None:

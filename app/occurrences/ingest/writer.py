@@ -23,6 +23,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from app.auth.principal import Principal
@@ -30,6 +31,7 @@ from app.context import AppContext
 from app.db_errors import WriteHealth, database_unavailable
 from app.errors import ServiceUnavailable
 from app.metrics import INGEST_BATCH_SIZE, WRITER_FAILURES
+from app.occurrences.ingest.journal import fold_if_due
 from app.occurrences.ingest.outcomes import IngestResult
 from app.occurrences.ingest.usecase import ingest_requests
 
@@ -85,11 +87,14 @@ class GroupCommitWriter:
         gate: threading.Lock | None = None,
         health: WriteHealth | None = None,
         on_transaction: Callable[[], None] | None = None,
+        after_group: Callable[[], None] | None = None,
     ) -> None:
         self.ctx = ctx
         # Told of every transaction (Database.note_ingest_transaction: the retention pass
         # yields more while ingest runs).
         self._on_transaction = on_transaction
+        # Run after a group's answers went out (the counter journal's fold when due).
+        self._after_group = after_group
         self.max_items = max_items
         self.inline = inline
         # Where failures to write and successful commits are recorded, for /readyz
@@ -249,6 +254,34 @@ class GroupCommitWriter:
             health.succeeded()
         for job, answer in zip(jobs, answers, strict=True):
             _settle(job, answer, None, self.inline)
+        self._fold_later()
+
+    def _fold_later(self) -> None:
+        """Run ``after_group`` once the group's answers went out."""
+        if self._after_group is None:
+            return
+        if self.inline:
+            # After the callbacks that send this group's answers (queued by _settle).
+            asyncio.get_running_loop().call_soon(self._after_group_inline)
+        else:
+            self._run_after_group()  # the thread holds the gate (_run)
+
+    def _after_group_inline(self) -> None:
+        # Under the gate, like a group transaction (the WAL checkpointer's final pass).
+        gate = self._gate
+        if not gate.acquire(blocking=False):
+            return  # after the next group instead
+        try:
+            self._run_after_group()
+        finally:
+            gate.release()
+
+    def _run_after_group(self) -> None:
+        assert self._after_group is not None
+        try:
+            self._after_group()
+        except Exception:  # the writer carries on: the journal waits for the next fold
+            log.exception("after-group work failed")
 
     def _replay(self, jobs: list[_Job]) -> None:
         for position, job in enumerate(jobs):
@@ -275,6 +308,7 @@ def writer_of(ctx: AppContext) -> GroupCommitWriter:
             gate=ctx.db.checkpoint_gate,
             health=ctx.db.write_health,
             on_transaction=ctx.db.note_ingest_transaction,
+            after_group=partial(fold_if_due, ctx),
         )
     # The context names the writer by a protocol: it must not import this module's answers.
     if not isinstance(writer, GroupCommitWriter):

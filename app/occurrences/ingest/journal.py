@@ -1,0 +1,292 @@
+"""The counter journal: an issue's counts written once per fold, not once per transaction.
+
+An occurrence joining an existing issue changes only commutative things: ``times_seen`` and
+``version`` grow, ``first_seen`` can only fall, ``last_seen`` only rise, the newest occurrence's
+texts win by detection time, and the hourly counts grow. Written in every group commit, those
+UPDATEs rewrote the issue's row and its index entries (``times_seen``, ``last_seen``) and its
+hourly-count row once per transaction; on PostgreSQL an UPDATE of an indexed column also adds an
+entry to every index of ``groups``. So the transaction stores them as one journal row instead
+(the changes of all its plain issues, as JSON text), committed with its occurrences, and a fold
+applies the journal to ``groups`` and ``hourly_counts`` in one transaction, merging many group
+commits' changes of the same issue into one UPDATE (docs/adr/0011-counter-journal.md).
+
+Nothing is counted in memory: a crash leaves the journal rows, and the next fold applies them.
+A fold runs after an ingest transaction once ``counter_fold_seconds`` passed since the last one,
+and before any other session of the application reads or writes (``Database.before_session``),
+so every answer, job and triage sees exact counts. Issues whose transaction decides anything
+beyond counting (a status or priority change, a regression, an ignored issue's rules, a new
+issue) are written directly, as before.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+
+from app.context import AppContext, CounterJournalState
+from app.occurrences.ingest import statements as st
+from app.occurrences.ingest.recent import RecentIssues
+from app.occurrences.ingest.rules import Issue
+from app.occurrences.validation import truncate_culprit
+
+log = logging.getLogger(__name__)
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MICROSECOND = timedelta(microseconds=1)
+# Serializes folds on PostgreSQL (two folds deleting the same journal rows in different orders
+# could deadlock); any constant outside the ingest's fingerprint keys' use is fine.
+FOLD_LOCK_KEY = 0x1C0_0A7E5
+MAX_ATTEMPTS = 5
+# Occurrences a group commit must store to journal its counts (write.py ``_count``).
+JOURNAL_MIN_ROWS = 100
+# How far from an age rule's cutoff an issue must be to be journaled (``safe_since``): far more
+# than the longest a journal row waits for a fold while the service runs.
+SAFETY_MARGIN = timedelta(hours=1)
+
+
+def micros(moment: datetime) -> int:
+    """A moment as whole microseconds since the epoch (exact, unlike ``timestamp()``)."""
+    return (moment - EPOCH) // MICROSECOND
+
+
+def moment_of(us: int) -> datetime:
+    """The moment of ``micros``."""
+    return EPOCH + us * MICROSECOND
+
+
+def journaled(issue: Issue, since: datetime) -> bool:
+    """Whether the transaction's changes of ``issue`` are only counting, so they can wait.
+
+    ``since`` (``safe_since``) keeps an issue last seen long ago out of the journal: its
+    ``last_seen`` as stored then decides the age rules (retention, auto-resolve) correctly even
+    in a transaction that runs between a fold and the next journal row.
+    """
+    return not (
+        issue.new
+        or issue.status_changed
+        or issue.priority_changed
+        or issue.regressed_by
+        or issue.ignored_times
+        or issue.stored_last_seen < since
+    )
+
+
+def safe_since(now: datetime, project: st.ProjectInfo) -> datetime:
+    """The oldest stored ``last_seen`` that no age rule of the project is near.
+
+    Retention deletes issues unseen for ``retention_days``, auto-resolve resolves those unseen
+    for ``resolve_age_hours``; a journaled issue's stored ``last_seen`` lags by seconds, so an
+    issue is journaled only while it is ``SAFETY_MARGIN`` or more away from the nearer rule.
+    """
+    ages = [timedelta(days=project.retention_days)] if project.retention_days > 0 else []
+    if project.resolve_age_hours > 0:
+        ages.append(timedelta(hours=project.resolve_age_hours))
+    if not ages:
+        return datetime.min.replace(tzinfo=UTC)
+    return now - min(ages) + SAFETY_MARGIN
+
+
+def entry(issue: Issue, now_us: int, hours: Sequence[tuple[int, int]]) -> list[Any]:
+    """One issue's counting changes: ``[id, added, bumps, when, first, last, newest, hours]``.
+
+    ``first`` and ``last`` are None unless this transaction moved them; ``newest`` is None unless
+    one of its occurrences became the issue's newest (``[title, subtitle, culprit, level, id,
+    detection time]``). Times are microseconds since the epoch.
+    """
+    n = issue.newest
+    newest = (
+        [
+            n.issue_title,
+            n.subtitle,
+            truncate_culprit(n.culprit),
+            n.level,
+            n.id,
+            micros(n.detection_time),
+        ]
+        if n is not None
+        else None
+    )
+    return [
+        issue.id,
+        issue.added,
+        issue.bumps,
+        now_us,
+        micros(issue.first_seen) if issue.first_changed else None,
+        micros(issue.last_seen) if issue.last_changed else None,
+        newest,
+        hours,
+    ]
+
+
+def record(cur: Any, sql: st.Statements, entries: list[list[Any]]) -> None:
+    """Store one transaction's entries as one journal row."""
+    if entries:
+        st.execute_many(cur, sql.insert_journal, [(orjson.dumps(entries).decode(),)])
+
+
+# The merged state of one issue: [added, bumps, when, first, last, newest, {hour: n}] (a list,
+# not an object: a fold merges one entry per issue and transaction, tens of thousands a second).
+Merged = list[Any]
+
+
+def merged(rows: Iterable[tuple[int, str]]) -> dict[int, Merged]:
+    """The journal rows' entries merged per issue, in journal order (a tie: the later newest)."""
+    out: dict[int, Merged] = {}
+    for _, entries in sorted(rows):
+        for gid, added, bumps, when, first, last, newest, hours in orjson.loads(entries):
+            m = out.get(gid)
+            if m is None:
+                out[gid] = [added, bumps, when, first, last, newest, dict(hours)]
+                continue
+            m[0] += added
+            m[1] += bumps
+            if when > m[2]:
+                m[2] = when
+            if first is not None and (m[3] is None or first < m[3]):
+                m[3] = first
+            if last is not None and (m[4] is None or last > m[4]):
+                m[4] = last
+            if newest is not None and (m[5] is None or newest[5] >= m[5][5]):
+                m[5] = newest
+            counts = m[6]
+            for hour, n in hours:
+                counts[hour] = counts.get(hour, 0) + n
+    return out
+
+
+def _updates(
+    folded: dict[int, Merged], current: Iterable[tuple[Any, ...]], times: st.Times
+) -> tuple[dict[st.Shape, list[list[Any]]], list[tuple[int, int, int]]]:
+    """The UPDATE of each issue still stored, and its hourly counts (deleted issues: nothing)."""
+    by_shape: dict[st.Shape, list[list[Any]]] = defaultdict(list)
+    hourly: list[tuple[int, int, int]] = []
+    db: dict[int, Any] = {}  # microseconds -> the driver's form, each converted once
+    us: dict[Any, int] = {}  # a stored time -> microseconds, each converted once
+
+    def to_db(value: int) -> Any:
+        found = db.get(value)
+        if found is None:
+            found = db[value] = times.db(moment_of(value))
+        return found
+
+    def stored(value: Any) -> int:
+        found = us.get(value)
+        if found is None:
+            found = us[value] = micros(times.read(value))
+        return found
+
+    for gid, first_seen, last_seen, latest in current:
+        added, bumps, when, first, last, newest, hours = folded[gid]
+        if first is not None and first >= stored(first_seen):
+            first = None
+        if last is not None and last <= stored(last_seen):
+            last = None
+        newest_values = None
+        if newest is not None and newest[5] >= stored(latest):
+            newest_values = (*newest[:5], to_db(newest[5]))
+        shape, params = st.issue_update(
+            gid,
+            added,
+            bumps,
+            to_db(when),
+            to_db(first) if first is not None else None,
+            to_db(last) if last is not None else None,
+            newest_values,
+            None,
+            None,
+        )
+        by_shape[shape].append(params)
+        hourly += [(gid, hour, n) for hour, n in sorted(hours.items())]
+    return by_shape, hourly
+
+
+def fold(ctx: AppContext) -> int:
+    """Apply the whole journal in one transaction; returns the journal rows folded.
+
+    Retried like an ingest transaction when PostgreSQL reports a deadlock or a serialization
+    failure (a fold and a triage touching the same issues).
+    """
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        try:
+            return _fold_once(ctx)
+        except OperationalError as exc:
+            code = getattr(exc.orig, "sqlstate", None)
+            if code not in ("40P01", "40001") or attempt == MAX_ATTEMPTS:
+                raise
+            log.info("counter fold deadlock (attempt %d), retrying", attempt)
+    raise AssertionError("unreachable")
+
+
+def _fold_once(ctx: AppContext) -> int:
+    with ctx.db.write_connection() as conn:
+        sql = st.statements(conn.dialect.name)
+        cur = st.cursor(conn)
+        if sql.postgres:
+            st.fetch(cur, "SELECT pg_advisory_xact_lock(%s)", (FOLD_LOCK_KEY,))
+        # DELETE … RETURNING: exactly the rows this fold applies, whatever commits meanwhile.
+        rows = st.fetch(cur, sql.take_journal, ())
+        if not rows:
+            return 0
+        folded = merged(rows)
+        # Locked in id order on PostgreSQL, like the ingest's issues (no deadlock cycle).
+        current = st.fetch(cur, sql.issues_to_fold, (sql.ids_param(sorted(folded)),))
+        by_shape, hourly = _updates(folded, current, st.Times(sql))
+        st.execute_set(cur, sql, sql.upsert_hourly, sql.upsert_hourly_set, hourly)
+        for shape, params in by_shape.items():
+            st.execute_set(cur, sql, sql.update_issue(shape), sql.update_issue_set(shape), params)
+        conn.commit()
+    return len(rows)
+
+
+def state_of(ctx: AppContext) -> CounterJournalState:
+    """The process's counter-journal state (created on first use)."""
+    state = ctx.counter_journal
+    if state is None:
+        state = ctx.counter_journal = RecentIssues()
+    return state
+
+
+def fold_if_due(ctx: AppContext) -> None:
+    """Fold after an ingest transaction when ``counter_fold_seconds`` passed since the last."""
+    state = state_of(ctx)
+    if time.monotonic() - state.fold_at >= ctx.settings.counter_fold_seconds:
+        # Set first: a failing fold (database gone) is not retried after every transaction.
+        state.fold_at = time.monotonic()
+        state.rotate()
+        try:
+            fold(ctx)
+        except (DBAPIError, IntegrityError) as exc:
+            # The journal stays; the next fold (or the next read) applies it.
+            log.warning("counter fold failed (%s); retried later", type(exc).__name__)
+
+
+def fold_pending(ctx: AppContext) -> None:
+    """Fold if the journal holds anything (``Database.before_session``: exact reads)."""
+    try:
+        with ctx.db.engine.connect() as conn:
+            pending = conn.execute(text("SELECT 1 FROM counter_journal LIMIT 1")).first()
+    except DBAPIError as exc:
+        if _missing_table(exc):
+            return  # not migrated yet (start-up, or a database being migrated)
+        raise
+    if pending is None:
+        return
+    try:
+        fold(ctx)
+    except DBAPIError as exc:
+        # A database that reads but cannot write (disk full, read-only) still answers, with
+        # the counts folded so far; the journal keeps the rest.
+        log.warning("counter fold before a read failed (%s)", type(exc).__name__)
+
+
+def _missing_table(exc: DBAPIError) -> bool:
+    code = getattr(exc.orig, "sqlstate", None)
+    return code == "42P01" or "no such table" in str(exc.orig)
