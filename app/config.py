@@ -48,7 +48,7 @@ class Settings(BaseSettings):
         description="Where the ingest writer runs: in the event loop (inline) or in a thread.",
     )
     counter_fold_seconds: float = Field(
-        1.0,
+        2.0,
         ge=0,
         description=(
             "How often ingest folds the counter journal into issues' counts (seconds); reads "
