@@ -38,6 +38,7 @@ from app.config import Settings
 from app.context import AppContext
 from app.main import build_context, settle_collector
 from app.occurrences.ingest import statements
+from app.occurrences.ingest.journal import fold_if_due
 from app.occurrences.ingest.usecase import ingest_requests
 from bench.payload import occurrence
 from bench.storage import migrated_sqlite
@@ -78,7 +79,9 @@ def send(ctx: AppContext, principal: Principal, body: bytes) -> bytes:
     """One batch request's work without HTTP: parse, ingest, serialise the answer."""
     items = orjson.loads(body)["occurrences"]
     [results] = ingest_requests(ctx, [(items, principal)])
-    return orjson.dumps({"results": [_answer_item(r.status_code, r.body) for r in results]})
+    answer = orjson.dumps({"results": [_answer_item(r.status_code, r.body) for r in results]})
+    fold_if_due(ctx)  # as the group-commit writer does after answering (ADR 0011)
+    return answer
 
 
 def run_round(ctx: AppContext, payloads: list[bytes]) -> tuple[float, float]:

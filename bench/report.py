@@ -351,8 +351,9 @@ METHOD = """\
   from the first send to the last answer. p50/p99 are wrk's, per request (a batch is one
   request). Medians of {reps} runs of {seconds:g} s.
 - **Check**: after every scenario, stored occurrences == growth of sum(groups.times_seen) plus
-  the counts waiting in the counter journal (ADR 0011) == occurrences answered as accepted (202s counted by a Lua `response()` hook; for batches the
-  `created`/`grouped` items). A mismatch aborts the run.
+  the counts waiting in the counter journal (ADR 0011) == occurrences answered as accepted
+  (202s counted by a Lua `response()` hook; for batches the `created`/`grouped` items). A
+  mismatch aborts the run.
 - **Pinning**: the server (and PostgreSQL: {pg}) on core 0, wrk and the bench on core 1. With
   2 workers the service gets both cores, so it shares core 1 with wrk: on this 2-core machine
   the 2-worker rows show contention, not scaling.
