@@ -226,9 +226,12 @@ class Database:
         # Transactions of this process's ingest writer so far: the retention pass reads it to
         # tell whether ingest is running, and then leaves it more of the database and the CPU.
         self.ingest_transactions = 0
-        # Run before every session (read or write) is handed out: the counter journal's fold
-        # (``app.occurrences.ingest.journal.fold_pending``), so sessions see exact counts.
+        # Run before a thread's outermost session (read or write) is handed out: the counter
+        # journal's fold (``app.occurrences.ingest.journal.fold_pending``), so use cases see
+        # exact counts. Not before a session opened inside another: the fold would wait for the
+        # locks of the thread's own open transaction.
         self.before_session: Callable[[], None] | None = None
+        self._sessions = threading.local()
 
     def note_ingest_transaction(self) -> None:
         """The ingest writer ran a transaction (see ``ingest_transactions``)."""
@@ -245,27 +248,39 @@ class Database:
     @contextmanager
     def read(self) -> Iterator[Session]:
         """A session for reading; closed at the end (loaded rows stay readable)."""
-        if self.before_session is not None:
-            self.before_session()
-        session = self.read_sessions()
+        depth = self._enter()
         try:
-            yield session
+            session = self.read_sessions()
+            try:
+                yield session
+            finally:
+                session.close()
         finally:
-            session.close()
+            self._sessions.depth = depth
 
     @contextmanager
     def write(self) -> Iterator[Session]:
         """A session for one write use case; the use case commits, errors roll back."""
-        if self.before_session is not None:
-            self.before_session()
-        session = self.write_sessions()
+        depth = self._enter()
         try:
-            yield session
-        except BaseException:
-            session.rollback()
-            raise
+            session = self.write_sessions()
+            try:
+                yield session
+            except BaseException:
+                session.rollback()
+                raise
+            finally:
+                session.close()
         finally:
-            session.close()
+            self._sessions.depth = depth
+
+    def _enter(self) -> int:
+        """Run ``before_session`` for a thread's outermost session; the depth before it."""
+        depth: int = getattr(self._sessions, "depth", 0)
+        if depth == 0 and self.before_session is not None:
+            self.before_session()
+        self._sessions.depth = depth + 1
+        return depth
 
     @contextmanager
     def write_connection(self) -> Iterator[Connection]:

@@ -421,3 +421,20 @@ def test_the_writer_folds_after_a_group_when_due(
             time.sleep(0.01)
         assert not _raw(settings, "SELECT id FROM counter_journal")
         assert _raw(settings, "SELECT times_seen FROM groups")[0][0] == 1 + JOURNAL_MIN_ROWS
+
+
+def test_only_a_threads_outermost_session_folds(ctx: AppContext) -> None:
+    # A session opened inside another must not fold: on PostgreSQL the fold would wait for the
+    # row locks of the thread's own open transaction, forever.
+    calls: list[int] = []
+    ctx.db.before_session = lambda: calls.append(1)
+    with ctx.db.write():
+        assert calls == [1]
+        with ctx.db.read():
+            pass
+        with ctx.db.write():
+            pass
+    assert calls == [1]
+    with ctx.db.read():
+        pass
+    assert calls == [1, 1]
