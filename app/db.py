@@ -222,7 +222,8 @@ class Database:
         self._checkpointer: BackgroundCheckpointer | None = None
         # Held by the ingest writer around its transactions and by the WAL checkpointer around
         # its final, blocking pass (see WalCheckpointer).
-        self.checkpoint_gate = threading.Lock()
+        # Re-entrant: the retention pass holds it and opens sessions, whose counter fold takes it.
+        self.checkpoint_gate = threading.RLock()
         # Transactions of this process's ingest writer so far: the retention pass reads it to
         # tell whether ingest is running, and then leaves it more of the database and the CPU.
         self.ingest_transactions = 0

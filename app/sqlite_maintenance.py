@@ -140,7 +140,7 @@ class WalCheckpointer:
     BUSY_TIMEOUT_MS = 100
 
     def __init__(
-        self, path: str, gate: threading.Lock, final_runner: PriorityRunner | None = None
+        self, path: str, gate: threading.RLock, final_runner: PriorityRunner | None = None
     ) -> None:
         self.path = path
         self.gate = gate
@@ -270,7 +270,7 @@ class BackgroundCheckpointer:
     """
 
     def __init__(
-        self, engine: Engine, path: str, gate: threading.Lock, interval_seconds: float
+        self, engine: Engine, path: str, gate: threading.RLock, interval_seconds: float
     ) -> None:
         self.engine = engine
         event.listen(engine, "checkout", self._safety_net)

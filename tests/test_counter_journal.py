@@ -34,6 +34,7 @@ from app.issue_types.service import reload_registry
 from app.main import build_context
 from app.migrations import downgrade, upgrade
 from app.occurrences.ingest import journal
+from app.occurrences.ingest import write as write_module
 from app.occurrences.ingest.journal import JOURNAL_MIN_ROWS, merged, micros, safe_since
 from app.occurrences.ingest.recent import RecentIssues
 from app.occurrences.ingest.rules import Issue
@@ -80,7 +81,7 @@ def test_merge_sums_counts_and_keeps_extremes() -> None:
         ),
     ]
     out = merged(rows)
-    added, bumps, when, first, last, newest, hours = out[7]
+    added, bumps, when, first, last, newest, hours, _newest_when = out[7]
     assert (added, bumps) == (5, 5)
     assert first == us(T0 - timedelta(days=1))
     assert last == us(T0 + timedelta(minutes=5))
@@ -167,6 +168,20 @@ def _raw(settings: Settings, sql: str) -> list[Any]:
         engine.dispose()
 
 
+def _count_records(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The number of entries of each journal row written from now on."""
+    counts: list[int] = []
+    real = write_module.record
+
+    def counting(cur: Any, sql: Any, entries: list[list[Any]]) -> None:
+        if entries:
+            counts.append(len(entries))
+        real(cur, sql, entries)
+
+    monkeypatch.setattr(write_module, "record", counting)
+    return counts
+
+
 def _ingest(ctx: AppContext, items: list[dict[str, Any]]) -> list[str]:
     results = ingest_occurrences(ctx, items, principal=Principal.admin())
     return [str(r.body.get("outcome", r.body)) for r in results]
@@ -177,6 +192,11 @@ def _issues(ctx: AppContext, fingerprints: list[str], **fields: Any) -> None:
     assert _ingest(ctx, [occurrence(fingerprint=[f], **fields) for f in fingerprints]) == [
         "created"
     ] * len(fingerprints)
+
+
+def _db_time(moment: datetime) -> Any:
+    """A time as the test database stores it."""
+    return moment if ON_POSTGRES else moment.replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 def _seen(settings: Settings) -> list[tuple[str, int, int, str]]:
@@ -272,13 +292,16 @@ def test_a_journal_left_by_a_crash_is_folded_by_the_next_process(
     assert _raw(settings, "SELECT times_seen FROM groups")[0][0] == 1 + JOURNAL_MIN_ROWS
 
 
-def test_the_answer_after_a_large_batch_shows_exact_counts(admin: TestClient) -> None:
+def test_the_answer_after_a_large_batch_shows_exact_counts(
+    admin: TestClient, settings: Settings
+) -> None:
     first = admin.post("/occurrences", json=occurrence(fingerprint=["api"]))
     assert first.status_code == 202, first.text
     batch = [occurrence(fingerprint=["api"]) for _ in range(JOURNAL_MIN_ROWS + 5)]
     answer = admin.post("/occurrences/batch", json={"occurrences": batch})
     assert answer.status_code == 200
     assert {r["outcome"] for r in answer.json()["results"]} == {"grouped"}
+    assert _raw(settings, "SELECT id FROM counter_journal")  # the counts are waiting
     issue_id = first.json()["issue_id"]
     shown = admin.get(f"/issues/{issue_id}")
     assert shown.status_code == 200, shown.text
@@ -301,6 +324,57 @@ def test_an_issue_this_process_did_not_count_into_lately_is_written_at_once(
         assert len(_raw(settings, "SELECT id FROM counter_journal")) == 1
     finally:
         other.db.dispose()
+
+
+def test_a_direct_write_after_journaled_counts_keeps_the_newest_of_a_tie(
+    ctx: AppContext, settings: Settings, clock: FakeClock
+) -> None:
+    _issues(ctx, ["tie"])
+    moment = (T0 + timedelta(minutes=5)).isoformat()
+    big = [occurrence(fingerprint=["tie"], issue_title="journaled", detection_time=moment)]
+    _ingest(ctx, big * 1 + [occurrence(fingerprint=["tie"], detection_time=moment,
+                                       issue_title="journaled") for _ in range(99)])  # fmt: skip
+    assert _raw(settings, "SELECT id FROM counter_journal")
+    clock.advance(seconds=1)
+    # A small group a second later, same detection time: written at once, and the later wins.
+    _ingest(ctx, [occurrence(fingerprint=["tie"], issue_title="direct", detection_time=moment)])
+    journal.fold(ctx)
+    assert _raw(settings, "SELECT title, times_seen FROM groups") == [("direct", 102)]
+
+
+def test_updated_at_does_not_move_back_at_a_fold(
+    ctx: AppContext, settings: Settings, clock: FakeClock, admin: TestClient
+) -> None:
+    _issues(ctx, ["late"])
+    _ingest(ctx, [occurrence(fingerprint=["late"]) for _ in range(JOURNAL_MIN_ROWS)])
+    clock.advance(hours=1)
+    engine = create_engine(settings.resolved_database_url, poolclass=NullPool)
+    with engine.begin() as conn:  # a triage an hour later (the row written after the entries)
+        conn.execute(text("UPDATE groups SET updated_at = :t"), {"t": _db_time(clock.now)})
+    engine.dispose()
+    journal.fold(ctx)
+    [(updated,)] = _raw(settings, "SELECT updated_at FROM groups")
+    assert str(updated).startswith(clock.now.strftime("%Y-%m-%d %H"))
+
+
+def test_ingest_after_a_quiet_spell_folds_before_it_decides(
+    ctx: AppContext, settings: Settings, clock: FakeClock
+) -> None:
+    # Auto-resolve after 24 hours. The issue was last seen 20 hours ago as stored; a large group
+    # brings it to now, journaled. Five hours later, with nothing folded meanwhile, one more
+    # occurrence must join it (last seen 5 hours ago), not regress it (25 hours, as stored).
+    engine = create_engine(settings.resolved_database_url, poolclass=NullPool)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE projects SET resolve_age_hours = 24"))
+    engine.dispose()
+    _issues(ctx, ["quiet"], detection_time=(clock.now - timedelta(hours=20)).isoformat())
+    now = clock.now.isoformat()
+    _ingest(ctx, [occurrence(fingerprint=["quiet"], detection_time=now) for _ in range(100)])
+    assert _raw(settings, "SELECT id FROM counter_journal")
+    clock.advance(hours=5)
+    journal.state_of(ctx).checked_at = 0.0  # the quiet spell, as the process's clock sees it
+    later = clock.now.isoformat()
+    assert _ingest(ctx, [occurrence(fingerprint=["quiet"], detection_time=later)]) == ["grouped"]
 
 
 def test_an_issue_deleted_before_the_fold_is_skipped(ctx: AppContext, settings: Settings) -> None:
@@ -342,11 +416,15 @@ def test_an_issue_near_an_age_rule_is_written_at_once(
     assert len(_raw(settings, "SELECT id FROM counter_journal")) == 1
 
 
-def test_racing_writers_and_folds_count_exactly(settings: Settings, client: TestClient) -> None:
+def test_racing_writers_and_folds_count_exactly(
+    settings: Settings, client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Two contexts (two processes), each folding after every group, ingest large groups into
     # the same issues from several threads.
     folding = settings.model_copy(update={"counter_fold_seconds": 0})
-    contexts = [build_context(folding) for _ in range(2)]
+    # A fixed clock: the occurrences' detection time stays recent (else not journaled).
+    contexts = [build_context(folding, FakeClock()) for _ in range(2)]
+    recorded = _count_records(monkeypatch)
     ensure_defaults(contexts[0].db)
     for context in contexts:
         with context.db.read() as session:
@@ -383,6 +461,7 @@ def test_racing_writers_and_folds_count_exactly(settings: Settings, client: Test
     assert int(_raw(settings, "SELECT count(*) FROM occurrences")[0][0]) == total
     assert int(_raw(settings, "SELECT sum(count) FROM hourly_counts")[0][0]) == total
     assert not _raw(settings, "SELECT id FROM counter_journal")
+    assert sum(recorded) > 0  # the groups went through the journal
 
 
 @pytest.mark.skipif(ON_POSTGRES, reason="a migration test on a SQLite file of its own")
@@ -402,7 +481,7 @@ def test_the_migration_will_not_drop_a_journal_holding_counts(tmp_path: Path) ->
 
 @pytest.mark.parametrize("writer", ["inline", "thread"])
 def test_the_writer_folds_after_a_group_when_due(
-    settings: Settings, clock: FakeClock, writer: str
+    settings: Settings, clock: FakeClock, writer: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from app.main import create_app
 
@@ -410,6 +489,7 @@ def test_the_writer_folds_after_a_group_when_due(
         settings.model_copy(update={"counter_fold_seconds": 0, "ingest_writer": writer}),
         clock=clock,
     )
+    recorded = _count_records(monkeypatch)
     with TestClient(app) as client:
         client.headers["Authorization"] = f"Bearer {ADMIN_TOKEN}"
         assert client.post("/occurrences", json=occurrence(fingerprint=["w"])).status_code == 202
@@ -421,6 +501,7 @@ def test_the_writer_folds_after_a_group_when_due(
             time.sleep(0.01)
         assert not _raw(settings, "SELECT id FROM counter_journal")
         assert _raw(settings, "SELECT times_seen FROM groups")[0][0] == 1 + JOURNAL_MIN_ROWS
+    assert recorded == [1]  # the batch's counts went through the journal
 
 
 def test_only_a_threads_outermost_session_folds(ctx: AppContext) -> None:

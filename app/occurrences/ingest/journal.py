@@ -29,7 +29,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from app.context import AppContext, CounterJournalState
 from app.occurrences.ingest import statements as st
@@ -45,6 +45,10 @@ MICROSECOND = timedelta(microseconds=1)
 # could deadlock); any constant outside the ingest's fingerprint keys' use is fine.
 FOLD_LOCK_KEY = 0x1C0_0A7E5
 MAX_ATTEMPTS = 5
+# Ingest folds what is pending first when it has not checked for this long (fold_if_stale).
+CHECK_SECONDS = 10.0
+# The longest a fold before a read waits for its locks.
+READ_FOLD_WAIT_MS = 2000
 # Occurrences a group commit must store to journal its counts (write.py ``_count``).
 JOURNAL_MIN_ROWS = 100
 # How far from an age rule's cutoff an issue must be to be journaled (``safe_since``): far more
@@ -132,8 +136,9 @@ def record(cur: Any, sql: st.Statements, entries: list[list[Any]]) -> None:
         st.execute_many(cur, sql.insert_journal, [(orjson.dumps(entries).decode(),)])
 
 
-# The merged state of one issue: [added, bumps, when, first, last, newest, {hour: n}] (a list,
-# not an object: a fold merges one entry per issue and transaction, tens of thousands a second).
+# The merged state of one issue: [added, bumps, when, first, last, newest, {hour: n}, the
+# transaction time of the newest's entry] (a list, not an object: a fold merges one entry per
+# issue and transaction, tens of thousands a second).
 Merged = list[Any]
 
 
@@ -144,7 +149,7 @@ def merged(rows: Iterable[tuple[int, str]]) -> dict[int, Merged]:
         for gid, added, bumps, when, first, last, newest, hours in orjson.loads(entries):
             m = out.get(gid)
             if m is None:
-                out[gid] = [added, bumps, when, first, last, newest, dict(hours)]
+                out[gid] = [added, bumps, when, first, last, newest, dict(hours), when]
                 continue
             m[0] += added
             m[1] += bumps
@@ -156,6 +161,7 @@ def merged(rows: Iterable[tuple[int, str]]) -> dict[int, Merged]:
                 m[4] = last
             if newest is not None and (m[5] is None or newest[5] >= m[5][5]):
                 m[5] = newest
+                m[7] = when
             counts = m[6]
             for hour, n in hours:
                 counts[hour] = counts.get(hour, 0) + n
@@ -183,15 +189,22 @@ def _updates(
             found = us[value] = micros(times.read(value))
         return found
 
-    for gid, first_seen, last_seen, latest in current:
-        added, bumps, when, first, last, newest, hours = folded[gid]
+    for gid, first_seen, last_seen, latest, updated_at in current:
+        added, bumps, when, first, last, newest, hours, newest_when = folded[gid]
         if first is not None and first >= stored(first_seen):
             first = None
         if last is not None and last <= stored(last_seen):
             last = None
+        updated = stored(updated_at)
         newest_values = None
-        if newest is not None and newest[5] >= stored(latest):
-            newest_values = (*newest[:5], to_db(newest[5]))
+        if newest is not None:
+            shown = stored(latest)
+            # As in rules.count_in, a tie goes to the later transaction: the journaled one
+            # unless the row was written after it (a direct write, a triage).
+            if newest[5] > shown or (newest[5] == shown and newest_when >= updated):
+                newest_values = (*newest[:5], to_db(newest[5]))
+        # updated_at never moves back (a triage may have written the row after the entries).
+        when = max(when, updated)
         shape, params = st.issue_update(
             gid,
             added,
@@ -208,15 +221,16 @@ def _updates(
     return by_shape, hourly
 
 
-def fold(ctx: AppContext) -> int:
+def fold(ctx: AppContext, *, lock_timeout_ms: int | None = None) -> int:
     """Apply the whole journal in one transaction; returns the journal rows folded.
 
     Retried like an ingest transaction when PostgreSQL reports a deadlock or a serialization
-    failure (a fold and a triage touching the same issues).
+    failure (a fold and a triage touching the same issues). ``lock_timeout_ms`` bounds each
+    wait for a lock on PostgreSQL (a fold before a read: the read goes on without it).
     """
     for attempt in range(1, MAX_ATTEMPTS + 1):
         try:
-            return _fold_once(ctx)
+            return _fold_once(ctx, lock_timeout_ms)
         except OperationalError as exc:
             code = getattr(exc.orig, "sqlstate", None)
             if code not in ("40P01", "40001") or attempt == MAX_ATTEMPTS:
@@ -225,11 +239,15 @@ def fold(ctx: AppContext) -> int:
     raise AssertionError("unreachable")
 
 
-def _fold_once(ctx: AppContext) -> int:
+def _fold_once(ctx: AppContext, lock_timeout_ms: int | None) -> int:
     with ctx.db.write_connection() as conn:
         sql = st.statements(conn.dialect.name)
         cur = st.cursor(conn)
         if sql.postgres:
+            if lock_timeout_ms is not None:
+                st.fetch(
+                    cur, "SELECT set_config('lock_timeout', %s, true)", (f"{lock_timeout_ms}ms",)
+                )
             st.fetch(cur, "SELECT pg_advisory_xact_lock(%s)", (FOLD_LOCK_KEY,))
         # DELETE … RETURNING: exactly the rows this fold applies, whatever commits meanwhile.
         rows = st.fetch(cur, sql.take_journal, ())
@@ -261,15 +279,39 @@ def fold_if_due(ctx: AppContext) -> None:
         # Set first: a failing fold (database gone) is not retried after every transaction.
         state.fold_at = time.monotonic()
         state.rotate()
+        state.checked_at = state.fold_at
         try:
             fold(ctx)
-        except (DBAPIError, IntegrityError) as exc:
+        except DBAPIError as exc:
             # The journal stays; the next fold (or the next read) applies it.
             log.warning("counter fold failed (%s); retried later", type(exc).__name__)
+        except Exception:  # the ingest that called it is committed and answered: carry on
+            log.exception("counter fold failed; retried later")
+
+
+def fold_if_stale(ctx: AppContext) -> None:
+    """Before an ingest transaction: fold what any process left, if not checked lately.
+
+    The decisions of ingest (a regression after the auto-resolve age) read ``last_seen`` as
+    stored. After a quiet spell, the journal may still hold the last counts of a burst (of this
+    process or another): folding them first keeps what ingest reads within ``CHECK_SECONDS``
+    plus one fold interval of the truth, far inside ``SAFETY_MARGIN``.
+    """
+    state = state_of(ctx)
+    now = time.monotonic()
+    if now - state.checked_at >= CHECK_SECONDS:
+        state.checked_at = now
+        fold_pending(ctx)
 
 
 def fold_pending(ctx: AppContext) -> None:
-    """Fold if the journal holds anything (``Database.before_session``: exact reads)."""
+    """Fold if the journal holds anything (``Database.before_session``: exact reads).
+
+    On SQLite under this process's write gate, like the retention pass: the inline ingest
+    writer then keeps serving requests instead of waiting for the database lock in SQLite's
+    busy handler. A fold that cannot have its locks within ``READ_FOLD_WAIT_MS`` (or fails) is
+    left for later: the read goes on with the counts folded so far.
+    """
     try:
         with ctx.db.engine.connect() as conn:
             pending = conn.execute(text("SELECT 1 FROM counter_journal LIMIT 1")).first()
@@ -280,11 +322,23 @@ def fold_pending(ctx: AppContext) -> None:
     if pending is None:
         return
     try:
-        fold(ctx)
+        if not ctx.db.sqlite:
+            fold(ctx, lock_timeout_ms=READ_FOLD_WAIT_MS)
+            return
+        gate = ctx.db.checkpoint_gate
+        if not gate.acquire(timeout=READ_FOLD_WAIT_MS / 1000):
+            log.warning("counter fold before a read skipped: the database stayed busy")
+            return
+        try:
+            fold(ctx)
+        finally:
+            gate.release()
     except DBAPIError as exc:
-        # A database that reads but cannot write (disk full, read-only) still answers, with
-        # the counts folded so far; the journal keeps the rest.
+        # A database that reads but cannot write (disk full, read-only), or busy past the
+        # wait: the read still answers, with the counts folded so far.
         log.warning("counter fold before a read failed (%s)", type(exc).__name__)
+    except Exception:
+        log.exception("counter fold before a read failed")
 
 
 def _missing_table(exc: DBAPIError) -> bool:

@@ -21,6 +21,8 @@ class RecentIssues:
     def __init__(self) -> None:
         # time.monotonic() of the process's last fold when due (journal.fold_if_due).
         self.fold_at = 0.0
+        # time.monotonic() of the last look for other processes' leftovers (fold_if_stale).
+        self.checked_at = 0.0
         self._current: set[int] = set()
         self._previous: set[int] = set()
 

@@ -295,9 +295,11 @@ class Statements:
         # The counter journal (journal.py): one row per transaction, taken whole by a fold.
         self.insert_journal = f"INSERT INTO counter_journal (entries) VALUES ({p})"  # noqa: S608
         self.take_journal = "DELETE FROM counter_journal RETURNING id, entries"
+        # Locked in the ingest's order: by project, then id (batch.load_known).
         self.issues_to_fold = (
-            "SELECT id, first_seen, last_seen, latest_detection_time FROM groups "  # noqa: S608
-            f"WHERE id {ids} ORDER BY id" + (" FOR UPDATE" if postgres else "")
+            "SELECT id, first_seen, last_seen, latest_detection_time, updated_at "  # noqa: S608
+            f"FROM groups WHERE id {ids} ORDER BY project_id, id"
+            + (" FOR UPDATE" if postgres else "")
         )
         self._update_sql: dict[tuple[bool, ...], str] = {}
         self._insert_sql: dict[int, str] = {}

@@ -107,6 +107,7 @@ def ingest(
         except PayloadError as exc:
             outcomes[i] = Rejected(Rejection.INVALID, exc.code, exc.message, exc.details())
     if valid:
+        journal.fold_if_stale(ctx)
         for i, outcome in retrying(lambda: _transaction(ctx, valid)).items():
             outcomes[i] = outcome
     out = [o for o in outcomes if o is not None]

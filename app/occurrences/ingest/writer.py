@@ -84,7 +84,7 @@ class GroupCommitWriter:
         *,
         max_items: int,
         inline: bool = False,
-        gate: threading.Lock | None = None,
+        gate: threading.RLock | None = None,
         health: WriteHealth | None = None,
         on_transaction: Callable[[], None] | None = None,
         after_group: Callable[[], None] | None = None,
@@ -102,7 +102,7 @@ class GroupCommitWriter:
         self._health = health if health is not None else WriteHealth()
         # Held around each transaction; the SQLite WAL checkpointer takes it for its short
         # blocking pass (Database.checkpoint_gate).
-        self._gate = gate if gate is not None else threading.Lock()
+        self._gate = gate if gate is not None else threading.RLock()
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
