@@ -231,19 +231,32 @@ def test_the_inline_writer_waits_for_the_checkpoint_gate_without_blocking_the_lo
         reload_registry(session, ctx.registry)
     writer = GroupCommitWriter(ctx, max_items=100, inline=True, gate=ctx.db.checkpoint_gate)
 
+    # The final pass holds the gate on a thread of its own (the gate is re-entrant: the holding
+    # thread itself would pass).
+    held, release = threading.Event(), threading.Event()
+
+    def final_pass() -> None:
+        with ctx.db.checkpoint_gate:
+            held.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=final_pass)
+    holder.start()
+    assert held.wait(5)
+
     async def scenario() -> tuple[bool, int, str]:
-        ctx.db.checkpoint_gate.acquire()
         task = asyncio.create_task(writer.submit([occurrence()], Principal.admin()))
         ticks = 0
         for _ in range(20):  # the loop keeps running while the writer waits
             await asyncio.sleep(0.002)
             ticks += 1
         waited = not task.done()
-        ctx.db.checkpoint_gate.release()
+        release.set()
         [result] = await asyncio.wait_for(task, 5)
         return waited, ticks, str(result.body["outcome"])
 
     waited, ticks, outcome = asyncio.run(scenario())
+    holder.join(5)
     assert waited and ticks == 20
     assert outcome == "created"
     ctx.db.dispose()
