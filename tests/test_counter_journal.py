@@ -194,6 +194,16 @@ def _issues(ctx: AppContext, fingerprints: list[str], **fields: Any) -> None:
     ] * len(fingerprints)
 
 
+def _execute(settings: Settings, sql: str, **params: Any) -> None:
+    """One statement around the application (as an operator or another service would)."""
+    engine = create_engine(settings.resolved_database_url, poolclass=NullPool)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(sql), params)
+    finally:
+        engine.dispose()
+
+
 def _db_time(moment: datetime) -> Any:
     """A time as the test database stores it."""
     return moment if ON_POSTGRES else moment.replace(tzinfo=None).isoformat(" ", "microseconds")
@@ -348,10 +358,8 @@ def test_updated_at_does_not_move_back_at_a_fold(
     _issues(ctx, ["late"])
     _ingest(ctx, [occurrence(fingerprint=["late"]) for _ in range(JOURNAL_MIN_ROWS)])
     clock.advance(hours=1)
-    engine = create_engine(settings.resolved_database_url, poolclass=NullPool)
-    with engine.begin() as conn:  # a triage an hour later (the row written after the entries)
-        conn.execute(text("UPDATE groups SET updated_at = :t"), {"t": _db_time(clock.now)})
-    engine.dispose()
+    # A triage an hour later: the row is written after the entries.
+    _execute(settings, "UPDATE groups SET updated_at = :t", t=_db_time(clock.now))
     journal.fold(ctx)
     [(updated,)] = _raw(settings, "SELECT updated_at FROM groups")
     assert str(updated).startswith(clock.now.strftime("%Y-%m-%d %H"))
@@ -363,10 +371,7 @@ def test_ingest_after_a_quiet_spell_folds_before_it_decides(
     # Auto-resolve after 24 hours. The issue was last seen 20 hours ago as stored; a large group
     # brings it to now, journaled. Five hours later, with nothing folded meanwhile, one more
     # occurrence must join it (last seen 5 hours ago), not regress it (25 hours, as stored).
-    engine = create_engine(settings.resolved_database_url, poolclass=NullPool)
-    with engine.begin() as conn:
-        conn.execute(text("UPDATE projects SET resolve_age_hours = 24"))
-    engine.dispose()
+    _execute(settings, "UPDATE projects SET resolve_age_hours = 24")
     _issues(ctx, ["quiet"], detection_time=(clock.now - timedelta(hours=20)).isoformat())
     now = clock.now.isoformat()
     _ingest(ctx, [occurrence(fingerprint=["quiet"], detection_time=now) for _ in range(100)])
@@ -402,10 +407,7 @@ def test_an_issue_near_an_age_rule_is_written_at_once(
 ) -> None:
     # Auto-resolve after 24 hours: an issue last seen 23.5 hours ago is within the safety
     # margin, so the group that brings it back writes its counts directly.
-    engine = create_engine(settings.resolved_database_url, poolclass=NullPool)
-    with engine.begin() as conn:
-        conn.execute(text("UPDATE projects SET resolve_age_hours = 24"))
-    engine.dispose()
+    _execute(settings, "UPDATE projects SET resolve_age_hours = 24")
     old = (clock.now - timedelta(hours=23, minutes=30)).isoformat()
     _issues(ctx, ["old"], detection_time=old)
     _ingest(ctx, [occurrence(fingerprint=["old"]) for _ in range(JOURNAL_MIN_ROWS)])

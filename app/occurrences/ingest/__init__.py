@@ -8,7 +8,9 @@ Read in this order (docs/adr/0009-set-based-ingest.md):
 - ``rules``: the pure counting rules (times, newest texts, regression);
 - ``pending``: noise windows (occurrences waiting below a threshold);
 - ``write``: the set-based writes and the rare after-effects;
-- ``journal``: the counter journal (counts of large groups, folded later; ADR 0011);
+- ``journal``: the counter journal (counts of large groups, folded later; ADR 0011), and
+  ``recent``, the issues a process counted into lately;
+- ``retry``: a transaction run again after a lost race or a deadlock;
 - ``statements``: the driver-level SQL of each dialect;
 - ``outcomes``: the typed answers and their HTTP form;
 - ``writer``: the group-commit writer that forms the groups;

@@ -29,13 +29,13 @@ from typing import Any
 
 import orjson
 from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError
 
 from app.context import AppContext, CounterJournalState
 from app.occurrences.ingest import statements as st
 from app.occurrences.ingest.recent import RecentIssues
+from app.occurrences.ingest.retry import retrying
 from app.occurrences.ingest.rules import Issue
-from app.occurrences.validation import truncate_culprit
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,6 @@ MICROSECOND = timedelta(microseconds=1)
 # Serializes folds on PostgreSQL (two folds deleting the same journal rows in different orders
 # could deadlock); any constant outside the ingest's fingerprint keys' use is fine.
 FOLD_LOCK_KEY = 0x1C0_0A7E5
-MAX_ATTEMPTS = 5
 # Ingest folds what is pending first when it has not checked for this long (fold_if_stale).
 CHECK_SECONDS = 10.0
 # The longest a fold before a read waits for its locks.
@@ -106,18 +105,7 @@ def entry(issue: Issue, now_us: int, hours: Sequence[tuple[int, int]]) -> list[A
     detection time]``). Times are microseconds since the epoch.
     """
     n = issue.newest
-    newest = (
-        [
-            n.issue_title,
-            n.subtitle,
-            truncate_culprit(n.culprit),
-            n.level,
-            n.id,
-            micros(n.detection_time),
-        ]
-        if n is not None
-        else None
-    )
+    newest = list(st.newest_values(n, micros)) if n is not None else None
     return [
         issue.id,
         issue.added,
@@ -224,19 +212,12 @@ def _updates(
 def fold(ctx: AppContext, *, lock_timeout_ms: int | None = None) -> int:
     """Apply the whole journal in one transaction; returns the journal rows folded.
 
-    Retried like an ingest transaction when PostgreSQL reports a deadlock or a serialization
-    failure (a fold and a triage touching the same issues). ``lock_timeout_ms`` bounds each
-    wait for a lock on PostgreSQL (a fold before a read: the read goes on without it).
+    Retried like an ingest transaction (``retry.retrying``) when PostgreSQL reports a deadlock
+    or a serialization failure (a fold and a triage touching the same issues).
+    ``lock_timeout_ms`` bounds each wait for a lock on PostgreSQL (a fold before a read: the
+    read goes on without it).
     """
-    for attempt in range(1, MAX_ATTEMPTS + 1):
-        try:
-            return _fold_once(ctx, lock_timeout_ms)
-        except OperationalError as exc:
-            code = getattr(exc.orig, "sqlstate", None)
-            if code not in ("40P01", "40001") or attempt == MAX_ATTEMPTS:
-                raise
-            log.info("counter fold deadlock (attempt %d), retrying", attempt)
-    raise AssertionError("unreachable")
+    return retrying(lambda: _fold_once(ctx, lock_timeout_ms))
 
 
 def _fold_once(ctx: AppContext, lock_timeout_ms: int | None) -> int:

@@ -22,7 +22,8 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError, StatementError
 
 from app.db import json_text
-from app.occurrences.ingest.rules import Issue
+from app.occurrences.ingest.rules import Counted, Issue
+from app.occurrences.validation import truncate_culprit
 
 OCCURRENCE_COLUMNS = (
     "project_id",
@@ -87,6 +88,12 @@ NEWEST_COLUMNS = (
     "latest_occurrence_id",
     "latest_detection_time",
 )
+
+
+def newest_values(n: Counted, t: Callable[[datetime], Any]) -> tuple[Any, ...]:
+    """NEWEST_COLUMNS' values from an issue's newest occurrence, its time converted by ``t``."""
+    return (n.issue_title, n.subtitle, truncate_culprit(n.culprit), n.level, n.id,
+            t(n.detection_time))  # fmt: skip
 
 
 def sqlite_time(moment: datetime) -> str:

@@ -14,11 +14,10 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.exc import IntegrityError, OperationalError
 
 from app.auth.principal import Principal
 from app.context import AppContext
@@ -38,13 +37,12 @@ from app.occurrences.ingest.outcomes import (
     Rejection,
     to_result,
 )
+from app.occurrences.ingest.retry import retrying
 from app.occurrences.ingest.write import write
 from app.occurrences.validation import Limits, PayloadError, ValidOccurrence, validate_occurrence
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
-MAX_ATTEMPTS = 5
 LOCK_BUCKETS = 1 << 16
 
 Candidate = tuple[int, ValidOccurrence, IssueType, list[str]]
@@ -54,27 +52,6 @@ def lock_key(project_id: int, value: str) -> int:
     """The advisory lock bucket of a fingerprint's primary hash (PostgreSQL)."""
     digest = hashlib.blake2b(f"{project_id}:{value}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") % LOCK_BUCKETS
-
-
-def retrying(fn: Callable[[], T]) -> T:
-    """Run a write use case again when a concurrent writer made it lose a race.
-
-    A unique-key race (two processes creating the same issue, the same occurrence id at the same
-    instant) or a PostgreSQL deadlock aborts the transaction; the retry sees the winner's rows.
-    """
-    for attempt in range(1, MAX_ATTEMPTS + 1):
-        try:
-            return fn()
-        except IntegrityError:
-            if attempt == MAX_ATTEMPTS:
-                raise
-            log.info("ingest race lost (attempt %d), retrying", attempt)
-        except OperationalError as exc:
-            code = getattr(exc.orig, "sqlstate", None)
-            if code not in ("40P01", "40001") or attempt == MAX_ATTEMPTS:
-                raise
-            log.info("ingest deadlock (attempt %d), retrying", attempt)
-    raise AssertionError("unreachable")
 
 
 def limits_of(ctx: AppContext) -> Limits:

@@ -147,18 +147,7 @@ def change_of(issue: Issue, t: Any, when: Any) -> tuple[st.Shape, list[Any]]:
     """The UPDATE an existing issue needs (unchanged column groups left out)."""
     assert issue.id is not None
     n = issue.newest
-    newest = (
-        (
-            n.issue_title,
-            n.subtitle,
-            truncate_culprit(n.culprit),
-            n.level,
-            n.id,
-            t(n.detection_time),
-        )
-        if n is not None
-        else None
-    )
+    newest = st.newest_values(n, t) if n is not None else None
     status = (
         (issue.status, issue.substatus, t(issue.substatus_changed_at))
         if issue.status_changed and issue.substatus_changed_at is not None
