@@ -11,11 +11,13 @@ applies the journal to ``groups`` and ``hourly_counts`` in one transaction, merg
 commits' changes of the same issue into one UPDATE (docs/adr/0011-counter-journal.md).
 
 Nothing is counted in memory: a crash leaves the journal rows, and the next fold applies them.
-A fold runs after an ingest transaction once ``counter_fold_seconds`` passed since the last one,
-and before any other session of the application reads or writes (``Database.before_session``),
-so every answer, job and triage sees exact counts. Issues whose transaction decides anything
-beyond counting (a status or priority change, a regression, an ignored issue's rules, a new
-issue) are written directly, as before.
+A fold runs after an ingest transaction once ``counter_fold_seconds`` passed since the last one
+(``fold_if_due``), before a thread's outermost session of the application
+(``Database.before_session``: every answer, job and triage sees exact counts), and before an
+ingest transaction after a quiet spell (``fold_if_stale``). Issues whose transaction decides
+anything beyond counting (a status or priority change, a regression, an ignored issue's rules, a
+new issue), small groups, issues near an age rule and issues this process did not count into
+lately are written directly, as before.
 """
 
 from __future__ import annotations
@@ -235,7 +237,7 @@ def _fold_once(ctx: AppContext, lock_timeout_ms: int | None) -> int:
         if not rows:
             return 0
         folded = merged(rows)
-        # Locked in id order on PostgreSQL, like the ingest's issues (no deadlock cycle).
+        # Locked on PostgreSQL by project, then id, as ingest locks them (no deadlock cycle).
         current = st.fetch(cur, sql.issues_to_fold, (sql.ids_param(sorted(folded)),))
         by_shape, hourly = _updates(folded, current, st.Times(sql))
         st.execute_set(cur, sql, sql.upsert_hourly, sql.upsert_hourly_set, hourly)
