@@ -237,7 +237,7 @@ def test_a_real_deadlock_with_the_ingest_transaction_is_retried(
     it with 40P01; ``_retrying`` must run it again, and it then succeeds once the other
     transaction is done.
     """
-    caplog.set_level(logging.INFO, logger="app.occurrences.ingest.usecase")
+    caplog.set_level(logging.INFO, logger="app.occurrences.ingest.retry")
     [first] = ingest_occurrences(ctx, [item(fingerprint="dl")], principal=Principal.admin())
     assert first.body["outcome"] == "created"
     group_id = first.body["issue_id"]

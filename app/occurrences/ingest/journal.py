@@ -219,7 +219,7 @@ def fold(ctx: AppContext, *, lock_timeout_ms: int | None = None) -> int:
     ``lock_timeout_ms`` bounds each wait for a lock on PostgreSQL (a fold before a read: the
     read goes on without it).
     """
-    return retrying(lambda: _fold_once(ctx, lock_timeout_ms))
+    return retrying(lambda: _fold_once(ctx, lock_timeout_ms), "counter fold")
 
 
 def _fold_once(ctx: AppContext, lock_timeout_ms: int | None) -> int:
