@@ -175,7 +175,8 @@ def _count(batch: Batch, when: Any) -> None:
     its counts at once and leaves nothing for a fold to stall later requests with.
     """
     use_journal = len(batch.rows) >= JOURNAL_MIN_ROWS
-    since = {p.id: safe_since(batch.now, p) for p in batch.projects.values()}
+    # Only a large group asks (a single POST's group would compute it for nothing).
+    since = {p.id: safe_since(batch.now, p) for p in batch.projects.values()} if use_journal else {}
     recent = state_of(batch.ctx)
     direct_hours: list[tuple[int, int, int]] = []
     journal_hours: dict[Issue, list[tuple[int, int]]] = defaultdict(list)
