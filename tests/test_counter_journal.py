@@ -148,14 +148,11 @@ def test_an_issue_is_hot_from_its_first_touch_until_two_rotations_without_one() 
 
 
 @pytest.fixture
-def ctx(settings: Settings, client: TestClient, clock: FakeClock) -> Any:
-    """A context whose ingest never folds by itself (the interval is an hour)."""
-    context = build_context(settings.model_copy(update={"counter_fold_seconds": 3600}), clock)
-    with context.db.read() as session:
-        reload_registry(session, context.registry)
-    journal.state_of(context).fold_at = time.monotonic()
-    yield context
-    context.db.dispose()
+def ctx(own_ctx: AppContext) -> AppContext:
+    """A context of its own whose ingest never folds by itself (the interval is an hour)."""
+    own_ctx.settings = own_ctx.settings.model_copy(update={"counter_fold_seconds": 3600})
+    journal.state_of(own_ctx).fold_at = time.monotonic()
+    return own_ctx
 
 
 def _raw(settings: Settings, sql: str) -> list[Any]:
