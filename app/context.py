@@ -53,6 +53,8 @@ class CounterJournalState(Protocol):
     """``time.monotonic()`` of this process's last fold when due."""
     checked_at: float
     """``time.monotonic()`` of the last fold before an ingest transaction (``fold_if_stale``)."""
+    journaled_at: float
+    """``time.monotonic()`` of this process's last committed journal row (``idle_wait``)."""
 
     def hot(self, issue_id: int) -> bool:
         """Whether this process counted into the issue lately."""

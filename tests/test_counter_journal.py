@@ -10,6 +10,8 @@
 - Racing writers and folds (two contexts, as two processes; SQLite and PostgreSQL) count
   exactly.
 - The migration refuses to drop a journal that still holds counts.
+- When ingest goes quiet, the writer (inline and thread) and the Kafka consumer fold the last
+  journaled counts one interval later, with no read to trigger it.
 """
 
 from __future__ import annotations
@@ -501,6 +503,95 @@ def test_the_writer_folds_after_a_group_when_due(
         assert not _raw(settings, "SELECT id FROM counter_journal")
         assert _raw(settings, "SELECT times_seen FROM groups")[0][0] == 1 + JOURNAL_MIN_ROWS
     assert recorded == [1]  # the batch's counts went through the journal
+
+
+def test_idle_wait_runs_from_the_last_journal_row_until_a_fold_takes_it(
+    ctx: AppContext,
+) -> None:
+    ctx.settings = ctx.settings.model_copy(update={"counter_fold_seconds": 5})
+    state = journal.state_of(ctx)
+    assert journal.idle_wait(ctx) is None  # nothing journaled by this process
+    state.fold_at = time.monotonic() - 10
+    journal.committed_journal(ctx)
+    wait = journal.idle_wait(ctx)
+    assert wait is not None and 4 < wait <= 5
+    journal.fold_if_idle(ctx)  # not due: nothing happens
+    later = journal.idle_wait(ctx)
+    assert later is not None and 0 < later <= wait
+    state.journaled_at -= 6  # the row has waited an interval
+    assert journal.idle_wait(ctx) == 0.0
+    journal.fold_if_idle(ctx)
+    assert state.fold_at > state.journaled_at
+    assert journal.idle_wait(ctx) is None  # the fold took it
+
+
+def _journal_a_large_group(ctx: AppContext, settings: Settings, fingerprint: str) -> None:
+    """One issue, then a group of JOURNAL_MIN_ROWS that journals its counts (nothing folds)."""
+    _issues(ctx, [fingerprint])
+    items = [occurrence(fingerprint=[fingerprint]) for _ in range(JOURNAL_MIN_ROWS)]
+    assert set(_ingest(ctx, items)) == {"grouped"}
+    assert len(_raw(settings, "SELECT id FROM counter_journal")) == 1
+
+
+def _wait_for_empty_journal(settings: Settings, seconds: float = 10) -> None:
+    deadline = time.monotonic() + seconds
+    while _raw(settings, "SELECT id FROM counter_journal") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not _raw(settings, "SELECT id FROM counter_journal")
+
+
+@pytest.mark.parametrize("route", ["/occurrences/batch", "/ingest"])
+@pytest.mark.parametrize("writer", ["inline", "thread"])
+def test_the_writer_folds_a_bursts_last_counts_one_interval_later(
+    settings: Settings,
+    clock: FakeClock,
+    writer: str,
+    route: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # /ingest ingests on a worker thread, not through the writer; it hands the writer the watch.
+    from app.main import create_app
+
+    interval = 1.0
+    app = create_app(
+        settings.model_copy(update={"counter_fold_seconds": interval, "ingest_writer": writer}),
+        clock=clock,
+    )
+    recorded = _count_records(monkeypatch)
+    with TestClient(app) as client:
+        client.headers["Authorization"] = f"Bearer {ADMIN_TOKEN}"
+        assert client.post("/occurrences", json=occurrence(fingerprint=["q"])).status_code == 202
+        # As if the process had just folded: the fold after the batch's group is not due.
+        journal.state_of(app.state.ctx).fold_at = time.monotonic()
+        batch = [occurrence(fingerprint=["q"]) for _ in range(JOURNAL_MIN_ROWS)]
+        body = {"occurrences": batch} if route == "/occurrences/batch" else batch
+        assert client.post(route, json=body).status_code == 200
+        started = time.monotonic()
+        assert recorded == [1]  # journaled, and no more requests, reads or jobs follow
+        _wait_for_empty_journal(settings)
+        assert time.monotonic() - started < interval + 5
+        assert _raw(settings, "SELECT times_seen FROM groups")[0][0] == 1 + JOURNAL_MIN_ROWS
+
+
+def test_the_consumer_folds_the_last_counts_after_an_empty_poll(
+    ctx: AppContext, settings: Settings
+) -> None:
+    from app.consumer.runner import ConsumerConfig, IngestConsumer
+    from tests.test_consumer_batches import FakeConsumer, FakeProducer
+
+    _journal_a_large_group(ctx, settings, "kafka")
+    ctx.settings = ctx.settings.model_copy(update={"counter_fold_seconds": 0.05})
+    time.sleep(0.1)
+    stop = threading.Event()
+    runner = IngestConsumer(
+        ctx,
+        ConsumerConfig(bootstrap_servers="unused:9092"),
+        consumer=FakeConsumer([], stop),  # one empty poll, then stop
+        dlq_producer=FakeProducer(),
+    )
+    runner.run(stop)
+    assert not _raw(settings, "SELECT id FROM counter_journal")
+    assert _raw(settings, "SELECT times_seen FROM groups")[0][0] == 1 + JOURNAL_MIN_ROWS
 
 
 def test_only_a_threads_outermost_session_folds(ctx: AppContext) -> None:

@@ -137,6 +137,8 @@ async def post_ingest(request: Request, ctx: CtxDep, principal: IngestDep) -> JS
             )
         enforce_ingest_rate(ctx, principal, payload)
         results = await run_in_threadpool(ingest_messages, ctx, payload, principal=principal)
+        # A list this long may have journaled counts: the writer folds them when ingest idles.
+        writer_of(ctx).watch_journal()
         items = []
         for r in results:
             item = _batch_item(r.status_code, r.body)

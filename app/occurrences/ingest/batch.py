@@ -102,6 +102,8 @@ class Batch:
     # Pending occurrences stored earlier that an issue created here adopts: (project, hash).
     adopted: list[tuple[int, str, Issue]] = field(default_factory=list)
     webhook_projects: set[int] = field(default_factory=set)
+    # Whether the writes include a counter journal row (journal.committed_journal after commit).
+    journaled: bool = False
     _quota: dict[tuple[int, int], int] = field(default_factory=dict)
     _created_by_type: dict[tuple[int, int], int] = field(default_factory=lambda: defaultdict(int))
     _flags: dict[tuple[int, str, int], bool] = field(default_factory=dict)

@@ -12,12 +12,12 @@ commits' changes of the same issue into one UPDATE (docs/adr/0011-counter-journa
 
 Nothing is counted in memory: a crash leaves the journal rows, and the next fold applies them.
 A fold runs after an ingest transaction once ``counter_fold_seconds`` passed since the last one
-(``fold_if_due``), before a thread's outermost session of the application
-(``Database.before_session``: every answer, job and triage sees exact counts), and before an
-ingest transaction after a quiet spell (``fold_if_stale``). Issues whose transaction decides
-anything beyond counting (a status or priority change, a regression, an ignored issue's rules, a
-new issue), small groups, issues near an age rule and issues this process did not count into
-lately are written directly, as before.
+(``fold_if_due``), one interval after the last journal row of a burst (``idle_wait``), before a
+thread's outermost session of the application (``Database.before_session``: every answer, job
+and triage sees exact counts), and before an ingest transaction after a quiet spell
+(``fold_if_stale``). Issues whose transaction decides anything beyond counting (a status or
+priority change, a regression, an ignored issue's rules, a new issue), small groups, issues near
+an age rule and issues this process did not count into lately are written directly, as before.
 """
 
 from __future__ import annotations
@@ -270,6 +270,36 @@ def fold_if_due(ctx: AppContext) -> None:
             log.warning("counter fold failed (%s); retried later", type(exc).__name__)
         except Exception:  # the ingest that called it is committed and answered: carry on
             log.exception("counter fold failed; retried later")
+
+
+def committed_journal(ctx: AppContext) -> None:
+    """An ingest transaction of this process committed a journal row (``idle_wait``)."""
+    state_of(ctx).journaled_at = time.monotonic()
+
+
+def idle_wait(ctx: AppContext) -> float | None:
+    """Seconds until this process's journaled counts are due for a fold; None: none are left.
+
+    A fold after a group commit runs only when the interval has passed, so the last rows of a
+    burst would wait for the next read or ingest (for a reader around the application, without
+    end). The group-commit writer (a timer, or its thread's idle wait) and the Kafka consumer
+    (an empty poll) ask this when ingest goes quiet, and call ``fold_if_due`` once it is 0:
+    counts as stored trail the occurrences by one interval at most.
+
+    Compared with the start of this process's last fold when due: a row committed before it
+    was taken by that fold's ``DELETE``.
+    """
+    state = ctx.counter_journal
+    if state is None or state.journaled_at <= state.fold_at:
+        return None  # nothing journaled by this process, or all of it taken by its last fold
+    due = state.journaled_at + ctx.settings.counter_fold_seconds - time.monotonic()
+    return max(due, 0.0)
+
+
+def fold_if_idle(ctx: AppContext) -> None:
+    """``fold_if_due`` once this process's journaled counts have waited an interval."""
+    if idle_wait(ctx) == 0.0:
+        fold_if_due(ctx)
 
 
 def fold_if_stale(ctx: AppContext) -> None:

@@ -23,6 +23,8 @@ class RecentIssues:
         self.fold_at = 0.0
         # time.monotonic() of the last look for other processes' leftovers (fold_if_stale).
         self.checked_at = 0.0
+        # time.monotonic() of this process's last committed journal row (journal.idle_wait).
+        self.journaled_at = 0.0
         self._current: set[int] = set()
         self._previous: set[int] = set()
 

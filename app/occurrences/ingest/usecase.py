@@ -212,6 +212,8 @@ def _decide_and_write(
         render_queued(txn.session)
         txn.session.flush()
     conn.commit()
+    if batch.journaled:
+        journal.committed_journal(ctx)
     if batch.rows:  # stored occurrences: the database can write (/readyz)
         ctx.db.write_health.succeeded()
 

@@ -211,6 +211,7 @@ def _count(batch: Batch, when: Any) -> None:
         else:
             found.append(params)
     record(cur, sql, entries)
+    batch.journaled = bool(entries)
     recent.touch(batch.touched)
     recent.touch(i.id for i in batch.created if i.id is not None)
     for shape, rows in by_shape.items():

@@ -31,7 +31,7 @@ from app.context import AppContext
 from app.db_errors import WriteHealth, database_unavailable
 from app.errors import ServiceUnavailable
 from app.metrics import INGEST_BATCH_SIZE, WRITER_FAILURES
-from app.occurrences.ingest.journal import fold_if_due
+from app.occurrences.ingest.journal import fold_if_due, idle_wait
 from app.occurrences.ingest.outcomes import IngestResult
 from app.occurrences.ingest.usecase import ingest_requests
 
@@ -45,6 +45,13 @@ GATHER_STEP_SECONDS = 0.0002
 # 0.5 ms made the event loop spin (hundreds to thousands of retries per final pass, measured)
 # on the core the final pass needs, stretching the very pass the writer waits for.
 GATE_RETRY_SECONDS = 0.001
+
+
+class _Wake:
+    """Put on the thread writer's queue to make it look at the journal (``watch_journal``)."""
+
+
+_WAKE = _Wake()
 
 
 @dataclass
@@ -88,6 +95,7 @@ class GroupCommitWriter:
         health: WriteHealth | None = None,
         on_transaction: Callable[[], None] | None = None,
         after_group: Callable[[], None] | None = None,
+        idle_wait: Callable[[], float | None] | None = None,
     ) -> None:
         self.ctx = ctx
         # Told of every transaction (Database.note_ingest_transaction: the retention pass
@@ -95,6 +103,11 @@ class GroupCommitWriter:
         self._on_transaction = on_transaction
         # Run after a group's answers went out (the counter journal's fold when due).
         self._after_group = after_group
+        # When ``after_group`` is due again with no group to follow (None: nothing waits):
+        # asked after each group, and by a timer or the thread's wait until it answers None,
+        # so the last counts of a burst are folded one interval later (journal.idle_wait).
+        self._idle_wait = idle_wait
+        self._idle_timer: asyncio.TimerHandle | None = None
         self.max_items = max_items
         self.inline = inline
         # Where failures to write and successful commits are recorded, for /readyz
@@ -103,7 +116,7 @@ class GroupCommitWriter:
         # Held around each transaction; the SQLite WAL checkpointer takes it for its short
         # blocking pass (Database.checkpoint_gate).
         self._gate = gate if gate is not None else threading.RLock()
-        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Job | _Wake | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._closed = False
@@ -133,6 +146,20 @@ class GroupCommitWriter:
         self._ensure_thread()
         self._queue.put(_Job(raws, principal, loop, future))
         return await future
+
+    def watch_journal(self) -> None:
+        """Counts were journaled outside this writer's groups: fold them once due.
+
+        ``POST /ingest`` ingests on a worker thread, not through the writer; calling this from
+        the event loop afterwards gives its journal rows the same fold one interval later.
+        """
+        if self._closed or self._idle_wait is None:
+            return
+        if self.inline:
+            self._arm_idle(asyncio.get_running_loop())
+        else:
+            self._ensure_thread()
+            self._queue.put(_WAKE)
 
     def _flush_inline(self) -> None:
         loop = asyncio.get_running_loop()
@@ -188,16 +215,29 @@ class GroupCommitWriter:
     def close(self) -> None:
         """Finish queued work and stop the thread."""
         self._closed = True
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
         if self._thread is not None:
             self._queue.put(None)
             self._thread.join(timeout=30)
 
     def _run(self) -> None:
         stopping = False
+        idle: float | None = None  # how long to wait for a job before the idle fold
         while not stopping:
-            job = self._queue.get()
+            try:
+                job = self._queue.get(timeout=idle)
+            except queue.Empty:
+                with self._gate:
+                    self._run_after_group()
+                idle = self._next_idle()
+                continue
             if job is None:
                 break
+            if isinstance(job, _Wake):
+                idle = self._next_idle()
+                continue
             jobs = [job]
             count = len(job.raws)
             while count < self.max_items:
@@ -208,10 +248,13 @@ class GroupCommitWriter:
                 if more is None:
                     stopping = True
                     break
+                if isinstance(more, _Wake):
+                    continue  # the group's own idle check follows it
                 jobs.append(more)
                 count += len(more.raws)
             with self._gate:
                 self._process(jobs)
+            idle = self._next_idle()
 
     def _process(self, jobs: list[_Job]) -> None:
         INGEST_BATCH_SIZE.observe(sum(len(j.raws) for j in jobs))
@@ -262,9 +305,45 @@ class GroupCommitWriter:
             return
         if self.inline:
             # After the callbacks that send this group's answers (queued by _settle).
-            asyncio.get_running_loop().call_soon(self._after_group_inline)
+            loop = asyncio.get_running_loop()
+            loop.call_soon(self._after_group_inline)
+            self._arm_idle(loop)
         else:
             self._run_after_group()  # the thread holds the gate (_run)
+
+    def _next_idle(self) -> float | None:
+        """``idle_wait``'s answer, or None when nothing may wait (errors: logged, None)."""
+        if self._idle_wait is None:
+            return None
+        try:
+            return self._idle_wait()
+        except Exception:
+            log.exception("idle check failed")
+            return None
+
+    def _arm_idle(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Start the inline writer's idle timer if none runs and something will be due."""
+        if self._idle_timer is not None or self._closed:
+            return
+        wait = self._next_idle()
+        if wait is not None:
+            # At least the gate's retry delay: uvloop runs a sub-millisecond delay at once.
+            self._idle_timer = loop.call_later(
+                max(wait, GATE_RETRY_SECONDS), self._idle_inline, loop
+            )
+
+    def _idle_inline(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._idle_timer = None
+        gate = self._gate
+        if not gate.acquire(blocking=False):
+            # The WAL checkpointer's final pass (a few milliseconds): look again shortly.
+            self._idle_timer = loop.call_later(GATE_RETRY_SECONDS, self._idle_inline, loop)
+            return
+        try:
+            self._run_after_group()
+        finally:
+            gate.release()
+        self._arm_idle(loop)
 
     def _after_group_inline(self) -> None:
         # Under the gate, like a group transaction (the WAL checkpointer's final pass).
@@ -277,7 +356,8 @@ class GroupCommitWriter:
             gate.release()
 
     def _run_after_group(self) -> None:
-        assert self._after_group is not None
+        if self._after_group is None:
+            return
         try:
             self._after_group()
         except Exception:  # the writer carries on: the journal waits for the next fold
@@ -309,6 +389,7 @@ def writer_of(ctx: AppContext) -> GroupCommitWriter:
             health=ctx.db.write_health,
             on_transaction=ctx.db.note_ingest_transaction,
             after_group=partial(fold_if_due, ctx),
+            idle_wait=partial(idle_wait, ctx),
         )
     # The context names the writer by a protocol: it must not import this module's answers.
     if not isinstance(writer, GroupCommitWriter):
