@@ -8,7 +8,9 @@ See docs/adr/0007-sqlite-wal-checkpoints.md. :class:`app.db.Database` starts the
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
+import mmap
 import os
 import queue
 import sqlite3
@@ -194,10 +196,12 @@ class WalCheckpointer:
 
         A commit that appends to the WAL waits for any writeback of the WAL's last block, and
         an fsync writes back everything appended since the one before: after a second of
-        ingest that took 20-48 ms here, and the commits of that moment waited as long. Syncing
-        the WAL alone every WAL_SYNC_SECONDS keeps each writeback (and that wait) small, while
-        the copying into the database stays once a cycle, where pages written many times in a
-        second are copied once.
+        ingest that took 20-48 ms here, and the commits of that moment waited as long. Writing
+        the WAL alone back every WAL_SYNC_SECONDS keeps each writeback small, while the copying
+        into the database stays once a cycle, where pages written many times in a second are
+        copied once. And that writeback leaves out the WAL's last, partly written page
+        (``write_back_wal``), the one the next commit appends to: no commit waits for it. The
+        WAL is made durable by the checkpoint cycle's syncs, not here.
         """
         stat = self._wal_stat()
         if stat is None:
@@ -205,7 +209,7 @@ class WalCheckpointer:
         state = (stat.st_size, stat.st_mtime_ns)
         if state == self._wal_seen:
             return
-        self._sync_wal_file(os.fdatasync)
+        self._sync_wal_file(write_back_wal)
         self._wal_seen = state
 
     def _wal_stat(self) -> os.stat_result | None:
@@ -260,6 +264,45 @@ class WalCheckpointer:
             with contextlib.suppress(sqlite3.Error):
                 self._conn.close()
             self._conn = None
+
+
+# sync_file_range(2): wait for a writeback under way, start one, and wait for it to end.
+_WRITE_BACK_AND_WAIT = 1 | 2 | 4
+
+
+def _sync_file_range() -> Callable[[int, int, int, int], int] | None:
+    """libc's ``sync_file_range`` (Linux), else None."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        function = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    function.restype = ctypes.c_int
+    return function
+
+
+_SYNC_FILE_RANGE = _sync_file_range()
+
+
+def write_back_wal(fd: int) -> None:
+    """Write the WAL's whole pages back to disk and wait; leave its last, partial page dirty.
+
+    The next commit writes its first frame header into the page where the last frame ended. A
+    writeback of that page (an ``fdatasync`` of the whole file) made such commits wait: the
+    fixed-rate p99 of single POSTs went from 5.9 ms (median of 21 runs, up to 11.8) to 4.2 ms
+    (18 runs, up to 7.6) with the tail left out (ADR 0007). Without ``sync_file_range``, the
+    whole file is synced as before.
+    """
+    if _SYNC_FILE_RANGE is None:
+        os.fdatasync(fd)
+        return
+    end = os.fstat(fd).st_size
+    end -= end % mmap.PAGESIZE
+    if end > 0 and _SYNC_FILE_RANGE(fd, 0, end, _WRITE_BACK_AND_WAIT) != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, os.strerror(errno))
 
 
 class BackgroundCheckpointer:

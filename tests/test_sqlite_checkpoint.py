@@ -16,13 +16,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+from app import sqlite_maintenance
 from app.auth.principal import Principal
 from app.config import Settings
 from app.db import Database, create_db_engine
 from app.issue_types.service import reload_registry
 from app.main import build_context
 from app.organizations.defaults import ensure_defaults
-from app.sqlite_maintenance import PriorityRunner, WalCheckpointer, _sync_fd
+from app.sqlite_maintenance import PriorityRunner, WalCheckpointer, _sync_fd, write_back_wal
 from tests.builders import occurrence
 from tests.conftest import ON_POSTGRES
 
@@ -329,8 +330,9 @@ def test_between_cycles_the_wal_is_synced_only_when_it_grew(
     db, path = _database(tmp_path, wal_autocheckpoint=100_000)
     checkpointer = WalCheckpointer(path, _ForbiddenGate())  # type: ignore[arg-type]
     synced: list[int] = []
-    real = os.fdatasync
-    monkeypatch.setattr(os, "fdatasync", lambda fd: synced.append(fd) or real(fd))
+    monkeypatch.setattr(
+        sqlite_maintenance, "write_back_wal", lambda fd: synced.append(fd) or write_back_wal(fd)
+    )
     _write(db, 20)
     checkpointer.sync_wal()
     assert len(synced) == 1
@@ -340,6 +342,37 @@ def test_between_cycles_the_wal_is_synced_only_when_it_grew(
     checkpointer.sync_wal()
     assert len(synced) == 2
     db.dispose()
+
+
+@pytest.mark.skipif(
+    sqlite_maintenance._SYNC_FILE_RANGE is None, reason="sync_file_range is Linux's"
+)
+def test_the_wal_writeback_between_cycles_leaves_out_the_page_being_appended_to(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ranges: list[tuple[int, int, int]] = []
+    real = sqlite_maintenance._SYNC_FILE_RANGE
+    assert real is not None
+
+    def recording(fd: int, start: int, end: int, flags: int) -> int:
+        ranges.append((start, end, flags))
+        return real(fd, start, end, flags)
+
+    monkeypatch.setattr(sqlite_maintenance, "_SYNC_FILE_RANGE", recording)
+    path = tmp_path / "wal"
+    page = sqlite_maintenance.mmap.PAGESIZE
+    fd = os.open(path, os.O_CREAT | os.O_RDWR)
+    try:
+        os.write(fd, b"x" * (3 * page + 24))  # three whole pages and a frame header's start
+        write_back_wal(fd)
+        os.write(fd, b"y" * (page - 24))  # the partial page is now whole
+        write_back_wal(fd)
+        os.ftruncate(fd, 100)  # less than a page: nothing to write back yet
+        write_back_wal(fd)
+    finally:
+        os.close(fd)
+    # Written back and waited for (WAIT_BEFORE | WRITE | WAIT_AFTER), the tail left out.
+    assert ranges == [(0, 3 * page, 7), (0, 4 * page, 7)]
 
 
 def test_the_thread_syncs_the_wal_between_its_cycles(
