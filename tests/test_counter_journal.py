@@ -491,7 +491,15 @@ def test_the_writer_folds_after_a_group_when_due(
         clock=clock,
     )
     recorded = _count_records(monkeypatch)
+    folds: list[int] = []
+    real_fold = journal.fold
+
+    def counting_fold(ctx: AppContext, **kwargs: Any) -> int:
+        folds.append(1)
+        return real_fold(ctx, **kwargs)
+
     with TestClient(app) as client:
+        monkeypatch.setattr(journal, "fold", counting_fold)  # after the start-up fold
         client.headers["Authorization"] = f"Bearer {ADMIN_TOKEN}"
         assert client.post("/occurrences", json=occurrence(fingerprint=["w"])).status_code == 202
         batch = [occurrence(fingerprint=["w"]) for _ in range(JOURNAL_MIN_ROWS)]
@@ -502,6 +510,8 @@ def test_the_writer_folds_after_a_group_when_due(
             time.sleep(0.01)
         assert not _raw(settings, "SELECT id FROM counter_journal")
         assert _raw(settings, "SELECT times_seen FROM groups")[0][0] == 1 + JOURNAL_MIN_ROWS
+        time.sleep(0.3)  # the idle check after the batch finds its row folded: no second fold
+        assert len(folds) == 2  # one after each group (the interval is 0)
     assert recorded == [1]  # the batch's counts went through the journal
 
 

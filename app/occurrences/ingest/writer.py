@@ -229,8 +229,9 @@ class GroupCommitWriter:
             try:
                 job = self._queue.get(timeout=idle)
             except queue.Empty:
-                with self._gate:
-                    self._run_after_group()
+                if self._next_idle() == 0.0:  # still due (see _idle_inline)
+                    with self._gate:
+                        self._run_after_group()
                 idle = self._next_idle()
                 continue
             if job is None:
@@ -334,15 +335,18 @@ class GroupCommitWriter:
 
     def _idle_inline(self, loop: asyncio.AbstractEventLoop) -> None:
         self._idle_timer = None
-        gate = self._gate
-        if not gate.acquire(blocking=False):
-            # The WAL checkpointer's final pass (a few milliseconds): look again shortly.
-            self._idle_timer = loop.call_later(GATE_RETRY_SECONDS, self._idle_inline, loop)
-            return
-        try:
-            self._run_after_group()
-        finally:
-            gate.release()
+        # Only when still due: the fold after a group may have taken the rows meanwhile (with
+        # an interval of 0 it always has), and an empty fold is still a write transaction.
+        if self._next_idle() == 0.0:
+            gate = self._gate
+            if not gate.acquire(blocking=False):
+                # The WAL checkpointer's final pass (a few milliseconds): look again shortly.
+                self._idle_timer = loop.call_later(GATE_RETRY_SECONDS, self._idle_inline, loop)
+                return
+            try:
+                self._run_after_group()
+            finally:
+                gate.release()
         self._arm_idle(loop)
 
     def _after_group_inline(self) -> None:
