@@ -375,6 +375,33 @@ def test_the_wal_writeback_between_cycles_leaves_out_the_page_being_appended_to(
     assert ranges == [(0, 3 * page, 7), (0, 4 * page, 7)]
 
 
+def test_a_file_system_refusing_sync_file_range_gets_the_whole_file_synced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ctypes
+    import errno
+
+    calls: list[str] = []
+
+    def refusing(fd: int, start: int, end: int, flags: int) -> int:
+        calls.append("range")
+        ctypes.set_errno(errno.EINVAL)
+        return -1
+
+    monkeypatch.setattr(sqlite_maintenance, "_SYNC_FILE_RANGE", refusing)
+    real = os.fdatasync
+    monkeypatch.setattr(os, "fdatasync", lambda fd: calls.append("fdatasync") or real(fd))
+    fd = os.open(tmp_path / "wal", os.O_CREAT | os.O_RDWR)
+    try:
+        os.write(fd, b"x" * (2 * sqlite_maintenance.mmap.PAGESIZE + 24))
+        write_back_wal(fd)
+        write_back_wal(fd)  # not asked again
+    finally:
+        os.close(fd)
+    assert calls == ["range", "fdatasync", "fdatasync"]
+    assert sqlite_maintenance._SYNC_FILE_RANGE is None
+
+
 def test_the_thread_syncs_the_wal_between_its_cycles(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
