@@ -216,6 +216,13 @@ def _seen(settings: Settings) -> list[tuple[str, int, int, str]]:
     return [(title, int(n), int(v), str(latest)) for title, n, v, latest in rows]
 
 
+def _wait_for_empty_journal(settings: Settings, seconds: float = 10) -> None:
+    deadline = time.monotonic() + seconds
+    while _raw(settings, "SELECT id FROM counter_journal") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not _raw(settings, "SELECT id FROM counter_journal")
+
+
 def test_a_large_group_journals_its_counts_and_a_session_folds_them(
     ctx: AppContext, settings: Settings
 ) -> None:
@@ -505,10 +512,7 @@ def test_the_writer_folds_after_a_group_when_due(
         batch = [occurrence(fingerprint=["w"]) for _ in range(JOURNAL_MIN_ROWS)]
         assert client.post("/occurrences/batch", json={"occurrences": batch}).status_code == 200
         # No session reads in between: the writer's own fold, after the answer went out.
-        deadline = time.monotonic() + 10
-        while _raw(settings, "SELECT id FROM counter_journal") and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert not _raw(settings, "SELECT id FROM counter_journal")
+        _wait_for_empty_journal(settings)
         assert _raw(settings, "SELECT times_seen FROM groups")[0][0] == 1 + JOURNAL_MIN_ROWS
         time.sleep(0.3)  # the idle check after the batch finds its row folded: no second fold
         assert len(folds) == 2  # one after each group (the interval is 0)
@@ -541,13 +545,6 @@ def _journal_a_large_group(ctx: AppContext, settings: Settings, fingerprint: str
     items = [occurrence(fingerprint=[fingerprint]) for _ in range(JOURNAL_MIN_ROWS)]
     assert set(_ingest(ctx, items)) == {"grouped"}
     assert len(_raw(settings, "SELECT id FROM counter_journal")) == 1
-
-
-def _wait_for_empty_journal(settings: Settings, seconds: float = 10) -> None:
-    deadline = time.monotonic() + seconds
-    while _raw(settings, "SELECT id FROM counter_journal") and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert not _raw(settings, "SELECT id FROM counter_journal")
 
 
 @pytest.mark.parametrize("route", ["/occurrences/batch", "/ingest"])
