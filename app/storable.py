@@ -7,6 +7,7 @@ keeps the two backends alike and turns what would be a database error into a cle
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import orjson
@@ -19,32 +20,45 @@ MAX_DEPTH = 64
 
 # orjson reads a dict's or str's storage, the walk calls its methods: subclasses (which may
 # override them) are refused by the fast check and left to the walk.
-_PLAIN_ONLY = orjson.OPT_PASSTHROUGH_SUBCLASS
+_INDENTED = orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_INDENT_2
 _ESCAPED_NUL = b"\\u0000"
 _CONTAINERS = frozenset((dict, list, tuple))
 
 
-def nesting_bound(value: Any) -> int | None:
+def nesting_bound(value: Any, at_most: int = MAX_DEPTH - 1) -> int | None:
     """An upper bound on how deeply lists and objects nest in ``value``, if it is surely storable.
 
     None means "not sure": ``unstorable_path`` must decide. One orjson pass in C replaces the
     Python walk for the usual payload: orjson refuses exactly the integers the walk refuses, and a
-    NUL always comes out as ``\\u0000`` (also inside keys). What is left is the depth at which the
-    walk gives up: every list, tuple or object writes one opening bracket, so few brackets settle
-    it at once (brackets inside strings only loosen the bound); many are counted level by level.
+    NUL always comes out as ``\\u0000`` (also inside keys). The text is indented, two spaces a
+    level, and JSON text holds no raw newline inside a string: when no line is indented
+    ``2 * at_most`` spaces or more, no non-empty container sits deeper than ``at_most - 1`` (an
+    empty one, written ``[]`` or ``{}`` on its parent's line, one level more), so the answer is
+    ``at_most`` after one substring search. Deeper values get a bound from their brackets (every
+    list, tuple or object writes one opening bracket; brackets inside strings only loosen it),
+    counted level by level when there are many.
     """
     try:
-        text = orjson.dumps(value, option=_PLAIN_ONLY)
+        text = orjson.dumps(value, option=_INDENTED)
     except Exception:  # whatever orjson refuses (types, surrogates, recursion), the walk judges
         return None
     # A NUL is written escaped, so text without any backslash (one memchr) has none; otherwise
     # look for the escape (also matched by an escaped backslash then "u0000": the walk decides).
     if b"\\" in text and _ESCAPED_NUL in text:
         return None
+    at_most = max(1, min(at_most, MAX_DEPTH - 1))
+    if _indent(at_most) not in text:
+        return at_most
     brackets = text.count(b"[") + text.count(b"{")
     # Fewer than MAX_DEPTH containers: nothing sits at depth MAX_DEPTH, where the walk stops.
     levels = brackets if brackets < MAX_DEPTH else _levels(value)
     return levels if levels < MAX_DEPTH else None
+
+
+@functools.cache
+def _indent(levels: int) -> bytes:
+    """A line start indented as a member of a container ``levels`` deep (orjson's indent)."""
+    return b"\n" + b"  " * levels
 
 
 def _levels(value: Any) -> int:

@@ -588,10 +588,27 @@ def test_nul_and_huge_integers_are_found_wherever_they_are() -> None:
 def test_the_nul_search_is_settled_by_the_first_backslash() -> None:
     # A NUL is always written escaped, so JSON text without a backslash needs no NUL search;
     # with one (quotes, newlines) but no NUL the payload still gets its bound, not the walk.
-    assert nesting_bound({"a": "plain"}) == 1
-    assert nesting_bound({"a": 'say "hi"\n'}) == 1
+    assert nesting_bound({"a": "plain"}, 1) == 1
+    assert nesting_bound({"a": 'say "hi"\n'}, 1) == 1
     assert nesting_bound({"a": "x\x00"}) is None
     assert nesting_bound({"a": ['say "hi"', "\x00"]}) is None
+
+
+@pytest.mark.parametrize("kind", ["list", "dict", "mixed"])
+@pytest.mark.parametrize("levels", [1, 2, 5, 32, 33])
+def test_the_indent_settles_the_bound_asked_for(kind: str, levels: int) -> None:
+    # Exactly ``levels`` deep, an empty container at the bottom (written on its parent's line):
+    # asked for that many, the indent settles it; asked for fewer, the brackets bound it.
+    value = nested(levels - 1, [] if kind == "list" else {}, kind=kind)
+    assert _depth(value, MAX_DEPTH) == levels
+    assert nesting_bound(value, levels) == levels
+    if levels > 1:
+        assert nesting_bound(value, levels - 1) == levels  # one bracket per container
+    # A scalar at the bottom: its line is indented as deep as its container.
+    scalar = nested(levels, 1, kind=kind)
+    assert nesting_bound(scalar, levels + 1) == levels + 1
+    assert nesting_bound(scalar, levels) == levels
+    assert nesting_bound({"wide": [[i] for i in range(100)]}, 3) == 3  # many brackets, shallow
 
 
 # -- validation ---------------------------------------------------------------------------------

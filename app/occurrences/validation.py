@@ -342,12 +342,19 @@ def _event(raw_event: Any, limits: Limits, bound: int | None) -> tuple[dict[str,
     if isinstance(ts, bool) or not isinstance(ts, int | float | str):
         raise _invalid("event.timestamp", "must be a number or a string")
     _check_depth(raw_event, "event", limits, bound)
-    kept = {k: raw_event[k] for k in KEPT_EVENT_KEYS if k in raw_event}
+    ignored: list[str]
+    if _KEPT.issuperset(raw_event):
+        # The usual event, every key one that is kept (``level`` and ``title`` are set by the
+        # caller): one copy in C instead of a look-up per kept key and a filter for the rest.
+        kept = dict(raw_event)
+        ignored = []
+    else:
+        kept = {k: raw_event[k] for k in KEPT_EVENT_KEYS if k in raw_event}
+        ignored = [k for k in raw_event if k not in _KEPT]
     kept["event_id"] = event_id
     kept["project_id"] = project_id
     if "tags" in raw_event:
         kept["tags"] = _tags(raw_event.get("tags"))
-    ignored = [k for k in raw_event if k not in _KEPT]
     return kept, ignored
 
 
@@ -359,7 +366,8 @@ def validate_occurrence(raw: Any, limits: Limits = Limits()) -> ValidOccurrence:
     if status_key is not None:
         why = _STATUS_CHANGE_SIGNS[status_key]
         raise PayloadError("invalid_payload", STATUS_CHANGE_HINT.format(why=why), status_key)
-    nesting = nesting_bound(raw)
+    # Asked no deeper than the depth limit needs: what sits inside ``raw`` nests one level less.
+    nesting = nesting_bound(raw, limits.max_depth + 1)
     if nesting is None:
         bad = unstorable_path(raw)
         if bad is not None:

@@ -195,8 +195,8 @@ def load_existing(batch: Batch, occurrences: Iterable[ValidOccurrence]) -> None:
 
 def load_known(batch: Batch, hashes_by_project: dict[int, set[str]]) -> None:
     """The issues reached by the batch's hashes, as counting states (one per issue)."""
-    # Projects in order, issues by id within each (the query): the order the counter fold
-    # locks in too (journal.py), so the two never wait on each other in a cycle.
+    # Projects in order, issues by id within each (the query, on PostgreSQL): the order the
+    # counter fold locks in too (journal.py), so the two never wait on each other in a cycle.
     for project_id, hashes in sorted(hashes_by_project.items()):
         rows = st.known_issues(batch.cur, batch.sql, project_id, sorted(hashes), batch.times)
         for row in rows:

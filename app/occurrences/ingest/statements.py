@@ -263,10 +263,13 @@ class Statements:
                 "SELECT id, group_id FROM occurrences "  # noqa: S608
                 f"WHERE id {ids} AND project_id = ?"
             )
+            # No ORDER BY: SQLite has one writer at a time, so no lock order to keep, and the
+            # sort cost a temporary B-tree per transaction (0.2 µs per hash); the writes sort
+            # the issues themselves (write._count).
             self.known = (
                 f"SELECT gh.hash, {known_columns} "  # noqa: S608
                 "FROM group_hashes gh JOIN groups g ON g.id = gh.group_id "
-                f"WHERE gh.hash {ids} AND gh.project_id = ? ORDER BY g.id"
+                f"WHERE gh.hash {ids} AND gh.project_id = ?"
             )
         json_value = f"CAST({p} AS jsonb)" if postgres else p
         columns = ", ".join(OCCURRENCE_COLUMNS)
@@ -484,7 +487,7 @@ def existing_occurrences(
 def known_issues(
     cur: Any, sql: Statements, project_id: int, hashes: Sequence[str], times: Times
 ) -> list[Issue]:
-    """Issues reached by ``hashes`` (one per hash), in id order (locked FOR UPDATE on PostgreSQL).
+    """Issues reached by ``hashes`` (one per hash); on PostgreSQL locked FOR UPDATE in id order.
 
     An issue reached by several hashes comes once per hash: the caller keeps one state per id.
     """

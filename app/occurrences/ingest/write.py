@@ -221,7 +221,11 @@ def _count(batch: Batch, when: Any) -> None:
 def _after_effects(batch: Batch) -> None:
     """Regression activities, notifications, and the rules of ignored issues (ORM)."""
     ctx, now = batch.ctx, batch.now
-    rare = [i for i in batch.touched.values() if i.regressed_by or i.ignored_times]
+    # In id order, as the issues were read on PostgreSQL (SQLite reads them unordered).
+    rare = sorted(
+        (i for i in batch.touched.values() if i.regressed_by or i.ignored_times),
+        key=lambda i: i.ref,
+    )
     rare += [i for i in batch.created if i.regressed_by]
     if batch.created or rare:
         load_webhook_projects(batch)
