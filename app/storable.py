@@ -7,7 +7,6 @@ keeps the two backends alike and turns what would be a database error into a cle
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import orjson
@@ -23,6 +22,8 @@ MAX_DEPTH = 64
 _INDENTED = orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_INDENT_2
 _ESCAPED_NUL = b"\\u0000"
 _CONTAINERS = frozenset((dict, list, tuple))
+# A line start indented as a member of a container ``n`` levels deep (orjson's indent), by n.
+_INDENTS = tuple(b"\n" + b"  " * n for n in range(MAX_DEPTH))
 
 
 def nesting_bound(value: Any, at_most: int = MAX_DEPTH - 1) -> int | None:
@@ -46,19 +47,16 @@ def nesting_bound(value: Any, at_most: int = MAX_DEPTH - 1) -> int | None:
     # look for the escape (also matched by an escaped backslash then "u0000": the walk decides).
     if b"\\" in text and _ESCAPED_NUL in text:
         return None
-    at_most = max(1, min(at_most, MAX_DEPTH - 1))
-    if _indent(at_most) not in text:
+    if at_most >= MAX_DEPTH:
+        at_most = MAX_DEPTH - 1
+    elif at_most < 1:
+        at_most = 1
+    if _INDENTS[at_most] not in text:
         return at_most
     brackets = text.count(b"[") + text.count(b"{")
     # Fewer than MAX_DEPTH containers: nothing sits at depth MAX_DEPTH, where the walk stops.
     levels = brackets if brackets < MAX_DEPTH else _levels(value)
     return levels if levels < MAX_DEPTH else None
-
-
-@functools.cache
-def _indent(levels: int) -> bytes:
-    """A line start indented as a member of a container ``levels`` deep (orjson's indent)."""
-    return b"\n" + b"  " * levels
 
 
 def _levels(value: Any) -> int:

@@ -20,6 +20,10 @@ UUID_RE = re.compile(
     r"^(?:[0-9a-fA-F]{32}|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$"
 )
 CULPRIT_MAX = 200
+# isinstance() takes these tuples as they are; an ``int | float`` written in the call builds a
+# union object on every call (about 90 ns each, twice per occurrence).
+_NUMBER = (int, float)
+_TIMESTAMP = (int, float, str)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Epoch seconds must be below this (the year 10000), the same range as ISO-8601 times.
 MAX_EPOCH_SECONDS = 253402300800
@@ -189,6 +193,8 @@ def normalize_uuid(value: Any, field_name: str) -> str:
 
 
 def _int(value: Any, field_name: str) -> int:
+    if type(value) is int:  # what JSON gives: one check instead of two
+        return value
     if isinstance(value, bool) or not isinstance(value, int):
         raise _invalid(field_name, "must be an integer")
     return value
@@ -206,7 +212,7 @@ def parse_time(value: Any, field_name: str) -> datetime:
     """Epoch seconds or ISO-8601 as an aware UTC datetime (no zone means UTC)."""
     if isinstance(value, bool):
         raise _invalid(field_name, "must be epoch seconds or an ISO-8601 time")
-    if isinstance(value, int | float):
+    if isinstance(value, _NUMBER):
         if not math.isfinite(value) or not (0 <= value < MAX_EPOCH_SECONDS):
             raise _invalid(field_name, "is out of range")
         return datetime.fromtimestamp(value, UTC)
@@ -339,7 +345,7 @@ def _event(raw_event: Any, limits: Limits, bound: int | None) -> tuple[dict[str,
     if "timestamp" not in raw_event:
         raise _invalid("event.timestamp", "is required")
     ts = raw_event.get("timestamp")
-    if isinstance(ts, bool) or not isinstance(ts, int | float | str):
+    if isinstance(ts, bool) or not isinstance(ts, _TIMESTAMP):
         raise _invalid("event.timestamp", "must be a number or a string")
     _check_depth(raw_event, "event", limits, bound)
     ignored: list[str]
