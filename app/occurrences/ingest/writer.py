@@ -337,27 +337,26 @@ class GroupCommitWriter:
         self._idle_timer = None
         # Only when still due: the fold after a group may have taken the rows meanwhile (with
         # an interval of 0 it always has), and an empty fold is still a write transaction.
-        if self._next_idle() == 0.0:
-            gate = self._gate
-            if not gate.acquire(blocking=False):
-                # The WAL checkpointer's final pass (a few milliseconds): look again shortly.
-                self._idle_timer = loop.call_later(GATE_RETRY_SECONDS, self._idle_inline, loop)
-                return
-            try:
-                self._run_after_group()
-            finally:
-                gate.release()
+        if self._next_idle() == 0.0 and not self._after_group_inline():
+            # The WAL checkpointer's final pass (a few milliseconds): look again shortly.
+            self._idle_timer = loop.call_later(GATE_RETRY_SECONDS, self._idle_inline, loop)
+            return
         self._arm_idle(loop)
 
-    def _after_group_inline(self) -> None:
-        # Under the gate, like a group transaction (the WAL checkpointer's final pass).
+    def _after_group_inline(self) -> bool:
+        """``after_group`` under the gate, like a group transaction; False: the gate was busy.
+
+        The gate is held by the WAL checkpointer's final pass: after a group, the next group's
+        run does the work instead; the idle timer looks again shortly.
+        """
         gate = self._gate
         if not gate.acquire(blocking=False):
-            return  # after the next group instead
+            return False
         try:
             self._run_after_group()
         finally:
             gate.release()
+        return True
 
     def _run_after_group(self) -> None:
         if self._after_group is None:
