@@ -359,7 +359,9 @@ METHOD = """\
   the 2-worker rows show contention, not scaling.
 - **HTTP ceiling**: `bench/ceiling_app.py`, FastAPI + uvicorn with the service's settings, reads
   the same {body}-byte body, parses it with orjson and answers 202; the same wrk client (32
-  connections) as the service's single POSTs.
+  connections) as the service's single POSTs. It runs beside the SQLite 1-worker service and
+  its runs alternate with that service's single-POST runs (ceiling, service, ceiling, …), so
+  the two rates of the single-POST ratio are measured seconds apart, not minutes.
 - **Ingest ratios** (`bench/ratios.py`): `POST /occurrences/batch`, 100 per request, 4 keep-alive
   clients (asyncio, bodies serialised beforehand), 20,000 occurrences over 2,000 fingerprints
   never seen before (so 10 % open an issue), and 10,000 occurrences each a new issue; every run
@@ -381,8 +383,9 @@ METHOD = """\
 - **Issue stream**: `bench/fill.py` fills the schema with raw SQL ({fill_occ:,} occurrences,
   {fill_issues:,} issues over 7 types, 4 projects in 2 organizations, 30 days, ~10 occurrences
   per issue with a long tail), cached under `bench/results/`. One connection, back to back.
-- **Growth**: batch ingest into copies of a {small_occ:,}- and a {fill_occ:,}-occurrence database;
-  RSS is VmHWM of the worker.
+- **Growth**: batch ingest into copies of a {small_occ:,}- and a {fill_occ:,}-occurrence database,
+  one server each, both running; their runs alternate (small, large, small, …), so a change in
+  the machine's speed over the scenario falls on both sizes alike. RSS is VmHWM of the worker.
 """
 
 
