@@ -375,7 +375,8 @@ METHOD = """\
   hourly count — no event row, no validation, no HTTP. The per-100 limits are measured at the
   table size the service's batch runs started from ({sqlite_at:,} stored on SQLite, {pg_at:,} on
   PostgreSQL, filled untimed from the same fingerprint pool), the runs following one another as
-  the service's do; a bigger table costs the engine more per row, so the empty-table rate
+  the service's do; on SQLite they alternate with the 1-worker service's batch runs (service,
+  raw, service, …). A bigger table costs the engine more per row, so the empty-table rate
   (SQLite) is shown beside it for comparison. Per occurrence: 1 txn each, on an empty table.
 - **Fixed rate**: an open-loop asyncio client (`bench/loadgen.py`, raw HTTP/1.1 on 64
   keep-alive connections) sends at half the measured single-POST rate; latency is measured from

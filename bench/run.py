@@ -9,7 +9,7 @@ import sqlite3
 import statistics
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -137,12 +137,16 @@ def _ceiling_row(runs: list[PostRun], rss: list[int]) -> Row:
     return row
 
 
-def storage_limits(size: Size, *, sqlite_at: int, pg_at: int) -> dict[str, Row]:
+def storage_limits(
+    size: Size, *, sqlite_at: int, pg_at: int, sqlite100: list[float] | None = None
+) -> dict[str, Row]:
     """Scenario 2: raw driver writes into the project's schema.
 
     The batch limits are measured at the table size the service's batch runs started from
     (``sqlite_at`` / ``pg_at`` stored occurrences, from the same pool of fingerprints), since a
     bigger table costs the storage engine more per row; the empty-table rate is shown beside it.
+    ``sqlite100``: the SQLite per-100 rates, already measured by ``service`` in runs alternated
+    with the SQLite 1-worker service's batch runs.
     """
     log("2. Storage limit (raw sqlite3 / psycopg into the migrated schema)")
     rows: dict[str, Row] = {}
@@ -157,11 +161,13 @@ def storage_limits(size: Size, *, sqlite_at: int, pg_at: int) -> dict[str, Row]:
     single = [storage.sqlite_rate(path, todo, 1) for todo in singles]
     add("sqlite1", "SQLite raw, 1 txn per occurrence", single, size.storage_single)
     runs = [storage.items(size.storage_batch, POOL, s) for s in reps]
-    prefill = storage.items(sqlite_at, POOL, PREFILL_SEED)
+    if not sqlite100:
+        prefill = storage.items(sqlite_at, POOL, PREFILL_SEED)
+        sqlite100 = storage.sqlite_rates(path, prefill, runs, BATCH)
     add(
         "sqlite100",
         f"SQLite raw, 1 txn per 100, at {sqlite_at:,} stored",
-        storage.sqlite_rates(path, prefill, runs, BATCH),
+        sqlite100,
         size.storage_batch,
     )
     empty = [storage.sqlite_rate(path, todo, BATCH) for todo in runs]
@@ -188,6 +194,8 @@ class ServiceRun:
     batch_from: int
     # The HTTP ceiling, when its runs alternated with this configuration's single POSTs.
     ceiling: Row | None = None
+    # The raw SQLite limit per 100 (scenario 2), when its runs alternated with the batches'.
+    storage_rates: list[float] = field(default_factory=list)
 
 
 def service(size: Size, *, engine: str, workers: int, with_ceiling: bool = False) -> ServiceRun:
@@ -208,6 +216,7 @@ def service(size: Size, *, engine: str, workers: int, with_ceiling: bool = False
     server = start_service(data_dir=data_dir, database_url=url, workers=workers, admin_token=ADMIN)
     top = start_ceiling(WORK) if with_ceiling else None
     ceiling_row = None
+    raw_rates: list[float] = []
     try:
         before = _counts(url, data_dir)
         accepted = _warm_up(server)
@@ -234,7 +243,22 @@ def service(size: Size, *, engine: str, workers: int, with_ceiling: bool = False
             accepted += fixed.accepted
             log(f"    fixed rate {target:.0f}/s: p50 {fixed.p50_ms:.1f}, p99 {fixed.p99_ms:.1f} ms")
         batch_from = _counts(url, data_dir)[0]
-        batches = _post_runs(server, size, batch=BATCH)
+        batches: list[PostRun] = []
+        raw = None
+        if with_ceiling:
+            # Scenario 2's SQLite limit per 100, at the size these batch runs start from, its
+            # runs alternated with theirs (the comparison of the two is a target).
+            raw = storage.SqliteRuns(
+                WORK / "storage.db", storage.items(batch_from, POOL, PREFILL_SEED), BATCH
+            )
+        try:
+            for rep in range(1, size.reps + 1):
+                batches += _post_runs(server, size, batch=BATCH, reps=1)
+                if raw is not None:
+                    raw_rates.append(raw.run(storage.items(size.storage_batch, POOL, rep)))
+        finally:
+            if raw is not None:
+                raw.close()
         accepted += sum(r.accepted for r in batches)
         rows.append(
             _row(f"POST /occurrences/batch x100, {label}, 8 conns", batches, server.peak_rss())
@@ -247,7 +271,7 @@ def service(size: Size, *, engine: str, workers: int, with_ceiling: bool = False
         server.stop()
         if pg_name:
             drop_pg_database(pg_name)
-    return ServiceRun(rows, fixed, batch_from, ceiling_row)
+    return ServiceRun(rows, fixed, batch_from, ceiling_row, raw_rates)
 
 
 def _as_storage_items(work: ratios.Workload) -> list[storage.Item]:
@@ -490,7 +514,12 @@ def main() -> None:
                     result.fixed = run.fixed
         result.storage_at = (runs[("SQLite", 1)].batch_from, runs[("PostgreSQL", 1)].batch_from)
         sqlite_at, pg_at = result.storage_at
-        result.storage = storage_limits(size, sqlite_at=sqlite_at, pg_at=pg_at)
+        result.storage = storage_limits(
+            size,
+            sqlite_at=sqlite_at,
+            pg_at=pg_at,
+            sqlite100=runs[("SQLite", 1)].storage_rates,
+        )
         result.stream, result.growth = stream_and_growth(size)
         result.ratios = issue_ratios()
     finally:

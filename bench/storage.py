@@ -156,23 +156,44 @@ def _sqlite_write(conn: sqlite3.Connection, todo: list[Item], batch: int, short_
     return short_id
 
 
+class SqliteRuns:
+    """A raw SQLite file that first holds ``prefill``; timed runs are then written one by one.
+
+    The prefill (batches of 100, not timed) gives the tables the size the service's own runs
+    write into; each run follows the one before, so the tables grow as they do for the
+    service. A caller may alternate these runs with the service's (``bench.run.service``).
+    """
+
+    def __init__(self, path: Path, prefill: list[Item], batch: int) -> None:
+        migrated_sqlite(path)
+        self.conn = _sqlite_connect(path)
+        self.batch = batch
+        self.short_id = _sqlite_write(self.conn, prefill, 100, 0)
+        self.stored = len(prefill)
+
+    def run(self, todo: list[Item]) -> float:
+        """Occurrences per second of writing ``todo``, checked against the tables."""
+        start = time.perf_counter()
+        self.short_id = _sqlite_write(self.conn, todo, self.batch, self.short_id)
+        elapsed = time.perf_counter() - start
+        self.stored += len(todo)
+        _check(self.conn.execute, self.stored)
+        return len(todo) / elapsed
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.conn.close()
+
+
 def sqlite_rates(
     path: Path, prefill: list[Item], runs: list[list[Item]], batch: int
 ) -> list[float]:
-    """Occurrences per second of each run into one SQLite file that first holds ``prefill``.
-
-    The prefill (batches of 100, not timed) gives the tables the size the service's own runs
-    write into; the runs then follow one another, so the tables grow as they do for the service.
-    """
-    migrated_sqlite(path)
-    conn = _sqlite_connect(path)
-
-    def write(todo: list[Item], size: int, short_id: int) -> int:
-        return _sqlite_write(conn, todo, size, short_id)
-
-    rates = _timed_runs(write, conn.execute, prefill, runs, batch)
-    conn.close()
-    return rates
+    """Occurrences per second of each run into one SQLite file that first holds ``prefill``."""
+    raw = SqliteRuns(path, prefill, batch)
+    try:
+        return [raw.run(todo) for todo in runs]
+    finally:
+        raw.close()
 
 
 def sqlite_rate(path: Path, todo: list[Item], batch: int) -> float:
