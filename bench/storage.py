@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -156,29 +157,45 @@ def _sqlite_write(conn: sqlite3.Connection, todo: list[Item], batch: int, short_
     return short_id
 
 
-class SqliteRuns:
-    """A raw SQLite file that first holds ``prefill``; timed runs are then written one by one.
+class TimedRuns:
+    """Timed runs written one at a time, after an untimed prefill (batches of 100).
 
-    The prefill (batches of 100, not timed) gives the tables the size the service's own runs
-    write into; each run follows the one before, so the tables grow as they do for the
-    service. A caller may alternate these runs with the service's (``bench.run.service``).
+    The prefill gives the tables the size the service's own runs write into; each run follows
+    the one before, so the tables grow as they do for the service, and a caller may alternate
+    these runs with the service's (``bench.run.service``). ``write(items, batch, short_id)``
+    stores items and returns the last short id it used; ``execute`` runs the check's queries.
     """
 
-    def __init__(self, path: Path, prefill: list[Item], batch: int) -> None:
-        migrated_sqlite(path)
-        self.conn = _sqlite_connect(path)
+    def __init__(
+        self,
+        write: Callable[[list[Item], int, int], int],
+        execute: Any,
+        prefill: list[Item],
+        batch: int,
+    ) -> None:
+        self._write = write
+        self._execute = execute
         self.batch = batch
-        self.short_id = _sqlite_write(self.conn, prefill, 100, 0)
+        self.short_id = write(prefill, 100, 0)
         self.stored = len(prefill)
 
     def run(self, todo: list[Item]) -> float:
         """Occurrences per second of writing ``todo``, checked against the tables."""
         start = time.perf_counter()
-        self.short_id = _sqlite_write(self.conn, todo, self.batch, self.short_id)
+        self.short_id = self._write(todo, self.batch, self.short_id)
         elapsed = time.perf_counter() - start
         self.stored += len(todo)
-        _check(self.conn.execute, self.stored)
+        _check(self._execute, self.stored)
         return len(todo) / elapsed
+
+
+class SqliteRuns(TimedRuns):
+    """``TimedRuns`` into a fresh SQLite file (WAL, synchronous=NORMAL, like the service)."""
+
+    def __init__(self, path: Path, prefill: list[Item], batch: int) -> None:
+        migrated_sqlite(path)
+        self.conn = _sqlite_connect(path)
+        super().__init__(partial(_sqlite_write, self.conn), self.conn.execute, prefill, batch)
 
     def close(self) -> None:
         """Close the connection."""
@@ -199,30 +216,6 @@ def sqlite_rates(
 def sqlite_rate(path: Path, todo: list[Item], batch: int) -> float:
     """Occurrences per second into a fresh SQLite file, one transaction per ``batch``."""
     return sqlite_rates(path, [], [todo], batch)[0]
-
-
-def _timed_runs(
-    write: Callable[[list[Item], int, int], int],
-    execute: Any,
-    prefill: list[Item],
-    runs: list[list[Item]],
-    batch: int,
-) -> list[float]:
-    """Store ``prefill`` (batches of 100, untimed), then each run timed and checked.
-
-    ``write(items, batch, short_id)`` stores items and returns the last short id it used.
-    """
-    short_id = write(prefill, 100, 0)
-    stored = len(prefill)
-    rates = []
-    for todo in runs:
-        start = time.perf_counter()
-        short_id = write(todo, batch, short_id)
-        elapsed = time.perf_counter() - start
-        stored += len(todo)
-        _check(execute, stored)
-        rates.append(len(todo) / elapsed)
-    return rates
 
 
 def _check(execute: Any, expected: int) -> None:
@@ -275,8 +268,5 @@ def postgres_rates(
             "VALUES (1, 1, 'default', 'Default', 0, 1, now())"
         )
         conn.commit()
-
-        def write(todo: list[Item], size: int, short_id: int) -> int:
-            return _pg_write(conn, todo, size, short_id)
-
-        return _timed_runs(write, conn.execute, prefill, runs, batch)
+        timed = TimedRuns(partial(_pg_write, conn), conn.execute, prefill, batch)
+        return [timed.run(todo) for todo in runs]
