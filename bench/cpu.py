@@ -37,7 +37,7 @@ from app.auth.principal import Principal
 from app.config import Settings
 from app.context import AppContext
 from app.main import build_context, settle_collector
-from app.occurrences.ingest import statements
+from app.occurrences.ingest import driver
 from app.occurrences.ingest.journal import fold_if_due
 from app.occurrences.ingest.usecase import ingest_requests
 from bench.payload import occurrence
@@ -105,7 +105,7 @@ def timed_statements(ctx: AppContext, into: Counter[str], calls: Counter[str]) -
     the latter), except COPY, which is PostgreSQL's.
     """
     names = ("fetch", "execute_many")
-    originals: dict[str, Callable[..., Any]] = {n: getattr(statements, n) for n in names}
+    originals: dict[str, Callable[..., Any]] = {n: getattr(driver, n) for n in names}
 
     def timed(name: str) -> Callable[..., Any]:
         call = originals[name]
@@ -133,15 +133,15 @@ def timed_statements(ctx: AppContext, into: Counter[str], calls: Counter[str]) -
             into["COMMIT"] += time.thread_time_ns() - start
             calls["COMMIT"] += 1
 
-    # The pipeline's modules call these through the module (``st.fetch``): patched there.
+    # The pipeline's modules call these through the module (``driver.fetch``): patched there.
     for name in names:
-        setattr(statements, name, timed(name))
+        setattr(driver, name, timed(name))
     dialect.do_commit = timed_commit  # type: ignore[method-assign]
     try:
         yield
     finally:
         for name, call in originals.items():
-            setattr(statements, name, call)
+            setattr(driver, name, call)
         del dialect.do_commit
 
 

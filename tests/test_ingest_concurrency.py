@@ -22,6 +22,7 @@ from app.context import AppContext
 from app.issue_types.service import reload_registry
 from app.main import build_context
 from app.models import Group, GroupHash, Occurrence
+from app.occurrences.ingest import driver
 from app.occurrences.ingest import statements as store
 from app.occurrences.ingest.usecase import ingest_occurrences
 from app.organizations.defaults import ensure_defaults
@@ -259,9 +260,9 @@ def test_a_link_lost_to_another_writer_leaves_the_element_with_its_issue(
 def test_driver_errors_become_sqlalchemy_errors() -> None:
     from sqlalchemy.exc import IntegrityError, OperationalError
 
-    with pytest.raises(IntegrityError), store.driver_errors("INSERT"):
+    with pytest.raises(IntegrityError), driver.driver_errors("INSERT"):
         raise sqlite3.IntegrityError("UNIQUE constraint failed: occurrences.id")
-    with pytest.raises(OperationalError), store.driver_errors("BEGIN"):
+    with pytest.raises(OperationalError), driver.driver_errors("BEGIN"):
         raise sqlite3.OperationalError("database is locked")
-    with pytest.raises(IntegrityError), store.driver_errors("COPY"):
+    with pytest.raises(IntegrityError), driver.driver_errors("COPY"):
         raise psycopg.errors.UniqueViolation("duplicate key")

@@ -11,7 +11,8 @@ Read in this order (docs/adr/0009-set-based-ingest.md):
 - ``journal``: the counter journal (counts of large groups, folded later; ADR 0011), and
   ``recent``, the issues a process counted into lately;
 - ``retry``: a transaction run again after a lost race or a deadlock;
-- ``statements``: the driver-level SQL of each dialect;
+- ``statements``: the driver-level SQL of each dialect, and ``driver``, which runs it on the
+  transaction's DBAPI cursor (driver errors raised as SQLAlchemy's);
 - ``outcomes``: the typed answers and their HTTP form;
 - ``writer``: the group-commit writer that forms the groups;
 - ``messages``: topic-shaped messages (``/ingest``, Kafka).

@@ -20,6 +20,7 @@ from app.context import AppContext
 from app.issue_types.flags import FlagKind
 from app.issue_types.registry import IssueType
 from app.models import Event, Group
+from app.occurrences.ingest import driver
 from app.occurrences.ingest import statements as st
 from app.occurrences.ingest.rules import Issue
 from app.occurrences.noise import quota_exceeded
@@ -227,5 +228,5 @@ def load_events(batch: Batch, referencing: list[ValidOccurrence]) -> None:
 def load_webhook_projects(batch: Batch) -> None:
     """The batch's projects that have a webhook (only their issues may notify)."""
     ids = sorted(batch.projects)
-    rows = st.fetch(batch.cur, batch.sql.webhook_projects, (batch.sql.ids_param(ids),))
+    rows = driver.fetch(batch.cur, batch.sql.webhook_projects, (batch.sql.ids_param(ids),))
     batch.webhook_projects = {int(p) for (p,) in rows}

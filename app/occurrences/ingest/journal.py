@@ -34,6 +34,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from app.context import AppContext, CounterJournalState
+from app.occurrences.ingest import driver
 from app.occurrences.ingest import statements as st
 from app.occurrences.ingest.recent import RecentIssues
 from app.occurrences.ingest.retry import retrying
@@ -123,7 +124,7 @@ def entry(issue: Issue, now_us: int, hours: Sequence[tuple[int, int]]) -> list[A
 def record(cur: Any, sql: st.Statements, entries: list[list[Any]]) -> None:
     """Store one transaction's entries as one journal row."""
     if entries:
-        st.execute_many(cur, sql.insert_journal, [(orjson.dumps(entries).decode(),)])
+        driver.execute_many(cur, sql.insert_journal, [(orjson.dumps(entries).decode(),)])
 
 
 # The merged state of one issue: [added, bumps, when, first, last, newest, {hour: n}, the
@@ -225,24 +226,26 @@ def fold(ctx: AppContext, *, lock_timeout_ms: int | None = None) -> int:
 def _fold_once(ctx: AppContext, lock_timeout_ms: int | None) -> int:
     with ctx.db.write_connection() as conn:
         sql = st.statements(conn.dialect.name)
-        cur = st.cursor(conn)
+        cur = driver.cursor(conn)
         if sql.postgres:
             if lock_timeout_ms is not None:
-                st.fetch(
+                driver.fetch(
                     cur, "SELECT set_config('lock_timeout', %s, true)", (f"{lock_timeout_ms}ms",)
                 )
-            st.fetch(cur, "SELECT pg_advisory_xact_lock(%s)", (FOLD_LOCK_KEY,))
+            driver.fetch(cur, "SELECT pg_advisory_xact_lock(%s)", (FOLD_LOCK_KEY,))
         # DELETE … RETURNING: exactly the rows this fold applies, whatever commits meanwhile.
-        rows = st.fetch(cur, sql.take_journal, ())
+        rows = driver.fetch(cur, sql.take_journal, ())
         if not rows:
             return 0
         folded = merged(rows)
         # Locked on PostgreSQL by project, then id, as ingest locks them (no deadlock cycle).
-        current = st.fetch(cur, sql.issues_to_fold, (sql.ids_param(sorted(folded)),))
+        current = driver.fetch(cur, sql.issues_to_fold, (sql.ids_param(sorted(folded)),))
         by_shape, hourly = _updates(folded, current, st.Times(sql))
-        st.execute_set(cur, sql, sql.upsert_hourly, sql.upsert_hourly_set, hourly)
+        driver.execute_set(cur, sql.postgres, sql.upsert_hourly, sql.upsert_hourly_set, hourly)
         for shape, params in by_shape.items():
-            st.execute_set(cur, sql, sql.update_issue(shape), sql.update_issue_set(shape), params)
+            driver.execute_set(
+                cur, sql.postgres, sql.update_issue(shape), sql.update_issue_set(shape), params
+            )
         conn.commit()
     return len(rows)
 

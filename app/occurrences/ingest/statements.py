@@ -10,18 +10,13 @@ back the same through the models.
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import psycopg
-from sqlalchemy import Connection
-from sqlalchemy.exc import DBAPIError, StatementError
-
 from app.db import json_text
+from app.occurrences.ingest import driver
 from app.occurrences.ingest.rules import Counted, Issue
 from app.occurrences.validation import truncate_culprit
 
@@ -236,41 +231,7 @@ class Statements:
             f"WHERE p.id {ids}"
         )
         self.webhook_projects = f"SELECT DISTINCT project_id FROM webhooks WHERE project_id {ids}"  # noqa: S608
-        known_columns = (
-            "g.id, g.type_id, g.status, g.substatus, g.first_seen, g.last_seen, g.priority, "
-            "g.priority_locked, g.latest_detection_time"
-        )
-        if postgres:
-            # Per-id index look-ups, whatever the table statistics say: with the plain
-            # `id = ANY(…)` form, a freshly grown table (not yet analyzed) was scanned whole.
-            # The OFFSET 0 keeps the planner from flattening the lateral subquery into a join.
-            # Parameters: (ids, project_id). Issues are locked in id order (no deadlock cycle).
-            self.existing = (
-                "SELECT k.id, o.group_id FROM unnest(CAST(%s AS varchar[])) AS k(id) "
-                "CROSS JOIN LATERAL (SELECT group_id FROM occurrences "
-                "WHERE project_id = %s AND id = k.id OFFSET 0) AS o"
-            )
-            self.known = (
-                f"SELECT k.hash, {known_columns} "  # noqa: S608
-                "FROM unnest(CAST(%s AS varchar[])) AS k(hash) "
-                "CROSS JOIN LATERAL (SELECT group_id FROM group_hashes "
-                "WHERE project_id = %s AND hash = k.hash OFFSET 0) AS gh "
-                "JOIN groups g ON g.id = gh.group_id ORDER BY g.id FOR UPDATE OF g"
-            )
-        else:
-            # Parameters: (ids as one JSON array, project_id); SQLite looks each id up.
-            self.existing = (
-                "SELECT id, group_id FROM occurrences "  # noqa: S608
-                f"WHERE id {ids} AND project_id = ?"
-            )
-            # No ORDER BY: SQLite has one writer at a time, so no lock order to keep, and the
-            # sort cost a temporary B-tree per transaction (0.2 µs per hash); the writes sort
-            # the issues themselves (write._count).
-            self.known = (
-                f"SELECT gh.hash, {known_columns} "  # noqa: S608
-                "FROM group_hashes gh JOIN groups g ON g.id = gh.group_id "
-                f"WHERE gh.hash {ids} AND gh.project_id = ?"
-            )
+        self._lookups(postgres, ids)
         json_value = f"CAST({p} AS jsonb)" if postgres else p
         columns = ", ".join(OCCURRENCE_COLUMNS)
         # Occurrences: INSERT on SQLite, COPY on PostgreSQL (write.py).
@@ -313,6 +274,44 @@ class Statements:
         )
         self._update_sql: dict[tuple[bool, ...], str] = {}
         self._insert_sql: dict[int, str] = {}
+
+    def _lookups(self, postgres: bool, ids: str) -> None:
+        """The reads of a transaction: stored occurrence ids, and the issues of known hashes."""
+        known_columns = (
+            "g.id, g.type_id, g.status, g.substatus, g.first_seen, g.last_seen, g.priority, "
+            "g.priority_locked, g.latest_detection_time"
+        )
+        if postgres:
+            # Per-id index look-ups, whatever the table statistics say: with the plain
+            # `id = ANY(…)` form, a freshly grown table (not yet analyzed) was scanned whole.
+            # The OFFSET 0 keeps the planner from flattening the lateral subquery into a join.
+            # Parameters: (ids, project_id). Issues are locked in id order (no deadlock cycle).
+            self.existing = (
+                "SELECT k.id, o.group_id FROM unnest(CAST(%s AS varchar[])) AS k(id) "
+                "CROSS JOIN LATERAL (SELECT group_id FROM occurrences "
+                "WHERE project_id = %s AND id = k.id OFFSET 0) AS o"
+            )
+            self.known = (
+                f"SELECT k.hash, {known_columns} "  # noqa: S608
+                "FROM unnest(CAST(%s AS varchar[])) AS k(hash) "
+                "CROSS JOIN LATERAL (SELECT group_id FROM group_hashes "
+                "WHERE project_id = %s AND hash = k.hash OFFSET 0) AS gh "
+                "JOIN groups g ON g.id = gh.group_id ORDER BY g.id FOR UPDATE OF g"
+            )
+        else:
+            # Parameters: (ids as one JSON array, project_id); SQLite looks each id up.
+            self.existing = (
+                "SELECT id, group_id FROM occurrences "  # noqa: S608
+                f"WHERE id {ids} AND project_id = ?"
+            )
+            # No ORDER BY: SQLite has one writer at a time, so no lock order to keep, and the
+            # sort cost a temporary B-tree per transaction (0.2 µs per hash); the writes sort
+            # the issues themselves (write._count).
+            self.known = (
+                f"SELECT gh.hash, {known_columns} "  # noqa: S608
+                "FROM group_hashes gh JOIN groups g ON g.id = gh.group_id "
+                f"WHERE gh.hash {ids} AND gh.project_id = ?"
+            )
 
     def insert_issues(self, rows: int) -> str:
         """A multi-row insert of ``rows`` new issues returning (id, project_id, hash)."""
@@ -400,80 +399,9 @@ def statements(dialect: str) -> Statements:
     return found
 
 
-def cursor(conn: Connection) -> Any:
-    """A DBAPI cursor on the connection, inside its open transaction."""
-    return conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-
-
-DRIVER_ERRORS = (sqlite3.Error, psycopg.Error)
-
-
-def translated(statement: str, exc: sqlite3.Error | psycopg.Error) -> StatementError:
-    """A driver error as SQLAlchemy's (IntegrityError, OperationalError, …).
-
-    Statements sent to the raw cursor bypass SQLAlchemy's translation; the retry of lost races
-    and the 503 handling of an unavailable database both catch SQLAlchemy's types. Parameters
-    are never put into the message.
-    """
-    base = sqlite3.Error if isinstance(exc, sqlite3.Error) else psycopg.Error
-    return DBAPIError.instance(statement, None, exc, base, hide_parameters=True)
-
-
-@contextmanager
-def driver_errors(statement: str) -> Iterator[None]:
-    """Raise driver errors inside the block as SQLAlchemy's (:func:`translated`)."""
-    try:
-        yield
-    except DRIVER_ERRORS as exc:
-        raise translated(statement, exc) from exc
-
-
-# fetch, execute_many and execute_set catch the errors themselves rather than through
-# driver_errors: the context manager cost ~1.5 µs per statement, ~10 per transaction.
-
-
-def fetch(cur: Any, statement: str, params: Sequence[Any]) -> list[Any]:
-    """Run one statement and return its rows."""
-    try:
-        cur.execute(statement, params)
-        rows: list[Any] = cur.fetchall()
-    except DRIVER_ERRORS as exc:
-        raise translated(statement, exc) from exc
-    return rows
-
-
-def execute_many(cur: Any, statement: str, rows: Sequence[Sequence[Any]]) -> None:
-    """Run one statement for each parameter row (pipelined by psycopg)."""
-    if rows:
-        try:
-            cur.executemany(statement, rows)
-        except DRIVER_ERRORS as exc:
-            raise translated(statement, exc) from exc
-
-
-def column_arrays(rows: Sequence[Sequence[Any]]) -> list[list[Any]]:
-    """One list per column of ``rows``: the parameters of a statement over arrays."""
-    return [list(column) for column in zip(*rows, strict=True)]
-
-
-def execute_set(
-    cur: Any, sql: Statements, many: str, arrays: str, rows: Sequence[Sequence[Any]]
-) -> None:
-    """``many`` once per row on SQLite; on PostgreSQL ``arrays`` once, with one array per column."""
-    if not rows:
-        return
-    if not sql.postgres:
-        execute_many(cur, many, rows)
-        return
-    try:
-        cur.execute(arrays, column_arrays(rows))
-    except DRIVER_ERRORS as exc:
-        raise translated(arrays, exc) from exc
-
-
 def projects(cur: Any, sql: Statements, ids: Sequence[int]) -> list[ProjectInfo]:
     """The projects among ``ids`` that exist, with their organization's early-adopter flag."""
-    rows = fetch(cur, sql.project_rows, (sql.ids_param(ids),))
+    rows = driver.fetch(cur, sql.project_rows, (sql.ids_param(ids),))
     return [ProjectInfo(p, o, age, bool(early), days) for p, o, age, early, days in rows]
 
 
@@ -481,7 +409,7 @@ def existing_occurrences(
     cur: Any, sql: Statements, project_id: int, ids: Sequence[str]
 ) -> list[tuple[str, int | None]]:
     """Stored (id, group_id) among ``ids`` of one project."""
-    return fetch(cur, sql.existing, (sql.ids_param(ids), project_id))
+    return driver.fetch(cur, sql.existing, (sql.ids_param(ids), project_id))
 
 
 def known_issues(
@@ -492,7 +420,7 @@ def known_issues(
     An issue reached by several hashes comes once per hash: the caller keeps one state per id.
     """
     read = times.read
-    rows = fetch(cur, sql.known, (sql.ids_param(hashes), project_id))
+    rows = driver.fetch(cur, sql.known, (sql.ids_param(hashes), project_id))
     # Positional: one Issue per touched issue and transaction, often one per occurrence.
     return [
         Issue(

@@ -27,7 +27,7 @@ from app.issues.fingerprint import fingerprint_hashes
 from app.metrics import OCCURRENCES
 from app.notifications.outbox import render_queued
 from app.occurrences.ingest import batch as reads
-from app.occurrences.ingest import journal
+from app.occurrences.ingest import driver, journal
 from app.occurrences.ingest import statements as st
 from app.occurrences.ingest.decide import decide_one
 from app.occurrences.ingest.outcomes import (
@@ -187,7 +187,7 @@ def _decide_and_write(
     if registry_stale(ctx):
         refresh_if_stale(ctx, txn.session)
     sql = st.statements(conn.dialect.name)
-    cur = st.cursor(conn)
+    cur = driver.cursor(conn)
     project_ids = sorted({v.project_id for _, v, _ in valid})
     projects = {p.id: p for p in st.projects(cur, sql, project_ids)}
     candidates = _checked(ctx, projects, valid, outcomes)

@@ -4,7 +4,7 @@ In order: short ids (one UPDATE per project), new issues (multi-row INSERT … R
 adopted pending occurrences, hashes, events, occurrences (COPY on PostgreSQL), hourly counts, and
 one UPDATE per touched existing issue, aggregated over its occurrences (grouped by the columns
 it sets, one ``executemany`` per shape). On PostgreSQL the new issues, hashes, events, hourly
-counts and issue updates are each one statement over binary arrays (``statements.execute_set``),
+counts and issue updates are each one statement over binary arrays (``driver.execute_set``),
 not one execution per row nor a statement text per row count. Regressions, notifications and
 the rules of ignored issues then go through the ORM: they are rare, and their modules own those
 rules.
@@ -25,6 +25,7 @@ from app.lifecycle.transitions import SET_REGRESSION
 from app.models import Group, HourlyCount
 from app.notifications.outbox import enqueue
 from app.notifications.rules import ISSUE_CREATED, ISSUE_REGRESSED
+from app.occurrences.ingest import driver
 from app.occurrences.ingest import statements as st
 from app.occurrences.ingest.batch import Batch, load_webhook_projects
 from app.occurrences.ingest.journal import (
@@ -46,16 +47,16 @@ def write(batch: Batch) -> None:
     when = batch.times.db(batch.now)
     if batch.created:
         _insert_issues(batch, when)
-    st.execute_many(
+    driver.execute_many(
         cur,
         sql.adopt_pending,
         [(issue.id, project_id, h) for project_id, h, issue in batch.adopted],
     )
     hashes = [(i.project_id, i.hash, i.id) for i in batch.created]
     hashes += [(project_id, h, issue.id) for project_id, h, issue in batch.links]
-    st.execute_set(cur, sql, sql.insert_hashes, sql.insert_hashes_set, hashes)
+    driver.execute_set(cur, sql.postgres, sql.insert_hashes, sql.insert_hashes_set, hashes)
     events = [(p, e, json_text(d), when) for (p, e), d in batch.events.items() if d]
-    st.execute_set(cur, sql, sql.insert_events, sql.insert_events_set, events)
+    driver.execute_set(cur, sql.postgres, sql.insert_events, sql.insert_events_set, events)
     _insert_occurrences(batch, when)
     _count(batch, when)
     _after_effects(batch)
@@ -68,7 +69,7 @@ def _insert_issues(batch: Batch, when: Any) -> None:
         per_project[issue.project_id].append(issue)
     short_ids: dict[Issue, int] = {}
     for project_id, issues in sorted(per_project.items()):
-        [(end,)] = st.fetch(cur, sql.take_short_ids, (len(issues), project_id))
+        [(end,)] = driver.fetch(cur, sql.take_short_ids, (len(issues), project_id))
         for offset, issue in enumerate(issues):
             short_ids[issue] = end - len(issues) + offset
     by_key = {(i.project_id, i.hash): i for i in batch.created}
@@ -86,13 +87,13 @@ def _insert_issues(batch: Batch, when: Any) -> None:
         )  # fmt: skip
     if sql.postgres:
         # One statement over an array per column (no parameter limit, one prepared text).
-        inserted = st.fetch(cur, sql.insert_issues_set, st.column_arrays(rows))
+        inserted = driver.fetch(cur, sql.insert_issues_set, driver.column_arrays(rows))
     else:
         inserted = []
         for start in range(0, len(rows), st.ISSUE_CHUNK):
             chunk = rows[start : start + st.ISSUE_CHUNK]
             params = [value for row in chunk for value in row]
-            inserted += st.fetch(cur, sql.insert_issues(len(chunk)), params)
+            inserted += driver.fetch(cur, sql.insert_issues(len(chunk)), params)
     for issue_id, project_id, h in inserted:
         by_key[(project_id, h)].id = issue_id
 
@@ -136,11 +137,11 @@ def _insert_occurrences(batch: Batch, when: Any) -> None:
         # COPY: far less work per row than INSERT on both sides; duplicates were filtered
         # before, and a racing writer's row makes the COPY fail with a unique-key error like an
         # INSERT would (the transaction is retried).
-        with st.driver_errors(sql.copy_occurrences), cur.copy(sql.copy_occurrences) as copy:
+        with driver.driver_errors(sql.copy_occurrences), cur.copy(sql.copy_occurrences) as copy:
             for row in rows:
                 copy.write_row(row)
     else:
-        st.execute_many(cur, sql.insert_occurrences, rows)
+        driver.execute_many(cur, sql.insert_occurrences, rows)
 
 
 def change_of(issue: Issue, t: Any, when: Any) -> tuple[st.Shape, list[Any]]:
@@ -193,7 +194,9 @@ def _count(batch: Batch, when: Any) -> None:
             assert issue.id is not None
             direct_hours.append((issue.id, hour, n))
     sql, cur = batch.sql, batch.cur
-    st.execute_set(cur, sql, sql.upsert_hourly, sql.upsert_hourly_set, sorted(direct_hours))
+    driver.execute_set(
+        cur, sql.postgres, sql.upsert_hourly, sql.upsert_hourly_set, sorted(direct_hours)
+    )
     by_shape: dict[st.Shape, list[list[Any]]] = {}
     entries: list[list[Any]] = []
     now_us = micros(batch.now)
@@ -215,7 +218,9 @@ def _count(batch: Batch, when: Any) -> None:
     recent.touch(batch.touched)
     recent.touch(i.id for i in batch.created if i.id is not None)
     for shape, rows in by_shape.items():
-        st.execute_set(cur, sql, sql.update_issue(shape), sql.update_issue_set(shape), rows)
+        driver.execute_set(
+            cur, sql.postgres, sql.update_issue(shape), sql.update_issue_set(shape), rows
+        )
 
 
 def _after_effects(batch: Batch) -> None:
