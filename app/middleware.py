@@ -185,7 +185,9 @@ class BodyLimitMiddleware:
         if deadlines is None:
             for old in [other for other in self._deadlines if other.is_closed()]:
                 del self._deadlines[old]
-            step = min(DEADLINE_STEP_SECONDS, self.body_timeout / 10)
+            # Not below 10 ms: uvloop runs a timer of less than 1 ms at once, so a tiny step
+            # would spin the loop while a body is being read.
+            step = min(DEADLINE_STEP_SECONDS, max(self.body_timeout / 10, 0.01))
             deadlines = self._deadlines[loop] = BodyDeadlines(loop, step)
         return deadlines
 
